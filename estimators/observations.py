@@ -1,0 +1,160 @@
+"""Pure input types of the estimators: what the join hands over, one crossing event at a time.
+
+Money is in integer US cents, so every sum the estimators keep is an exact integer and
+does not depend on the order in which observations arrive, down to the last digit. Value
+tuples are indexed like :data:`streams.reference.CATEGORIES`.
+
+The join (``streams/crossings.py``) guarantees that each crossing's departure, declaration
+and inspection are delivered at most once each (duplicates are removed upstream by
+``event_id``), and that an :class:`InspectionSeen` carries the declared values of its
+crossing's declaration (zeros when there is none).
+
+Examples
+--------
+>>> s = Stratum("2026-W07", "IKA", "visitor")
+>>> DepartureSeen(s, "gulf")
+DepartureSeen(stratum=Stratum(week='2026-W07', border_post='IKA', group='visitor'), region='gulf')
+>>> unit_key("c-000001") == unit_key("c-000001")
+True
+>>> 0 <= unit_key("c-000001") < 2**64
+True
+>>> iso_week_label(datetime.date(2026, 2, 12))
+'2026-W07'
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from typing import NamedTuple
+
+__all__ = [
+    "GROUPS",
+    "Stratum",
+    "DepartureSeen",
+    "DeclarationSeen",
+    "InspectionSeen",
+    "PaymentSeen",
+    "FormalExportSeen",
+    "Observation",
+    "unit_key",
+    "iso_week_label",
+]
+
+#: Traveller group of a stratum, from the departure's ``resident`` flag.
+GROUPS: tuple[str, ...] = ("resident", "visitor")
+
+
+class Stratum(NamedTuple):
+    """A design stratum: ISO week of the departure (Asia/Tehran), border post, group.
+
+    ``week`` is an ISO week label such as ``"2026-W07"``; ``group`` is one of
+    :data:`GROUPS` (``"resident"`` when the departure's ``resident`` flag is true).
+    """
+
+    week: str
+    border_post: str
+    group: str
+
+
+class DepartureSeen(NamedTuple):
+    """One departing traveller (the census of N). ``region``: destination region code."""
+
+    stratum: Stratum
+    region: str
+
+
+class DeclarationSeen(NamedTuple):
+    """One declaration (the census of declarers and of the declared total D).
+
+    ``declared_cents``: declared value in US cents per category, in CATEGORIES order.
+    """
+
+    stratum: Stratum
+    region: str
+    declared_cents: tuple[int, ...]
+
+
+class InspectionSeen(NamedTuple):
+    """One baggage inspection at exit.
+
+    Attributes
+    ----------
+    stratum, region
+        Of the inspected crossing's departure.
+    unit_key
+        64-bit unsigned integer digest of the ``crossing_id`` (see :func:`unit_key`); it
+        seeds the unit's bootstrap replicate weights. Never the id itself.
+    random
+        True for ``selection == "random"`` (a probability sample); False for targeted.
+    selection_probability
+        For random selections the inclusion probability in (0, 1]; None for targeted.
+    declared
+        The traveller filed a declaration (the event's ``declared`` flag).
+    assessed_cents
+        Assessed (true) value in US cents per category.
+    declared_cents
+        Declared value in US cents per category from the crossing's declaration; zeros
+        when there is none.
+    """
+
+    stratum: Stratum
+    region: str
+    unit_key: int
+    random: bool
+    selection_probability: float | None
+    declared: bool
+    assessed_cents: tuple[int, ...]
+    declared_cents: tuple[int, ...]
+
+
+class PaymentSeen(NamedTuple):
+    """One card payment. ``amount_cents`` is signed: refunds and reversals are negative.
+
+    ``week``: ISO week label of the payment's ``event_time`` (Asia/Tehran);
+    ``card_type``: ``"tourist"`` or ``"domestic"``; ``handicraft``: the merchant's MCC is a
+    handicraft MCC.
+    """
+
+    week: str
+    card_type: str
+    handicraft: bool
+    amount_cents: int
+
+
+class FormalExportSeen(NamedTuple):
+    """One formal export declaration's handicraft lines, in US cents per category."""
+
+    week: str
+    border_post: str
+    region: str
+    cents_by_category: tuple[int, ...]
+
+
+Observation = DepartureSeen | DeclarationSeen | InspectionSeen
+
+
+def unit_key(crossing_id: str) -> int:
+    """The 64-bit unsigned digest of a crossing id that seeds its bootstrap weights.
+
+    BLAKE2b with an 8-byte digest, read little-endian. Stable across processes and
+    platforms (unlike :func:`hash`).
+
+    >>> unit_key("abc")
+    6455300059550759896
+    """
+    return int.from_bytes(
+        hashlib.blake2b(crossing_id.encode("utf-8"), digest_size=8).digest(), "little"
+    )
+
+
+def iso_week_label(day: datetime.date) -> str:
+    """ISO week label ``YYYY-Www`` of a (local, Asia/Tehran) calendar date.
+
+    >>> iso_week_label(datetime.date(2026, 1, 1))
+    '2026-W01'
+    >>> iso_week_label(datetime.date(2027, 1, 1))
+    '2026-W53'
+    """
+    y, w, _ = day.isocalendar()
+    return f"{y:04d}-W{w:02d}"
