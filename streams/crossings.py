@@ -1,0 +1,206 @@
+"""From accepted events to estimator observations: pricing in US cents, and the join.
+
+A departure, its declaration and its inspections share a ``crossing_id`` (and a
+partition) but arrive in any order, sometimes days apart. :class:`Crossing` holds what
+has arrived of one crossing and releases each observation exactly once, as soon as it is
+complete: the departure at once (it fixes the stratum), the declaration once the
+departure is known, an inspection once the departure and, if the inspection says the
+traveller declared, the declaration are known. What it releases depends only on the set
+of events, not on their order. The live worker keeps one ``Crossing`` per open crossing
+in a table; the batch path keeps them in a dict. Same code, same numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from estimators.observations import (
+    DeclarationSeen,
+    DepartureSeen,
+    FormalExportSeen,
+    InspectionSeen,
+    Observation,
+    PaymentSeen,
+    Stratum,
+    iso_week_label,
+    unit_key,
+)
+from streams.contract import Declaration, Departure, FormalExport, Inspection, Payment
+from streams.fx import RateBook
+from streams.reference import CATEGORIES, HANDICRAFT_MCCS, destination_region, hs_category
+
+TEHRAN = ZoneInfo("Asia/Tehran")
+_CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
+_NO_VALUE = (0,) * len(CATEGORIES)
+
+
+def tehran_date(at: datetime) -> date:
+    """Calendar date in Asia/Tehran, the clock the estimates' weeks are counted in."""
+    return at.astimezone(TEHRAN).date()
+
+
+def week_of(at: datetime) -> str:
+    """ISO week label (``2026-W07``) of an event time, in Asia/Tehran."""
+    return iso_week_label(tehran_date(at))
+
+
+def departure_stratum(departure: Departure) -> tuple[Stratum, str]:
+    """The stratum (week, post, group) and destination region of a departure."""
+    group = "resident" if departure.resident else "visitor"
+    return (
+        Stratum(week_of(departure.event_time), departure.border_post, group),
+        destination_region(departure.destination_country),
+    )
+
+
+class PricedInspection(NamedTuple):
+    """An inspection with its assessed values in US cents, waiting for its join."""
+
+    unit_key: int
+    random: bool
+    selection_probability: float | None
+    declared: bool
+    assessed_cents: tuple[int, ...]
+
+
+def declared_cents(declaration: Declaration, rates: RateBook) -> tuple[int, ...] | None:
+    """Declared value per category in US cents, or None if a currency has no rate yet."""
+    at = declaration.event_time.timestamp()
+    cents = [0] * len(CATEGORIES)
+    for item in declaration.items:
+        value = rates.to_cents(item.value, item.currency, at)
+        if value is None:
+            return None
+        cents[_CATEGORY_INDEX[item.category]] += value
+    return tuple(cents)
+
+
+def priced_inspection(inspection: Inspection, rates: RateBook) -> PricedInspection | None:
+    """The inspection with assessed values in US cents, or None if a rate is missing."""
+    at = inspection.event_time.timestamp()
+    cents = [0] * len(CATEGORIES)
+    for item in inspection.items:
+        value = rates.to_cents(item.assessed_value, item.currency, at)
+        if value is None:
+            return None
+        cents[_CATEGORY_INDEX[item.category]] += value
+    return PricedInspection(
+        unit_key(inspection.crossing_id),
+        inspection.selection == "random",
+        inspection.selection_probability,
+        inspection.declared,
+        tuple(cents),
+    )
+
+
+def payment_seen(payment: Payment, rates: RateBook) -> PaymentSeen | None:
+    """A payment in signed US cents (refunds and reversals negative), or None without a rate."""
+    cents = rates.to_cents(payment.amount, payment.currency, payment.event_time.timestamp())
+    if cents is None:
+        return None
+    return PaymentSeen(
+        week_of(payment.event_time),
+        payment.card_type,
+        payment.mcc in HANDICRAFT_MCCS,
+        cents if payment.kind == "purchase" else -cents,
+    )
+
+
+def formal_export_seen(export: FormalExport, rates: RateBook) -> FormalExportSeen | None:
+    """The handicraft lines of a formal export in US cents, or None without a rate."""
+    at = export.event_time.timestamp()
+    cents = [0] * len(CATEGORIES)
+    for item in export.items:
+        category = hs_category(item.hs_code)
+        if category is None:
+            continue  # not a handicraft heading
+        value = rates.to_cents(item.value, item.currency, at)
+        if value is None:
+            return None
+        cents[_CATEGORY_INDEX[category]] += value
+    return FormalExportSeen(
+        week_of(export.event_time),
+        export.border_post,
+        destination_region(export.destination_country),
+        tuple(cents),
+    )
+
+
+class Crossing:
+    """What has arrived of one crossing; releases each observation once, when complete.
+
+    Only the first departure and the first declaration of a crossing count (event-id
+    duplicates are removed before this; a second, different event for the same piece is
+    a producer error and is ignored). An inspection that says ``declared`` waits for the
+    declaration's values; one that says not declared is joined with zeros.
+    """
+
+    __slots__ = ("stratum", "region", "declared", "waiting")
+
+    def __init__(self) -> None:
+        self.stratum: Stratum | None = None
+        self.region: str | None = None
+        self.declared: tuple[int, ...] | None = None
+        self.waiting: list[PricedInspection] = []
+
+    def add_departure(self, stratum: Stratum, region: str) -> list[Observation]:
+        if self.stratum is not None:
+            return []
+        self.stratum, self.region = stratum, region
+        out: list[Observation] = [DepartureSeen(stratum, region)]
+        if self.declared is not None:
+            out.append(DeclarationSeen(stratum, region, self.declared))
+        return out + self._release()
+
+    def add_declaration(self, cents: tuple[int, ...]) -> list[Observation]:
+        if self.declared is not None:
+            return []
+        self.declared = cents
+        if self.stratum is None:
+            return []
+        return [DeclarationSeen(self.stratum, self.region, cents), *self._release()]
+
+    def add_inspection(self, inspection: PricedInspection) -> list[Observation]:
+        self.waiting.append(inspection)
+        return self._release() if self.stratum is not None else []
+
+    @property
+    def open_inspections(self) -> int:
+        """Inspections still waiting for their departure or declaration."""
+        return len(self.waiting)
+
+    def _release(self) -> list[Observation]:
+        ready = [i for i in self.waiting if not i.declared or self.declared is not None]
+        if not ready:
+            return []
+        self.waiting = [i for i in self.waiting if i.declared and self.declared is None]
+        return [
+            InspectionSeen(
+                self.stratum,
+                self.region,
+                i.unit_key,
+                i.random,
+                i.selection_probability,
+                i.declared,
+                i.assessed_cents,
+                self.declared if i.declared else _NO_VALUE,
+            )
+            for i in ready
+        ]
+
+    def __getstate__(self):
+        return (self.stratum, self.region, self.declared, self.waiting)
+
+    def __setstate__(self, state) -> None:
+        self.stratum, self.region, self.declared, self.waiting = state
+        if self.stratum is not None:
+            self.stratum = Stratum(*self.stratum)
+        self.waiting = [PricedInspection(*i) for i in self.waiting]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Crossing) and self.__getstate__() == other.__getstate__()
+
+    def __repr__(self) -> str:
+        return f"Crossing(stratum={self.stratum!r}, declared={self.declared is not None}, waiting={len(self.waiting)})"
