@@ -1,0 +1,658 @@
+"""Weekly estimates with 95% intervals, by domain, from stratum states.
+
+Two estimators read the same :class:`~estimators.state.StratumState` objects:
+
+:func:`estimate_weeks` (the project's estimate, ``method="pooled-ratio"``)
+    For each stratum ``h = (week t, post, group)`` the week's own census is combined with
+    coefficients learnt from the random inspections of a *pool*: the same post and group
+    over the weeks ``t - window .. t + window`` that exist (centred in the past, trailing
+    for the live current week). A pool with fewer than ``min_sample`` inspected declarers
+    (or non-declarers) is widened, step by step, to the posts of the same mode (air, sea,
+    land) and group, to all posts of the group, to everything in the window, and last to
+    all weeks; the ``pooling`` column names the widest level a row used. For category
+    ``c`` the declarers split into those who declared something in ``c`` (ratio
+    ``R_c = sum w a_c / sum w d_c``, applied to the census of declared value) and those who
+    did not (mean ``m2_c`` of ``a_c``, applied to their census count); non-declarers get
+    the mean ``m0_c``. The week's own inspected units count with their assessed values
+    (a prediction estimator):
+
+        Y_hc = sum_{s_t} a_c + R_c (D_hc - sum_{s_t,D} d_c) + m2_c (N2_hc - n2_hc)
+               + m0_c (M_h - n0_h)
+
+    Categories, posts and regions add up to the total exactly. Regions take the stratum's
+    coefficients with the region's own census (declared values, counts).
+
+    Variance = coefficient part + prediction part. The coefficient part comes from the
+    Poisson(1) bootstrap replicate sums (``B = 200``), replicate by replicate through the
+    same formula, so shared pools are correlated correctly across strata and domains. The
+    prediction part is the variance of the *unsampled* travellers' residuals in week t,
+    ``(N_D,h - n_D,h) sigma_D^2 + (M_h - n_0,h) sigma_0^2``, with ``sigma^2`` the
+    HT-weighted mean squared residual in the pool (for the total, of the residual summed
+    over categories, so within-traveller covariances between categories are included).
+    The interval adds the two in quadrature on each side of the estimate: the bootstrap
+    percentile half-widths (which keep the skew of carpet values) and ``z`` times the
+    prediction standard error; ``interval="normal"`` gives the symmetric ``z * SE``.
+
+    Model assumptions (declared): within a pool, ratios and means are the same in every
+    week (so the window should be short against seasonal change), and regions of a
+    stratum share its coefficients (region rows are model-based synthetic estimates).
+
+:func:`textbook_weeks` (``method="textbook"``)
+    The classical per-week stratified estimator of ``method.md``: per stratum the HT
+    (Hajek) ratio estimator for declarers ``R = sum w a / sum w d`` times the census ``D``
+    (categories: ``R_c = sum w a_c / sum w d``), plus ``M`` times the weighted mean for
+    non-declarers, Taylor-linearised variances with finite-population correction (as
+    samplics' ``TaylorEstimator``), normal intervals. A stratum with fewer than two
+    inspected declarers (non-declarers) borrows the ratio (mean) of the same mode, then of
+    the group, then of everything, in the same week.
+
+Both return a polars DataFrame with the columns of :data:`COLUMNS`.
+
+References
+----------
+Cochran, W. G. (1977). Sampling Techniques, 3rd ed., ch. 6 (ratio estimators).
+Royall, R. M. (1970). On finite population sampling theory under certain linear regression
+models. Biometrika 57, 377-387 (prediction estimator).
+Särndal, C.-E., Swensson, B., Wretman, J. (1992). Model Assisted Survey Sampling, ch. 10.
+Hanley, J. A. and MacGibbon, B. (2006) (Poisson bootstrap).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from statistics import NormalDist
+
+import numpy as np
+import polars as pl
+
+from estimators.observations import GROUPS, Stratum
+from estimators.replicates import N_REPLICATES
+from estimators.state import (
+    C,
+    CARD_TYPES,
+    D_W,
+    D_WA1,
+    D_WA2,
+    D_WD,
+    D_WZ,
+    N_W,
+    N_WA,
+    POSTS,
+    R,
+    FormalExports,
+    SampleState,
+    StratumState,
+    WeekPayments,
+)
+from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS, DOMAINS
+
+__all__ = ["COLUMNS", "LEVELS", "estimate_weeks", "textbook_weeks", "week_index"]
+
+#: Output columns, in order: the contract's, then documented extras.
+COLUMNS: tuple[str, ...] = (
+    "week",
+    "domain",
+    "key",
+    "estimate_usd",
+    "ci_low_usd",
+    "ci_high_usd",
+    "std_error_usd",
+    "formal_exports_usd",
+    "n_departures",
+    "n_inspected",
+    # extras
+    "n_declarations",  # declarations (census) in the domain
+    "declared_usd",  # declared value (census) in the domain
+    "n_targeted",  # targeted inspections, reported apart, never in the level
+    "targeted_assessed_usd",  # their assessed value (category rows: that category)
+    "n_inspected_pooled",  # random inspections in the pools the domain's coefficients came from
+    "pooling",  # widest pooling level used, e.g. "post±2w", "mode±2w"
+    "prediction_se_usd",  # the unsampled-residual part of std_error_usd
+    "method",  # "pooled-ratio" or "textbook"
+    "tourist_handicraft_card_usd",  # net tourist-card spending at handicraft merchants (total rows)
+)
+
+#: Pooling levels, narrowest first.
+LEVELS: tuple[str, ...] = ("post", "mode", "group", "all", "all-weeks")
+
+
+def week_index(week: str) -> int:
+    """Consecutive integer of an ISO week label (differences are weeks apart).
+
+    >>> week_index("2026-W01") - week_index("2025-W52")
+    1
+    """
+    y, w = week.split("-W")
+    return datetime.date.fromisocalendar(int(y), int(w), 1).toordinal() // 7
+
+
+def _z(alpha: float) -> float:
+    return NormalDist().inv_cdf(1.0 - alpha / 2.0)
+
+
+def _f(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+class _Index:
+    """States arranged by (post, group) and week, with cached pooled samples."""
+
+    def __init__(self, states: Mapping[Stratum, StratumState]):
+        self.states = {Stratum(*k): v for k, v in states.items()}
+        self.weeks = sorted({s.week for s in self.states}, key=week_index)
+        self.cells = sorted({(s.border_post, s.group) for s in self.states})
+        self._cache: dict = {}
+
+    def members(self, level: str, post: str, group: str, week: str, window: int):
+        t = week_index(week)
+        mode = BORDER_POSTS[post]["mode"]
+        out = []
+        for s in self.states:
+            if level != "all-weeks" and abs(week_index(s.week) - t) > window:
+                continue
+            if level == "post" and (s.border_post != post or s.group != group):
+                continue
+            if level == "mode" and (BORDER_POSTS[s.border_post]["mode"] != mode or s.group != group):
+                continue
+            if level == "group" and s.group != group:
+                continue
+            out.append(s)
+        return sorted(out)
+
+    def pooled(self, level: str, post: str, group: str, week: str, window: int) -> SampleState:
+        mode = BORDER_POSTS[post]["mode"]
+        key = {
+            "post": (level, post, group, week),
+            "mode": (level, mode, group, week),
+            "group": (level, group, week),
+            "all": (level, week),
+            "all-weeks": (level,),
+        }[level]
+        if key not in self._cache:
+            pool = SampleState()
+            for s in self.members(level, post, group, week, window):
+                pool += self.states[s].sample
+            self._cache[key] = pool
+        return self._cache[key]
+
+
+def _ratio(num, den, fallback):
+    """num/den elementwise, ``fallback`` where den is 0."""
+    num, den = _f(num), _f(den)
+    out = np.array(fallback, dtype=np.float64) * np.ones_like(num)
+    ok = den > 0
+    out[ok] = num[ok] / den[ok]
+    return out
+
+
+class _Coefficients:
+    """Point and replicate coefficients of one stratum, with the pools they came from."""
+
+    def __init__(self, index: _Index, post, group, week, window, min_sample, min_category, need):
+        B = N_REPLICATES
+        self.levels_used: set[int] = set()
+        self.pools: set[int] = set()
+        self.n_pooled = 0
+        pools = {lv: index.pooled(lv, post, group, week, window) for lv in LEVELS}
+
+        def nd(p):
+            return int(p.n_declarer.sum())
+
+        def n0(p):
+            return int(p.n_nondeclarer.sum())
+
+        # Declarers: main pool, then per-category escalation for thin categories.
+        main = next((i for i, lv in enumerate(LEVELS) if nd(pools[lv]) >= min_sample), None)
+        if main is None:
+            main = next((i for i, lv in enumerate(LEVELS) if nd(pools[lv]) > 0), len(LEVELS) - 1)
+        self.R = np.zeros(C)
+        self.m2 = np.zeros(C)
+        self.Rb = np.zeros((B, C))
+        self.m2b = np.zeros((B, C))
+        self.ok = True
+        used_decl = {main}
+        for c in range(C):
+            for kind in ("R", "m2"):
+                chosen = None
+                for i in range(main, len(LEVELS)):
+                    p = pools[LEVELS[i]]
+                    if kind == "R":
+                        n = int((p.n_declarer - p.n_declarer_zero[:, c]).sum())
+                    else:
+                        n = int(p.n_declarer_zero[:, c].sum())
+                    if n >= min_category:
+                        chosen = i
+                        break
+                if chosen is None:  # take the widest level with any data
+                    for i in range(len(LEVELS) - 1, main - 1, -1):
+                        p = pools[LEVELS[i]]
+                        row = D_WD + c if kind == "R" else D_WZ + c
+                        if p.first[row] > 0:
+                            chosen = i
+                            break
+                if chosen is None:
+                    if need[kind][c] > 0:
+                        self.ok = False
+                    continue
+                used_decl.add(chosen)
+                p = pools[LEVELS[chosen]]
+                F, rep = p.first, _f(p.replicates)
+                if kind == "R":
+                    self.R[c] = float(F[D_WA1 + c]) / float(F[D_WD + c])
+                    self.Rb[:, c] = _ratio(rep[D_WA1 + c], rep[D_WD + c], self.R[c])
+                else:
+                    self.m2[c] = float(F[D_WA2 + c]) / float(F[D_WZ + c])
+                    self.m2b[:, c] = _ratio(rep[D_WA2 + c], rep[D_WZ + c], self.m2[c])
+        # Non-declarers.
+        main0 = next((i for i, lv in enumerate(LEVELS) if n0(pools[lv]) >= min_sample), None)
+        if main0 is None:
+            main0 = next((i for i, lv in enumerate(LEVELS) if n0(pools[lv]) > 0), None)
+        self.m0 = np.zeros(C)
+        self.m0b = np.zeros((B, C))
+        if main0 is None:
+            if need["m0"] > 0:
+                self.ok = False
+            main0 = len(LEVELS) - 1
+        else:
+            p = pools[LEVELS[main0]]
+            F, rep = p.first, _f(p.replicates)
+            self.m0 = _f(F[N_WA : N_WA + C]) / float(F[N_W])
+            self.m0b = _ratio(rep[N_WA : N_WA + C].T, rep[N_W][:, None] * np.ones((1, C)), self.m0)
+        self.levels_used = used_decl | {main0}
+        self.n_pooled = nd(pools[LEVELS[max(used_decl)]]) + n0(pools[LEVELS[main0]])
+        # Residual variances (per traveller) from the main pools.
+        self.sig_d_cat, self.sig_d_tot = self._sigma_declarers(pools[LEVELS[main]])
+        self.sig_0_cat, self.sig_0_tot = self._sigma_nondeclarers(pools[LEVELS[main0]])
+
+    def _sigma_declarers(self, p: SampleState):
+        sw = float(p.first[D_W])
+        if sw <= 0:
+            return np.zeros(C), 0.0
+        M = _f(p.decl_cross)
+        beta = np.concatenate([[1.0], -self.R, -self.m2])
+        tot = max(float(beta @ M @ beta) / sw, 0.0)
+        a2, ad = _f(p.decl_cat[0]), _f(p.decl_cat[1])
+        d2 = np.diag(M)[1 : 1 + C]
+        z = np.diag(M)[1 + C :]
+        az = _f(p.first[D_WA2 : D_WA2 + C])
+        cat = a2 - 2 * self.R * ad - 2 * self.m2 * az + self.R**2 * d2 + self.m2**2 * z
+        return np.maximum(cat / sw, 0.0), tot
+
+    def _sigma_nondeclarers(self, p: SampleState):
+        sw = float(p.first[N_W])
+        if sw <= 0:
+            return np.zeros(C), 0.0
+        wa = _f(p.first[N_WA : N_WA + C])
+        A2, a2 = float(p.nondecl_second[0]), _f(p.nondecl_second[1:])
+        cat = (a2 - 2 * self.m0 * wa + self.m0**2 * sw) / sw
+        sm = float(self.m0.sum())
+        tot = (A2 - 2 * sm * wa.sum() + sm**2 * sw) / sw
+        return np.maximum(cat, 0.0), max(tot, 0.0)
+
+
+class _Acc:
+    """Accumulator of one (week, domain, key) cell."""
+
+    __slots__ = (
+        "point", "reps", "vpred", "n_dep", "n_insp", "n_decl", "declared", "n_targ",
+        "targ_assessed", "n_pooled", "level", "ok", "var_parts",
+    )
+
+    def __init__(self, B: int):
+        self.point = 0.0
+        self.reps = np.zeros(B)
+        self.vpred = 0.0
+        self.n_dep = self.n_insp = self.n_decl = self.n_targ = self.n_pooled = 0
+        self.declared = 0.0
+        self.targ_assessed = 0.0
+        self.level = -1
+        self.ok = True
+        self.var_parts: dict = defaultdict(float)
+
+
+def _domain_keys():
+    yield from (("total", "all"),)
+    yield from (("category", c) for c in CATEGORIES)
+    yield from (("border_post", p) for p in POSTS)
+    yield from (("destination_region", r) for r in DESTINATION_REGIONS)
+
+
+def _add_counts(accs, week, post, st: StratumState):
+    cen, smp = st.census, st.sample
+    n_insp_r = smp.n_declarer + smp.n_nondeclarer
+    for key in [("total", "all"), ("border_post", post)] + [("category", c) for c in CATEGORIES]:
+        a = accs[(week, *key)]
+        a.n_dep += int(cen.departures.sum())
+        a.n_insp += int(n_insp_r.sum())
+        a.n_decl += int(cen.declarations.sum())
+        a.n_targ += int(smp.n_targeted.sum())
+        if key[0] == "category":
+            c = CATEGORIES.index(key[1])
+            a.declared += int(cen.declared_cents[:, c].sum()) / 100
+            a.targ_assessed += int(smp.targeted_assessed[c]) / 100
+        else:
+            a.declared += int(cen.declared_cents.sum()) / 100
+            a.targ_assessed += int(smp.targeted_assessed.sum()) / 100
+    for r, region in enumerate(DESTINATION_REGIONS):
+        a = accs[(week, "destination_region", region)]
+        a.n_dep += int(cen.departures[r])
+        a.n_insp += int(n_insp_r[r])
+        a.n_decl += int(cen.declarations[r])
+        a.n_targ += int(smp.n_targeted[r])
+        a.declared += int(cen.declared_cents[r].sum()) / 100
+
+
+def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
+    z = _z(alpha)
+    rows = []
+    for week in weeks:
+        fx = (formal or {}).get(week)
+        pay = (payments or {}).get(week)
+        for domain, key in _domain_keys():
+            a = accs.get((week, domain, key))
+            if a is None or a.n_dep == 0:
+                continue
+            if method == "textbook":
+                var = sum(a.var_parts.values())
+                se = var**0.5
+                lo, hi = a.point - z * se, a.point + z * se
+                pse = 0.0
+            else:
+                vboot = float(np.var(a.reps, ddof=1))
+                se = (vboot + a.vpred) ** 0.5
+                pse = a.vpred**0.5
+                if interval == "normal":
+                    lo, hi = a.point - z * se, a.point + z * se
+                else:
+                    q_lo, q_hi = np.quantile(a.reps, [alpha / 2, 1 - alpha / 2])
+                    h_lo, h_hi = max(a.point - q_lo, 0.0), max(q_hi - a.point, 0.0)
+                    lo = a.point - (h_lo**2 + (z * pse) ** 2) ** 0.5
+                    hi = a.point + (h_hi**2 + (z * pse) ** 2) ** 0.5
+            if not a.ok:
+                lo = hi = se = float("nan")
+            if fx is None:
+                formal_usd = 0.0
+            elif domain == "total":
+                formal_usd = int(fx.cents.sum()) / 100
+            elif domain == "category":
+                formal_usd = int(fx.cents[:, :, CATEGORIES.index(key)].sum()) / 100
+            elif domain == "border_post":
+                formal_usd = int(fx.cents[POSTS.index(key)].sum()) / 100
+            else:
+                formal_usd = int(fx.cents[:, DESTINATION_REGIONS.index(key)].sum()) / 100
+            if method == "textbook":
+                pooling = "stratum" if a.level <= 0 else f"{LEVELS[a.level]}-week"
+            else:
+                pooling = f"{LEVELS[a.level]}±{window}w" if a.level < 4 else "all-weeks"
+            rows.append(
+                (
+                    week, domain, key, a.point, max(lo, 0.0) if lo == lo else lo, hi, se,
+                    formal_usd, a.n_dep, a.n_insp, a.n_decl, a.declared, a.n_targ,
+                    a.targ_assessed, a.n_pooled, pooling, pse, method,
+                    pay.handicraft_usd("tourist") if (pay is not None and domain == "total") else None,
+                )
+            )
+    schema = {
+        "week": pl.Utf8, "domain": pl.Utf8, "key": pl.Utf8, "estimate_usd": pl.Float64,
+        "ci_low_usd": pl.Float64, "ci_high_usd": pl.Float64, "std_error_usd": pl.Float64,
+        "formal_exports_usd": pl.Float64, "n_departures": pl.Int64, "n_inspected": pl.Int64,
+        "n_declarations": pl.Int64, "declared_usd": pl.Float64, "n_targeted": pl.Int64,
+        "targeted_assessed_usd": pl.Float64, "n_inspected_pooled": pl.Int64,
+        "pooling": pl.Utf8, "prediction_se_usd": pl.Float64, "method": pl.Utf8,
+        "tourist_handicraft_card_usd": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def _target_weeks(index: _Index, weeks: Iterable[str] | None) -> list[str]:
+    if weeks is None:
+        return index.weeks
+    return sorted(set(weeks), key=week_index)
+
+
+def estimate_weeks(
+    states: Mapping[Stratum, StratumState],
+    formal: Mapping[str, FormalExports] | None = None,
+    payments: Mapping[str, WeekPayments] | None = None,
+    weeks: Iterable[str] | None = None,
+    alpha: float = 0.05,
+    *,
+    window: int = 2,
+    min_sample: int = 30,
+    min_category: int = 10,
+    interval: str = "percentile",
+) -> pl.DataFrame:
+    """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
+
+    Parameters
+    ----------
+    states
+        Stratum -> its state; every week present is a candidate for pooling.
+    formal
+        ISO week -> formal exports of that week (shown beside, never added).
+    payments
+        ISO week -> card payments of that week (``tourist_handicraft_card_usd``).
+    weeks
+        Weeks to estimate (default: every week in ``states``).
+    alpha
+        1 - confidence level.
+    window
+        Half-width, in weeks, of the pooling window (0: each week alone).
+    min_sample
+        Inspected declarers (non-declarers) a pool needs before it is used.
+    min_category
+        Inspected declarers with (without) a declared value in a category that the
+        category's ratio (mean) needs; thinner ones are taken from a wider pool.
+    interval
+        ``"percentile"`` (bootstrap percentiles with the prediction part in quadrature)
+        or ``"normal"``.
+
+    Returns
+    -------
+    polars.DataFrame with :data:`COLUMNS`, one row per (week, domain, key) with
+    departures, ordered by week, domain (total, category, border_post,
+    destination_region) and key in reference order.
+
+    Examples
+    --------
+    >>> from estimators.observations import DepartureSeen, DeclarationSeen, InspectionSeen
+    >>> s = Stratum("2026-W07", "MEH", "resident")
+    >>> z = (0,) * 7
+    >>> st = StratumState()
+    >>> for i in range(100):
+    ...     st.update(DepartureSeen(s, "iraq"))
+    ...     if i % 2:
+    ...         st.update(DeclarationSeen(s, "iraq", (10_000,) + z))
+    ...     if i % 5 == 0:
+    ...         st.update(InspectionSeen(s, "iraq", i, True, 0.2, bool(i % 2),
+    ...                                  (15_000 if i % 2 else 1_000 * (i % 3),) + z,
+    ...                                  (10_000 if i % 2 else 0,) + z))
+    >>> out = estimate_weeks({s: st}, min_sample=5, min_category=2)
+    >>> out.filter(domain="total").select("estimate_usd", "n_departures", "n_inspected").row(0)
+    (7950.0, 100, 20)
+    """
+    if interval not in ("percentile", "normal"):
+        raise ValueError(f"interval must be 'percentile' or 'normal', got {interval!r}")
+    index = _Index(states)
+    B = N_REPLICATES
+    accs: dict = defaultdict(lambda: _Acc(B))
+    target = _target_weeks(index, weeks)
+    for week in target:
+        for post, group in index.cells:
+            st = index.states.get(Stratum(week, post, group))
+            if st is None or st.census.departures.sum() == 0:
+                continue
+            _add_counts(accs, week, post, st)
+            cen, smp = st.census, st.sample
+            UD = np.maximum(_f(cen.declared_cents) - _f(smp.declared_declarer), 0.0)
+            U2 = np.maximum(
+                _f(cen.declarations[:, None] - cen.declarations_by_category) - _f(smp.n_declarer_zero),
+                0.0,
+            )
+            U0 = np.maximum(_f(cen.departures - cen.declarations) - _f(smp.n_nondeclarer), 0.0)
+            UDn = np.maximum(_f(cen.declarations) - _f(smp.n_declarer), 0.0)
+            need = {"R": UD.sum(0), "m2": U2.sum(0), "m0": U0.sum()}
+            co = _Coefficients(index, post, group, week, window, min_sample, min_category, need)
+            known = _f(smp.assessed_declarer) + _f(smp.assessed_nondeclarer)  # [R, C]
+            point = known + co.R * UD + co.m2 * U2 + co.m0 * U0[:, None]
+            reps = (
+                known[None]
+                + co.Rb[:, None, :] * UD[None]
+                + co.m2b[:, None, :] * U2[None]
+                + co.m0b[:, None, :] * U0[None, :, None]
+            )  # [B, R, C]
+            vp_cat = UDn.sum() * co.sig_d_cat + U0.sum() * co.sig_0_cat
+            vp_reg = UDn * co.sig_d_tot + U0 * co.sig_0_tot
+            vp_tot = float(vp_reg.sum())
+            level = max(co.levels_used)
+            cells = [
+                (("total", "all"), point.sum(), reps.sum((1, 2)), vp_tot),
+                (("border_post", post), point.sum(), reps.sum((1, 2)), vp_tot),
+            ]
+            cells += [
+                (("category", cat), point[:, c].sum(), reps[:, :, c].sum(1), vp_cat[c])
+                for c, cat in enumerate(CATEGORIES)
+            ]
+            cells += [
+                (("destination_region", reg), point[r].sum(), reps[:, r].sum(1), vp_reg[r])
+                for r, reg in enumerate(DESTINATION_REGIONS)
+                if cen.departures[r] > 0
+            ]
+            for key, p, rb, vp in cells:
+                a = accs[(week, *key)]
+                a.point += p / 100
+                a.reps += rb / 100
+                a.vpred += vp / 1e4
+                a.level = max(a.level, level)
+                a.n_pooled += co.n_pooled
+                a.ok = a.ok and co.ok
+    return _rows(accs, target, formal, payments, alpha, "pooled-ratio", window, interval)
+
+
+# ----------------------------------------------------------------------------- textbook
+
+
+def _taylor_ratio(F_num, F_den, s_nn, s_nd, s_dd, n, fpc):
+    """HT ratio and its Taylor variance from (squared-)weight moments.
+
+    ``Var(R) = fpc * n/(n-1) * sum w^2 (y - R x)^2 / (sum w x)^2`` (samplics'
+    ``TaylorEstimator(param="ratio")`` for one stratum without PSUs).
+    """
+    r = F_num / F_den
+    if n < 2:
+        return r, float("nan")
+    ss = s_nn - 2 * r * s_nd + r * r * s_dd
+    return r, max(fpc * n / (n - 1) * ss / F_den**2, 0.0)
+
+
+def textbook_weeks(
+    states: Mapping[Stratum, StratumState],
+    formal: Mapping[str, FormalExports] | None = None,
+    payments: Mapping[str, WeekPayments] | None = None,
+    weeks: Iterable[str] | None = None,
+    alpha: float = 0.05,
+) -> pl.DataFrame:
+    """Per-week stratified ratio estimator with Taylor variance (the baseline).
+
+    Same output columns as :func:`estimate_weeks` (``method="textbook"``, normal
+    intervals, ``prediction_se_usd`` 0). Strata that borrow a ratio or mean from a wider
+    group of the same week are named in ``pooling`` (e.g. ``"mode-week"``); the variance
+    treats different pools as independent.
+    """
+    index = _Index(states)
+    accs: dict = defaultdict(lambda: _Acc(N_REPLICATES))
+    target = _target_weeks(index, weeks)
+    week_levels = ("post", "mode", "group", "all")
+    for week in target:
+        for post, group in index.cells:
+            st = index.states.get(Stratum(week, post, group))
+            if st is None or st.census.departures.sum() == 0:
+                continue
+            _add_counts(accs, week, post, st)
+            cen = st.census
+            D_r = _f(cen.declared_cents.sum(1))  # [R]
+            M_r = np.maximum(_f(cen.departures - cen.declarations), 0.0)
+            # Declarer pool: first level in the week with >= 2 declarers and declared value.
+            dl = nl = None
+            for i, lv in enumerate(week_levels):
+                p = index.pooled(lv, post, group, week, 0)
+                if dl is None and p.n_declarer.sum() >= 2 and p.first[D_WD : D_WD + C].sum() > 0:
+                    dl = i
+                if nl is None and p.n_nondeclarer.sum() >= 2:
+                    nl = i
+            coef = {}  # domain-part -> (coef, var, pool key)
+            if dl is not None:
+                p = index.pooled(week_levels[dl], post, group, week, 0)
+                pk = ("D", week_levels[dl], tuple(index.members(week_levels[dl], post, group, week, 0)))
+                n = int(p.n_declarer.sum())
+                members = index.members(week_levels[dl], post, group, week, 0)
+                N_D = sum(int(index.states[m].census.declarations.sum()) for m in members)
+                fpc = max(1.0 - n / N_D, 0.0) if N_D > 0 else 1.0
+                F = p.first
+                wd = float(sum(F[D_WD : D_WD + C]))
+                wa = _f(F[D_WA1 : D_WA1 + C]) + _f(F[D_WA2 : D_WA2 + C])
+                tb = _f(p.tb_decl)
+                coef["D", "tot"] = (*_taylor_ratio(wa.sum(), wd, tb[0], tb[1], tb[2], n, fpc), pk)
+                for c in range(C):
+                    coef["D", c] = (
+                        *_taylor_ratio(wa[c], wd, tb[3 + c], tb[3 + C + c], tb[2], n, fpc),
+                        pk,
+                    )
+            if nl is not None:
+                p = index.pooled(week_levels[nl], post, group, week, 0)
+                members = index.members(week_levels[nl], post, group, week, 0)
+                pk = ("0", week_levels[nl], tuple(members))
+                n = int(p.n_nondeclarer.sum())
+                M = sum(
+                    max(int(index.states[m].census.departures.sum() - index.states[m].census.declarations.sum()), 0)
+                    for m in members
+                )
+                fpc = max(1.0 - n / M, 0.0) if M > 0 else 1.0
+                sw = float(p.first[N_W])
+                wa = _f(p.first[N_WA : N_WA + C])
+                tb = _f(p.tb_non)  # w2, w2A, w2A2, w2a_c, w2a_c^2
+                coef["0", "tot"] = (*_taylor_ratio(wa.sum(), sw, tb[2], tb[1], tb[0], n, fpc), pk)
+                for c in range(C):
+                    coef["0", c] = (
+                        *_taylor_ratio(wa[c], sw, tb[3 + C + c], tb[3 + c], tb[0], n, fpc),
+                        pk,
+                    )
+            ok = (dl is not None or D_r.sum() == 0) and (nl is not None or M_r.sum() == 0)
+            level = max(x for x in (dl, nl, 0) if x is not None)
+
+            def part(kind, cat, mult):
+                if (kind, cat) not in coef:
+                    return 0.0, None, 0.0
+                r, v, pk = coef[kind, cat]
+                return r * mult, (pk, cat), v
+
+            def add(key, cat, regions):
+                a = accs[(week, *key)]
+                for kind, mult in (("D", D_r[regions].sum()), ("0", M_r[regions].sum())):
+                    val, vk, v = part(kind, cat, mult)
+                    a.point += val / 100
+                    if vk is not None:
+                        # shared pools: accumulate the multiplier, variance formed later
+                        a.var_parts[(vk, "mult")] += mult / 100
+                        a.var_parts[(vk, "var")] = v
+                a.level = max(a.level, level)
+                a.ok = a.ok and ok
+
+            allr = np.arange(R)
+            add(("total", "all"), "tot", allr)
+            add(("border_post", post), "tot", allr)
+            for c, cat in enumerate(CATEGORIES):
+                add(("category", cat), c, allr)
+            for r, reg in enumerate(DESTINATION_REGIONS):
+                if cen.departures[r] > 0:
+                    add(("destination_region", reg), "tot", np.array([r]))
+    # Turn accumulated multipliers into variances: sum over pools of mult^2 Var(coef).
+    for a in accs.values():
+        parts = {}
+        for (vk, what), val in a.var_parts.items():
+            parts.setdefault(vk, {})[what] = val
+        a.var_parts = {vk: d["mult"] ** 2 * d["var"] for vk, d in parts.items()}
+        a.n_pooled = a.n_insp
+    return _rows(accs, target, formal, payments, alpha, "textbook", 0, "normal")

@@ -1,0 +1,485 @@
+"""Mergeable sufficient statistics of one stratum (week x border post x traveller group).
+
+Every state here is a pure function of the *set* of observations it has seen: all sums
+are exact integers (money in US cents, inclusion weights quantised to integer units of
+``1 / WEIGHT_SCALE``), so neither the order of updates nor the way observations are split
+across partitions or workers changes a single digit. States merge with ``+=`` / ``+``.
+
+Notation (per stratum; ``c`` a category, ``r`` a destination region):
+
+* census: ``N_r`` departures, ``N_D,r`` declarations, ``N_Dc,r`` declarations with a
+  positive value in ``c``, ``D_rc`` declared cents;
+* random inspections, with weight ``w = 1/p`` (Horvitz-Thompson) and assessed ``a_c``:
+  declarers (declared ``d_c``; ``z_c = 1`` when ``d_c = 0``) and non-declarers, kept as
+  weighted first moments, the weighted cross-products the prediction variance needs, the
+  squared-weight moments of the textbook Taylor variance, unweighted sums of the week's
+  own sample (by region), and Poisson(1) bootstrap replicate sums (integer, int64);
+* targeted inspections: counted and summed apart, never used for the level.
+
+The two halves are separate classes, :class:`CensusState` (a few hundred bytes, updated on
+every departure) and :class:`SampleState` (about 70 KB with its replicates, updated on
+inspections only), so a stream processor can keep them in separate changelogged tables;
+:class:`StratumState` holds both and routes observations.
+
+Examples
+--------
+>>> from estimators.observations import Stratum, DepartureSeen, DeclarationSeen, InspectionSeen
+>>> s = Stratum("2026-W07", "IKA", "visitor")
+>>> z = (0,) * 8
+>>> st = StratumState()
+>>> st.update(DepartureSeen(s, "gulf"))
+>>> st.update(DeclarationSeen(s, "gulf", (50_000,) + z[1:]))
+>>> st.update(InspectionSeen(s, "gulf", 7, True, 0.05, True, (80_000,) + z[1:], (50_000,) + z[1:]))
+>>> st
+StratumState(departures=1, declarations=1, declared_usd=500.00, random=1, targeted=0)
+>>> other = StratumState()
+>>> other.update(DepartureSeen(s, "iraq"))
+>>> int((st + other).census.departures.sum())
+2
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import ClassVar
+
+import numpy as np
+
+from estimators.observations import (
+    DeclarationSeen,
+    DepartureSeen,
+    FormalExportSeen,
+    InspectionSeen,
+    PaymentSeen,
+)
+from estimators.replicates import N_REPLICATES, poisson_weights
+from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
+
+__all__ = [
+    "WEIGHT_SCALE",
+    "CensusState",
+    "SampleState",
+    "StratumState",
+    "FormalExports",
+    "WeekPayments",
+    "quantised_weight",
+]
+
+C = len(CATEGORIES)
+R = len(DESTINATION_REGIONS)
+POSTS = tuple(BORDER_POSTS)
+REGION_INDEX = {r: i for i, r in enumerate(DESTINATION_REGIONS)}
+POST_INDEX = {p: i for i, p in enumerate(POSTS)}
+CARD_TYPES = ("tourist", "domestic")
+
+#: Inclusion weights 1/p are kept as integers in units of 1/WEIGHT_SCALE.
+WEIGHT_SCALE: int = 1000
+#: Replicate sums are int64; a state refuses updates that could take them past this.
+_REPLICATE_LIMIT = 2**62
+
+# Row layout of the declarer first moments and of the replicate sums.
+#   declarers:     0: w | 1+c: w z_c | 1+C+c: w a_c (1-z_c) | 1+2C+c: w a_c z_c | 1+3C+c: w d_c
+#   non-declarers: K_D: w | K_D+1+c: w a_c
+D_W, D_WZ, D_WA1, D_WA2, D_WD = 0, 1, 1 + C, 1 + 2 * C, 1 + 3 * C
+K_D = 1 + 4 * C
+N_W, N_WA = K_D, K_D + 1
+K = K_D + 1 + C
+
+
+def quantised_weight(p: float) -> int:
+    """The Horvitz-Thompson weight ``1/p`` in integer units of ``1/WEIGHT_SCALE``.
+
+    >>> quantised_weight(0.05), quantised_weight(1.0), quantised_weight(0.3)
+    (20000, 1000, 3333)
+    """
+    if not (isinstance(p, (int, float)) and 0.0 < p <= 1.0):
+        raise ValueError(f"selection_probability must be in (0, 1], got {p!r}")
+    return max(1, round(WEIGHT_SCALE / p))
+
+
+def _region(region: str) -> int:
+    try:
+        return REGION_INDEX[region]
+    except KeyError:
+        raise ValueError(f"unknown destination region {region!r}") from None
+
+
+def _cents(values: tuple[int, ...], what: str) -> np.ndarray:
+    if len(values) != C:
+        raise ValueError(f"{what} must have {C} categories, got {len(values)}")
+    out = np.array(values, dtype=np.int64)
+    if (out < 0).any():
+        raise ValueError(f"{what} must not be negative")
+    return out
+
+
+def _zeros(shape, exact: bool = False) -> np.ndarray:
+    return np.zeros(shape, dtype=object if exact else np.int64)
+
+
+class _Summary:
+    """Fields that merge by addition; equality, copy and pickle by value."""
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __iadd__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        for f in self._FIELDS:
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+        self._check()
+        return self
+
+    def __add__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        out = copy.deepcopy(self)
+        out += other
+        return out
+
+    def __eq__(self, other) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, f), getattr(other, f)) for f in self._FIELDS)
+
+    __hash__ = None  # mutable
+
+    def __getstate__(self):
+        return {f: getattr(self, f) for f in self._FIELDS}
+
+    def __setstate__(self, state) -> None:
+        for f in self._FIELDS:
+            setattr(self, f, state[f])
+
+    def _check(self) -> None:
+        pass
+
+
+class CensusState(_Summary):
+    """Census counts of a stratum, by destination region (and category).
+
+    Attributes
+    ----------
+    departures : int64[R]
+        Departures ``N_r``.
+    declarations : int64[R]
+        Declarations ``N_D,r``.
+    declarations_by_category : int64[R, C]
+        Declarations with a positive declared value in the category, ``N_Dc,r``.
+    declared_cents : int64[R, C]
+        Declared total ``D_rc`` in US cents.
+    """
+
+    _FIELDS = ("departures", "declarations", "declarations_by_category", "declared_cents")
+
+    def __init__(self) -> None:
+        self.departures = _zeros(R)
+        self.declarations = _zeros(R)
+        self.declarations_by_category = _zeros((R, C))
+        self.declared_cents = _zeros((R, C))
+
+    def update(self, obs: DepartureSeen | DeclarationSeen) -> None:
+        """Count one departure or one declaration."""
+        r = _region(obs.region)
+        if isinstance(obs, DepartureSeen):
+            self.departures[r] += 1
+        elif isinstance(obs, DeclarationSeen):
+            d = _cents(obs.declared_cents, "declared_cents")
+            self.declarations[r] += 1
+            self.declarations_by_category[r] += d > 0
+            self.declared_cents[r] += d
+        else:
+            raise TypeError(f"CensusState cannot take {type(obs).__name__}")
+
+    def __repr__(self) -> str:
+        return (
+            f"CensusState(departures={int(self.departures.sum())}, "
+            f"declarations={int(self.declarations.sum())}, "
+            f"declared_usd={int(self.declared_cents.sum()) / 100:.2f})"
+        )
+
+
+class SampleState(_Summary):
+    """Inspections of a stratum: random ones as a probability sample, targeted ones apart.
+
+    Attributes (random inspections; ``w`` is the quantised weight, ``A = sum_c a_c``)
+    ----------
+    n_declarer : int64[R]
+        Inspected declarers, by region.
+    n_declarer_zero : int64[R, C]
+        Inspected declarers who declared nothing in the category.
+    assessed_declarer, declared_declarer : int64[R, C]
+        Unweighted sums of ``a_c`` and ``d_c`` over inspected declarers.
+    n_nondeclarer : int64[R]
+        Inspected non-declarers, by region.
+    assessed_nondeclarer : int64[R, C]
+        Unweighted sum of ``a_c`` over inspected non-declarers.
+    first : object[K]
+        Weighted first moments, rows as the replicate layout (``D_W`` ... ``N_WA``).
+    decl_cross : object[1 + 2C, 1 + 2C]
+        ``sum w x x'`` over declarers with ``x = (A, d_1..d_C, z_1..z_C)``.
+    decl_cat : object[2, C]
+        ``sum w a_c^2`` and ``sum w a_c d_c`` over declarers.
+    nondecl_second : object[1 + C]
+        ``sum w A^2`` and ``sum w a_c^2`` over non-declarers.
+    tb_decl : object[3 + 2C]
+        Textbook Taylor moments over declarers, ``d = sum_c d_c``: ``sum w^2 A^2``,
+        ``sum w^2 A d``, ``sum w^2 d^2``, ``sum w^2 a_c^2``, ``sum w^2 a_c d``.
+    tb_non : object[3 + 2C]
+        Over non-declarers: ``sum w^2``, ``sum w^2 A``, ``sum w^2 A^2``, ``sum w^2 a_c``,
+        ``sum w^2 a_c^2``.
+    replicates : int64[K, B]
+        Replicate sums of the ``first`` rows with Poisson(1) weights from ``unit_key``.
+    replicate_bound : object (int)
+        Upper bound of any replicate sum's absolute value (overflow guard).
+    n_targeted : int64[R]
+        Targeted inspections (never part of the level).
+    targeted_assessed, targeted_declared : int64[C]
+        Unweighted sums over targeted inspections.
+    """
+
+    _FIELDS = (
+        "n_declarer",
+        "n_declarer_zero",
+        "assessed_declarer",
+        "declared_declarer",
+        "n_nondeclarer",
+        "assessed_nondeclarer",
+        "first",
+        "decl_cross",
+        "decl_cat",
+        "nondecl_second",
+        "tb_decl",
+        "tb_non",
+        "replicates",
+        "replicate_bound",
+        "n_targeted",
+        "targeted_assessed",
+        "targeted_declared",
+    )
+
+    def __init__(self) -> None:
+        self.n_declarer = _zeros(R)
+        self.n_declarer_zero = _zeros((R, C))
+        self.assessed_declarer = _zeros((R, C))
+        self.declared_declarer = _zeros((R, C))
+        self.n_nondeclarer = _zeros(R)
+        self.assessed_nondeclarer = _zeros((R, C))
+        self.first = _zeros(K, exact=True)
+        self.decl_cross = _zeros((1 + 2 * C, 1 + 2 * C), exact=True)
+        self.decl_cat = _zeros((2, C), exact=True)
+        self.nondecl_second = _zeros(1 + C, exact=True)
+        self.tb_decl = _zeros(3 + 2 * C, exact=True)
+        self.tb_non = _zeros(3 + 2 * C, exact=True)
+        self.replicates = _zeros((K, N_REPLICATES))
+        self.replicate_bound = 0
+        self.n_targeted = _zeros(R)
+        self.targeted_assessed = _zeros(C)
+        self.targeted_declared = _zeros(C)
+
+    def update(self, obs: InspectionSeen) -> None:
+        """Add one inspection (random: to the sample; targeted: to the apart counts)."""
+        if not isinstance(obs, InspectionSeen):
+            raise TypeError(f"SampleState cannot take {type(obs).__name__}")
+        r = _region(obs.region)
+        a = _cents(obs.assessed_cents, "assessed_cents")
+        d = _cents(obs.declared_cents, "declared_cents")
+        if not obs.random:
+            self.n_targeted[r] += 1
+            self.targeted_assessed += a
+            self.targeted_declared += d
+            return
+        w = quantised_weight(obs.selection_probability)
+        reps = poisson_weights(obs.unit_key)
+        a_int = [int(v) for v in a]
+        A = sum(a_int)
+        row = np.zeros(K, dtype=object)
+        if obs.declared:
+            d_int = [int(v) for v in d]
+            z = [int(v == 0) for v in d_int]
+            dt = sum(d_int)
+            self.n_declarer[r] += 1
+            self.n_declarer_zero[r] += np.array(z, dtype=np.int64)
+            self.assessed_declarer[r] += a
+            self.declared_declarer[r] += d
+            row[D_W] = 1
+            row[D_WZ : D_WZ + C] = z
+            row[D_WA1 : D_WA1 + C] = [ac * (1 - zc) for ac, zc in zip(a_int, z)]
+            row[D_WA2 : D_WA2 + C] = [ac * zc for ac, zc in zip(a_int, z)]
+            row[D_WD : D_WD + C] = d_int
+            x = np.array([A, *d_int, *z], dtype=object)
+            self.decl_cross += w * np.outer(x, x)
+            self.decl_cat[0] += np.array([w * ac * ac for ac in a_int], dtype=object)
+            self.decl_cat[1] += np.array([w * ac * dc for ac, dc in zip(a_int, d_int)], dtype=object)
+            w2 = w * w
+            self.tb_decl += np.array(
+                [w2 * A * A, w2 * A * dt, w2 * dt * dt]
+                + [w2 * ac * ac for ac in a_int]
+                + [w2 * ac * dt for ac in a_int],
+                dtype=object,
+            )
+            top = max(A, dt, 1)
+        else:
+            self.n_nondeclarer[r] += 1
+            self.assessed_nondeclarer[r] += a
+            row[N_W] = 1
+            row[N_WA : N_WA + C] = a_int
+            self.nondecl_second += np.array([w * A * A] + [w * ac * ac for ac in a_int], dtype=object)
+            w2 = w * w
+            self.tb_non += np.array(
+                [w2, w2 * A, w2 * A * A] + [w2 * ac for ac in a_int] + [w2 * ac * ac for ac in a_int],
+                dtype=object,
+            )
+            top = max(A, 1)
+        row = row * w
+        self.first += row
+        self.replicate_bound += int(reps.max()) * w * top
+        self._check()
+        self.replicates += np.outer(row.astype(np.int64), reps)
+
+    def _check(self) -> None:
+        if self.replicate_bound >= _REPLICATE_LIMIT:
+            raise OverflowError(
+                "replicate sums of this stratum could exceed int64; "
+                "use coarser strata or larger selection probabilities"
+            )
+
+    @property
+    def n_random(self) -> int:
+        """Random inspections in the sample."""
+        return int(self.n_declarer.sum() + self.n_nondeclarer.sum())
+
+    def __repr__(self) -> str:
+        return (
+            f"SampleState(declarers={int(self.n_declarer.sum())}, "
+            f"nondeclarers={int(self.n_nondeclarer.sum())}, targeted={int(self.n_targeted.sum())})"
+        )
+
+
+class StratumState:
+    """Census and sample of one stratum; routes each observation to its half.
+
+    ``census`` and ``sample`` are public so that a stream processor can keep them in
+    separate tables; ``StratumState`` itself merges, compares and pickles by value.
+    """
+
+    __slots__ = ("census", "sample")
+
+    def __init__(self) -> None:
+        self.census = CensusState()
+        self.sample = SampleState()
+
+    def update(self, obs: DepartureSeen | DeclarationSeen | InspectionSeen) -> None:
+        """Add one observation of this stratum."""
+        if isinstance(obs, InspectionSeen):
+            self.sample.update(obs)
+        else:
+            self.census.update(obs)
+
+    def __iadd__(self, other: StratumState) -> StratumState:
+        if not isinstance(other, StratumState):
+            return NotImplemented
+        self.census += other.census
+        self.sample += other.sample
+        return self
+
+    def __add__(self, other: StratumState) -> StratumState:
+        if not isinstance(other, StratumState):
+            return NotImplemented
+        out = copy.deepcopy(self)
+        out += other
+        return out
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, StratumState):
+            return NotImplemented
+        return self.census == other.census and self.sample == other.sample
+
+    __hash__ = None
+
+    def __getstate__(self):
+        return (self.census, self.sample)
+
+    def __setstate__(self, state) -> None:
+        self.census, self.sample = state
+
+    def __repr__(self) -> str:
+        return (
+            f"StratumState(departures={int(self.census.departures.sum())}, "
+            f"declarations={int(self.census.declarations.sum())}, "
+            f"declared_usd={int(self.census.declared_cents.sum()) / 100:.2f}, "
+            f"random={self.sample.n_random}, targeted={int(self.sample.n_targeted.sum())})"
+        )
+
+
+class FormalExports(_Summary):
+    """Formal (recorded) handicraft exports of one week, by post, region and category.
+
+    >>> from estimators.observations import FormalExportSeen
+    >>> fx = FormalExports()
+    >>> fx.update(FormalExportSeen("2026-W07", "BAZ", "turkey_caucasus", (0, 1_000_000, 0, 0, 0, 0, 0, 0)))
+    >>> fx
+    FormalExports(declarations=1, usd=10000.00)
+    """
+
+    _FIELDS = ("n", "cents")
+
+    def __init__(self) -> None:
+        self.n = _zeros(1)
+        self.cents = _zeros((len(POSTS), R, C))
+
+    def update(self, obs: FormalExportSeen) -> None:
+        """Add one formal export declaration's handicraft lines."""
+        if not isinstance(obs, FormalExportSeen):
+            raise TypeError(f"FormalExports cannot take {type(obs).__name__}")
+        try:
+            p = POST_INDEX[obs.border_post]
+        except KeyError:
+            raise ValueError(f"unknown border post {obs.border_post!r}") from None
+        self.n[0] += 1
+        self.cents[p, _region(obs.region)] += _cents(obs.cents_by_category, "cents_by_category")
+
+    def __repr__(self) -> str:
+        return f"FormalExports(declarations={int(self.n[0])}, usd={int(self.cents.sum()) / 100:.2f})"
+
+
+class WeekPayments(_Summary):
+    """Card payments of one week: count and signed cents by card type and merchant kind.
+
+    Index ``[card_type, handicraft]`` with card types ``("tourist", "domestic")``.
+
+    >>> from estimators.observations import PaymentSeen
+    >>> p = WeekPayments()
+    >>> p.update(PaymentSeen("2026-W07", "tourist", True, 12_500))
+    >>> p.update(PaymentSeen("2026-W07", "tourist", True, -2_500))
+    >>> p.handicraft_usd("tourist")
+    100.0
+    """
+
+    _FIELDS = ("count", "cents")
+
+    def __init__(self) -> None:
+        self.count = _zeros((2, 2))
+        self.cents = _zeros((2, 2))
+
+    def update(self, obs: PaymentSeen) -> None:
+        """Add one payment (refunds and reversals carry negative cents)."""
+        if not isinstance(obs, PaymentSeen):
+            raise TypeError(f"WeekPayments cannot take {type(obs).__name__}")
+        try:
+            t = CARD_TYPES.index(obs.card_type)
+        except ValueError:
+            raise ValueError(f"unknown card type {obs.card_type!r}") from None
+        h = int(bool(obs.handicraft))
+        self.count[t, h] += 1
+        self.cents[t, h] += int(obs.amount_cents)
+
+    def handicraft_usd(self, card_type: str = "tourist") -> float:
+        """Net handicraft-merchant card spending of the week, in US dollars."""
+        return int(self.cents[CARD_TYPES.index(card_type), 1]) / 100
+
+    def __repr__(self) -> str:
+        return (
+            f"WeekPayments(payments={int(self.count.sum())}, "
+            f"tourist_handicraft_usd={self.handicraft_usd('tourist'):.2f})"
+        )

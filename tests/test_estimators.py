@@ -1,0 +1,301 @@
+"""Estimator states: merge laws, order/partition invariance, round-trips, estimates add up."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from estimators import (
+    COLUMNS,
+    CensusState,
+    DeclarationSeen,
+    DepartureSeen,
+    FormalExports,
+    FormalExportSeen,
+    InspectionSeen,
+    PaymentSeen,
+    SampleState,
+    Stratum,
+    StratumState,
+    Tables,
+    WeekPayments,
+    estimate_weeks,
+    textbook_weeks,
+)
+from estimators.replicates import N_REPLICATES, poisson_weights
+from estimators.state import quantised_weight
+from estimators.synthetic import synthetic_world
+from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
+
+C = len(CATEGORIES)
+
+weeks = st.sampled_from(["2026-W05", "2026-W06", "2026-W07"])
+posts = st.sampled_from(["IKA", "MEH", "BND"])
+groups = st.sampled_from(["resident", "visitor"])
+strata = st.builds(Stratum, weeks, posts, groups)
+regions = st.sampled_from(DESTINATION_REGIONS)
+cents = st.tuples(*[st.integers(0, 5_000_000)] * C)
+sparse_cents = st.one_of(st.just((0,) * C), cents)
+
+departures = st.builds(DepartureSeen, strata, regions)
+declarations = st.builds(DeclarationSeen, strata, regions, sparse_cents)
+
+
+@st.composite
+def inspections(draw):
+    random = draw(st.booleans())
+    declared = draw(st.booleans())
+    return InspectionSeen(
+        draw(strata),
+        draw(regions),
+        draw(st.integers(0, 2**64 - 1)),
+        random,
+        draw(st.sampled_from([0.01, 0.05, 0.3, 1.0])) if random else None,
+        declared,
+        draw(sparse_cents),
+        draw(sparse_cents) if declared else (0,) * C,
+    )
+
+
+payments = st.builds(
+    PaymentSeen, weeks, st.sampled_from(["tourist", "domestic"]), st.booleans(),
+    st.integers(-1_000_000, 1_000_000),
+)
+formals = st.builds(FormalExportSeen, weeks, posts, regions, cents)
+observations = st.lists(
+    st.one_of(departures, declarations, inspections(), payments, formals), max_size=40
+)
+
+
+def tables_of(obs) -> Tables:
+    t = Tables()
+    for o in obs:
+        t.update(o)
+    return t
+
+
+# ------------------------------------------------------------------ merge laws
+
+
+@settings(max_examples=40, deadline=None)
+@given(observations, observations, observations)
+def test_merge_is_associative_and_commutative(x, y, z):
+    a, b, c = tables_of(x), tables_of(y), tables_of(z)
+    assert (a + b) + c == a + (b + c)
+    assert a + b == b + a
+
+
+@settings(max_examples=40, deadline=None)
+@given(observations, st.data())
+def test_any_partition_merged_equals_the_whole(obs, data):
+    k = data.draw(st.integers(1, 5))
+    labels = data.draw(st.lists(st.integers(0, k - 1), min_size=len(obs), max_size=len(obs)))
+    parts = [tables_of([o for o, lab in zip(obs, labels) if lab == i]) for i in range(k)]
+    merged = Tables()
+    for p in parts:
+        merged += p
+    assert merged == tables_of(obs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(observations, st.randoms(use_true_random=False))
+def test_update_order_does_not_matter(obs, rnd):
+    shuffled = list(obs)
+    rnd.shuffle(shuffled)
+    assert tables_of(shuffled) == tables_of(obs)
+
+
+def test_merge_a_sees_x_b_sees_y_c_sees_both():
+    obs, _ = synthetic_world(seed=3, weeks=2, posts=("IKA", "MEH"), scale=0.01)
+    half = len(obs) // 2
+    a, b, c = tables_of(obs[:half]), tables_of(obs[half:]), tables_of(obs)
+    assert a + b == c
+    a += b
+    assert a == c
+
+
+# ------------------------------------------------------------------ round-trips
+
+
+def _filled(cls):
+    s = Stratum("2026-W07", "IKA", "visitor")
+    obj = cls()
+    z = (0,) * (C - 1)
+    if cls is CensusState:
+        obj.update(DepartureSeen(s, "gulf"))
+        obj.update(DeclarationSeen(s, "gulf", (100,) + z))
+    elif cls is SampleState:
+        obj.update(InspectionSeen(s, "gulf", 5, True, 0.05, True, (300,) + z, (100,) + z))
+        obj.update(InspectionSeen(s, "iraq", 6, True, 0.05, False, (0, 50) + z[1:], (0,) * C))
+        obj.update(InspectionSeen(s, "iraq", 7, False, None, False, (900,) + z, (0,) * C))
+    elif cls is StratumState:
+        obj.update(DepartureSeen(s, "gulf"))
+        obj.update(InspectionSeen(s, "gulf", 5, True, 0.05, True, (300,) + z, (100,) + z))
+    elif cls is FormalExports:
+        obj.update(FormalExportSeen("2026-W07", "BAZ", "turkey_caucasus", (1,) * C))
+    elif cls is WeekPayments:
+        obj.update(PaymentSeen("2026-W07", "tourist", True, 123))
+    elif cls is Tables:
+        obj.update(DepartureSeen(s, "gulf"))
+        obj.update(PaymentSeen("2026-W07", "tourist", True, 123))
+    return obj
+
+
+STATE_CLASSES = [CensusState, SampleState, StratumState, FormalExports, WeekPayments, Tables]
+
+
+@pytest.mark.parametrize("cls", STATE_CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("filled", [False, True], ids=["empty", "filled"])
+def test_pickle_copy_repr_round_trip(cls, filled):
+    obj = _filled(cls) if filled else cls()
+    for clone in (pickle.loads(pickle.dumps(obj)), copy.copy(obj), copy.deepcopy(obj)):
+        assert clone == obj
+        assert repr(clone) == repr(obj)
+        assert type(clone) is cls
+    assert repr(obj).startswith(cls.__name__ + "(")
+    # a deep copy is independent of the original
+    clone = copy.deepcopy(obj)
+    clone += _filled(cls)
+    assert clone != obj
+
+
+@pytest.mark.parametrize("cls", STATE_CLASSES, ids=lambda c: c.__name__)
+def test_add_does_not_mutate_operands(cls):
+    a, b = _filled(cls), _filled(cls)
+    a0, b0 = copy.deepcopy(a), copy.deepcopy(b)
+    a + b
+    assert a == a0 and b == b0
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def test_bad_inputs_are_refused():
+    s = Stratum("2026-W07", "IKA", "visitor")
+    st_ = StratumState()
+    with pytest.raises(ValueError):
+        st_.update(DepartureSeen(s, "mars"))
+    with pytest.raises(ValueError):
+        st_.update(DeclarationSeen(s, "gulf", (1,) * (C - 1)))
+    with pytest.raises(ValueError):
+        st_.update(DeclarationSeen(s, "gulf", (-1,) + (0,) * (C - 1)))
+    with pytest.raises(ValueError):
+        st_.update(InspectionSeen(s, "gulf", 1, True, 0.0, False, (0,) * C, (0,) * C))
+    with pytest.raises(ValueError):
+        st_.update(InspectionSeen(s, "gulf", -1, True, 0.5, False, (0,) * C, (0,) * C))
+    assert st_ == StratumState()
+
+
+def test_weights_are_quantised_deterministically():
+    assert quantised_weight(0.05) == 20_000
+    assert quantised_weight(1 / 3) == 3_000
+    with pytest.raises(ValueError):
+        quantised_weight(1.5)
+
+
+def test_poisson_weights_are_a_pure_function_of_the_key():
+    a = poisson_weights(2**64 - 1)
+    assert a.dtype == np.int64 and a.shape == (N_REPLICATES,)
+    assert np.array_equal(a, poisson_weights(2**64 - 1))
+    keys = np.arange(3000)
+    w = np.stack([poisson_weights(int(k)) for k in keys])
+    assert abs(w.mean() - 1) < 0.01 and abs(w.var() - 1) < 0.02
+    # replicates of different units are uncorrelated
+    assert abs(np.corrcoef(w[:, 0], w[:, 1])[0, 1]) < 0.05
+
+
+def test_targeted_inspections_never_move_the_level():
+    obs, _ = synthetic_world(seed=4, weeks=3, posts=("IKA", "MEH"), scale=0.01)
+    base = tables_of([o for o in obs if not (isinstance(o, InspectionSeen) and not o.random)])
+    full = tables_of(obs)
+    a, b = base.estimate(), full.estimate()
+    assert a["estimate_usd"].to_list() == b["estimate_usd"].to_list()
+    assert b.filter(domain="total")["n_targeted"].sum() > 0
+    assert a.filter(domain="total")["n_targeted"].sum() == 0
+
+
+# ------------------------------------------------------------------ estimates
+
+
+@pytest.fixture(scope="module")
+def world():
+    obs, truth = synthetic_world(seed=7, weeks=5, posts=("IKA", "MHD", "BND", "MEH"), scale=0.02)
+    return obs, truth, tables_of(obs)
+
+
+@pytest.mark.parametrize("fn", [estimate_weeks, textbook_weeks])
+def test_domains_add_up_to_the_total(world, fn):
+    _, _, t = world
+    out = fn(t.strata, t.formal, t.payments)
+    assert tuple(out.columns) == COLUMNS
+    for week in out["week"].unique():
+        w = out.filter(week=week)
+        total = w.filter(domain="total")["estimate_usd"][0]
+        for domain in ("category", "border_post", "destination_region"):
+            s = w.filter(domain=domain)["estimate_usd"].sum()
+            assert s == pytest.approx(total, rel=1e-9), domain
+        n = w.filter(domain="total")["n_departures"][0]
+        assert w.filter(domain="border_post")["n_departures"].sum() == n
+        assert w.filter(domain="destination_region")["n_departures"].sum() == n
+        assert (w["ci_low_usd"] <= w["estimate_usd"]).all()
+        assert (w["estimate_usd"] <= w["ci_high_usd"]).all()
+
+
+def test_estimates_do_not_depend_on_order_or_partition(world):
+    obs, _, t = world
+    rng = np.random.default_rng(0)
+    parts = [Tables() for _ in range(3)]
+    for i in rng.permutation(len(obs)):
+        parts[int(rng.integers(3))].update(obs[i])
+    merged = parts[2] + parts[0] + parts[1]
+    a, b = t.estimate(), merged.estimate()
+    assert a.equals(b)  # to the last digit
+    assert t.textbook().equals(merged.textbook())
+
+
+def test_week_subset_and_alpha(world):
+    _, _, t = world
+    full = t.estimate()
+    one = t.estimate(weeks=["2026-W03"])
+    assert one["week"].unique().to_list() == ["2026-W03"]
+    assert one.equals(full.filter(week="2026-W03"))
+    wide = t.estimate(weeks=["2026-W03"], alpha=0.01)
+    assert (wide["ci_high_usd"] >= one["ci_high_usd"]).all()
+
+
+def test_estimate_is_near_the_truth(world):
+    _, truth, t = world
+    out = t.estimate().filter(domain="total")
+    for row in out.iter_rows(named=True):
+        y = truth[row["week"]] / 100
+        assert abs(row["estimate_usd"] - y) < 4 * row["std_error_usd"]
+
+
+def test_pooling_is_reported():
+    obs, _ = synthetic_world(seed=5, weeks=3, posts=("IKA", "NOR"), scale=0.005)
+    out = tables_of(obs).estimate()
+    assert set(out["pooling"]) <= {f"{lv}±2w" for lv in ("post", "mode", "group", "all")} | {"all-weeks"}
+    assert out["pooling"].n_unique() >= 1
+    assert set(out["method"]) == {"pooled-ratio"}
+
+
+def test_formal_exports_are_shown_beside_never_added(world):
+    _, _, t = world
+    fx = {"2026-W02": FormalExports()}
+    fx["2026-W02"].update(FormalExportSeen("2026-W02", "IKA", "gulf", (10_000_00,) + (0,) * (C - 1)))
+    a = estimate_weeks(t.strata)
+    b = estimate_weeks(t.strata, fx)
+    assert a["estimate_usd"].equals(b["estimate_usd"])
+    row = b.filter(week="2026-W02", domain="category", key="carpet")
+    assert row["formal_exports_usd"][0] == 10_000.0
+    assert b.filter(week="2026-W02", domain="border_post", key="IKA")["formal_exports_usd"][0] == 10_000.0
+    assert b.filter(week="2026-W03", domain="total")["formal_exports_usd"][0] == 0.0
+
+
+def test_mode_lookup_is_the_contract():
+    assert BORDER_POSTS["MEH"]["mode"] == "land" and BORDER_POSTS["IKA"]["mode"] == "air"
