@@ -99,3 +99,11 @@ def test_bad_week_labels(label):
 
 def test_week_53():
     assert iso_week_monday("2026-W53") == dt.date(2026, 12, 28)
+
+
+def test_doctests():
+    import doctest
+
+    import streams.calendar
+
+    assert doctest.testmod(streams.calendar).failed == 0

@@ -155,3 +155,11 @@ def test_sketch_counts_feed_the_rule():
     table = cells(n_travellers=[150, 70, 50, n, 26], n_departures=[200, 100, 60, 14, 35],
                   n_inspected=[30, 12, 9, 8, 8])
     assert suppress(table)["suppressed"][3] == "few_travellers"
+
+
+def test_doctests():
+    import doctest
+
+    import estimators.disclosure
+
+    assert doctest.testmod(estimators.disclosure).failed == 0

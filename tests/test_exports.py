@@ -293,3 +293,27 @@ def test_archive_without_the_week_is_one_line_exit_2(tmp_path, table, monkeypatc
 def test_column_help_covers_every_column():
     for column in (*ESTIMATE_COLUMNS, *ADDED_COLUMNS, "n_travellers"):
         assert column in COLUMN_HELP
+
+
+# -- against the real batch estimate, once it exists ---------------------------------------
+def test_export_from_an_archive_matches_suitcase_estimate(tmp_path, capsys):
+    pytest.importorskip("streams.batch")
+    from streams.simulator import WorldConfig, simulate
+
+    events = tmp_path / "events"
+    simulate(events, WorldConfig(seed=3, start=dt.date(2026, 2, 2), weeks=2, scale=0.002))
+    assert main(["estimate", "--events", str(events), "--out", str(tmp_path / "estimate.parquet")]) == 0
+    estimate = pl.read_parquet(tmp_path / "estimate.parquet")
+    week = sorted(estimate["week"].unique().to_list())[0]
+    out = tmp_path / "export.parquet"
+    assert main(["export", "--events", str(events), "--week", week, "--out", str(out)]) == 0
+    got = pl.read_parquet(out)
+    want = estimate.filter(pl.col("week") == week)
+    assert got.height == want.height
+    # every published row is the estimate's row, column for column; blanked rows keep their counts
+    published = got.filter(pl.col("suppressed").is_null()).select(want.columns).sort("domain", "key")
+    assert published.equals(want.join(published.select("domain", "key"), on=["domain", "key"])
+                            .select(want.columns).sort("domain", "key"))
+    blanked = got.filter(pl.col("suppressed").is_not_null())
+    assert blanked["estimate_usd"].is_null().all()
+    assert got.filter(pl.col("domain") == "total")["suppressed"].is_null().all()

@@ -213,3 +213,13 @@ def test_weekly_exports_after_the_flash(tmp_path, rows):
     store.publish(WEEK, bump_total(rows, 10.0), T0 + dt.timedelta(days=1))
     [later] = write_weekly_exports(store, WEEK, tmp_path / "exports", formats=["xlsx"])
     assert later.name.startswith(f"suitcase-{WEEK}-revised-") and path.exists()
+
+
+def test_doctests():
+    import doctest
+
+    import streams.exports
+    import streams.vintages
+
+    assert doctest.testmod(streams.vintages).failed == 0
+    assert doctest.testmod(streams.exports).failed == 0
