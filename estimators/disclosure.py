@@ -89,7 +89,9 @@ def suppress(
         and breakdown; rows with ``domain == "total"`` are never complemented.
     k, min_inspected
         Thresholds: a cell is published only with at least ``k`` distinct travellers and
-        at least ``min_inspected`` inspected travellers.
+        at least ``min_inspected`` inspected travellers, or with no traveller at all (an
+        empty cell is a zero that reveals no one, and blanking it would only force a
+        needless complementary suppression).
     complementary
         Also blank the smallest other cell of a breakdown in which exactly one cell was
         blanked (see the module docstring).
@@ -116,8 +118,9 @@ def suppress(
     people = "n_travellers" if "n_travellers" in table.columns else "n_departures"
     if people not in table.columns:
         raise ValueError("suppress needs an n_travellers (or n_departures) column")
-    few_travellers = pl.col(people).fill_null(0) < k
-    few_inspected = pl.col("n_inspected").fill_null(0) < min_inspected
+    nobody = pl.col(people).fill_null(0) == 0  # an empty cell reveals no one: published
+    few_travellers = ~nobody & (pl.col(people).fill_null(0) < k)
+    few_inspected = ~nobody & (pl.col("n_inspected").fill_null(0) < min_inspected)
     reason = (
         pl.when(few_travellers & few_inspected).then(pl.lit("few_travellers;few_inspected"))
         .when(few_travellers).then(pl.lit("few_travellers"))

@@ -55,6 +55,13 @@ def test_reasons_and_thresholds():
         None, "few_travellers", "few_travellers", "few_travellers", "few_travellers"]
 
 
+def test_empty_cells_are_published():
+    table = cells(n_travellers=[150, 70, 50, 0, 26], n_departures=[200, 100, 60, 0, 35],
+                  n_inspected=[30, 12, 9, 0, 8], estimate_usd=[1000.0, 500.0, 300.0, 0.0, 160.0])
+    out = suppress(table)
+    assert out["suppressed"].null_count() == 5 and out["estimate_usd"][3] == 0.0
+
+
 def test_no_complement_when_two_cells_are_blanked_already():
     table = cells(n_travellers=[150, 70, 5, 4, 26])
     out = suppress(table)
