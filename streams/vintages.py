@@ -208,8 +208,11 @@ class VintageStore:
         ``sources_changed`` maps topic to the number of this week's events accepted since
         the previous *published* vintage: keep counting across calls that return None and
         reset the counts only when a status is returned, so every vintage says which late
-        events moved it. ``vintage_time`` (tz-aware) must be later than the latest
-        vintage's.
+        events moved it. ``vintage_time`` (tz-aware; the publication time, e.g. now in
+        UTC) must be later than the latest vintage's when a new vintage is written.
+
+        One publisher per week at a time (the worker that owns the week): two
+        processes publishing the same week at once could both write a flash.
         """
         parse_iso_week(week)
         moment = _utc(vintage_time)
@@ -226,13 +229,13 @@ class VintageStore:
         if previous is None:
             status = "flash"
         else:
+            if not numbers_changed(previous.rows(), rows, self.tolerance_usd):
+                return None  # also for a replay after a restart: nothing new to say
             if moment <= previous.vintage_time:
                 raise ValueError(
                     f"vintage_time {moment.isoformat()} is not after the latest vintage of "
                     f"{week} ({previous.vintage_time.isoformat()})"
                 )
-            if not numbers_changed(previous.rows(), rows, self.tolerance_usd):
-                return None
             status = "revised"
         self._write(week, rows, moment, status, dict(sources_changed or {}))
         return status

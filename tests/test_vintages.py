@@ -80,6 +80,7 @@ def test_flash_then_revised_and_nothing_rewritten(tmp_path, rows):
 def test_vintage_times_only_move_forward(tmp_path, rows):
     store = VintageStore(tmp_path)
     store.publish(WEEK, rows, T0)
+    assert store.publish(WEEK, rows, T0 - dt.timedelta(days=1)) is None  # a replay: nothing new
     with pytest.raises(ValueError, match="not after"):
         store.publish(WEEK, bump_total(rows, 1e6), T0)
     with pytest.raises(ValueError, match="not after"):
