@@ -145,12 +145,13 @@ class _Index:
         self.cells = sorted({(s.border_post, s.group) for s in self.states})
         self._cache: dict = {}
 
-    def members(self, level: str, post: str, group: str, week: str, window: int):
+    def members(self, level: str, post: str, group: str, week: str, window: int | None):
+        """Strata of a pool; ``window=None`` means every week."""
         t = week_index(week)
         mode = BORDER_POSTS[post]["mode"]
         out = []
         for s in self.states:
-            if level != "all-weeks" and abs(week_index(s.week) - t) > window:
+            if window is not None and level != "all-weeks" and abs(week_index(s.week) - t) > window:
                 continue
             if level == "post" and (s.border_post != post or s.group != group):
                 continue
@@ -161,15 +162,16 @@ class _Index:
             out.append(s)
         return sorted(out)
 
-    def pooled(self, level: str, post: str, group: str, week: str, window: int) -> SampleState:
+    def pooled(self, level: str, post: str, group: str, week: str, window: int | None) -> SampleState:
         mode = BORDER_POSTS[post]["mode"]
+        when = week if (window is not None and level != "all-weeks") else None
         key = {
-            "post": (level, post, group, week),
-            "mode": (level, mode, group, week),
-            "group": (level, group, week),
-            "all": (level, week),
+            "post": (level, post, group),
+            "mode": (level, mode, group),
+            "group": (level, group),
+            "all": (level,),
             "all-weeks": (level,),
-        }[level]
+        }[level] + (when, window)
         if key not in self._cache:
             pool = SampleState()
             for s in self.members(level, post, group, week, window):
@@ -187,84 +189,87 @@ def _ratio(num, den, fallback):
     return out
 
 
+def _count(p: SampleState, kind: str, c: int) -> int:
+    """Sample size behind a coefficient: g1 (declared c), g2 (declarer, not c), non-declarers."""
+    if kind == "R":
+        return int((p.n_declarer - p.n_declarer_zero[:, c]).sum())
+    if kind == "m2":
+        return int(p.n_declarer_zero[:, c].sum())
+    return int(p.n_nondeclarer.sum())
+
+
+def _rows_of(kind: str, c: int) -> tuple[int, int]:
+    return {"R": (D_WA1 + c, D_WD + c), "m2": (D_WA2 + c, D_WZ + c), "m0": (N_WA + c, N_W)}[kind]
+
+
 class _Coefficients:
-    """Point and replicate coefficients of one stratum, with the pools they came from."""
+    """Point and replicate coefficients of one stratum, with the pools they came from.
 
-    def __init__(self, index: _Index, post, group, week, window, min_sample, min_category, need):
+    Each coefficient (``R_c``, ``m2_c``, ``m0_c``) comes from the narrowest pool with
+    enough sample (``min_sample`` for the component, ``min_category`` for the
+    category's subgroup). Its replicates are the pool's own bootstrap replicates, or,
+    with ``variance="wide"``, the replicate deviations of the same pool level over all
+    weeks scaled by ``sqrt(n_wide / n_pool)`` (a generalised variance function: the
+    wide pool has seen the rare large carriers that a few weeks' sample often misses,
+    so the interval of an estimate that missed them is not too short), whichever gives
+    the larger variance.
+    """
+
+    def __init__(self, index: _Index, post, group, week, window, min_sample, min_category, need, variance):
         B = N_REPLICATES
-        self.levels_used: set[int] = set()
-        self.pools: set[int] = set()
-        self.n_pooled = 0
-        pools = {lv: index.pooled(lv, post, group, week, window) for lv in LEVELS}
-
-        def nd(p):
-            return int(p.n_declarer.sum())
-
-        def n0(p):
-            return int(p.n_nondeclarer.sum())
-
-        # Declarers: main pool, then per-category escalation for thin categories.
-        main = next((i for i, lv in enumerate(LEVELS) if nd(pools[lv]) >= min_sample), None)
-        if main is None:
-            main = next((i for i, lv in enumerate(LEVELS) if nd(pools[lv]) > 0), len(LEVELS) - 1)
-        self.R = np.zeros(C)
-        self.m2 = np.zeros(C)
-        self.Rb = np.zeros((B, C))
-        self.m2b = np.zeros((B, C))
+        pools = [index.pooled(lv, post, group, week, window) for lv in LEVELS]
+        wides = [index.pooled(lv, post, group, week, None) for lv in LEVELS]
         self.ok = True
-        used_decl = {main}
-        for c in range(C):
-            for kind in ("R", "m2"):
-                chosen = None
-                for i in range(main, len(LEVELS)):
-                    p = pools[LEVELS[i]]
-                    if kind == "R":
-                        n = int((p.n_declarer - p.n_declarer_zero[:, c]).sum())
-                    else:
-                        n = int(p.n_declarer_zero[:, c].sum())
-                    if n >= min_category:
-                        chosen = i
-                        break
-                if chosen is None:  # take the widest level with any data
-                    for i in range(len(LEVELS) - 1, main - 1, -1):
-                        p = pools[LEVELS[i]]
-                        row = D_WD + c if kind == "R" else D_WZ + c
-                        if p.first[row] > 0:
-                            chosen = i
-                            break
-                if chosen is None:
-                    if need[kind][c] > 0:
-                        self.ok = False
-                    continue
-                used_decl.add(chosen)
-                p = pools[LEVELS[chosen]]
-                F, rep = p.first, _f(p.replicates)
-                if kind == "R":
-                    self.R[c] = float(F[D_WA1 + c]) / float(F[D_WD + c])
-                    self.Rb[:, c] = _ratio(rep[D_WA1 + c], rep[D_WD + c], self.R[c])
-                else:
-                    self.m2[c] = float(F[D_WA2 + c]) / float(F[D_WZ + c])
-                    self.m2b[:, c] = _ratio(rep[D_WA2 + c], rep[D_WZ + c], self.m2[c])
-        # Non-declarers.
-        main0 = next((i for i, lv in enumerate(LEVELS) if n0(pools[lv]) >= min_sample), None)
-        if main0 is None:
-            main0 = next((i for i, lv in enumerate(LEVELS) if n0(pools[lv]) > 0), None)
-        self.m0 = np.zeros(C)
-        self.m0b = np.zeros((B, C))
-        if main0 is None:
-            if need["m0"] > 0:
-                self.ok = False
-            main0 = len(LEVELS) - 1
-        else:
-            p = pools[LEVELS[main0]]
-            F, rep = p.first, _f(p.replicates)
-            self.m0 = _f(F[N_WA : N_WA + C]) / float(F[N_W])
-            self.m0b = _ratio(rep[N_WA : N_WA + C].T, rep[N_W][:, None] * np.ones((1, C)), self.m0)
-        self.levels_used = used_decl | {main0}
-        self.n_pooled = nd(pools[LEVELS[max(used_decl)]]) + n0(pools[LEVELS[main0]])
-        # Residual variances (per traveller) from the main pools.
-        self.sig_d_cat, self.sig_d_tot = self._sigma_declarers(pools[LEVELS[main]])
-        self.sig_0_cat, self.sig_0_tot = self._sigma_nondeclarers(pools[LEVELS[main0]])
+        used: dict[str, int] = {}
+        coef = {k: np.zeros(C) for k in ("R", "m2", "m0")}
+        reps = {k: np.zeros((B, C)) for k in ("R", "m2", "m0")}
+        mains = {}
+        for comp, kinds in (("D", ("R", "m2")), ("0", ("m0",))):
+            size = (lambda p: int(p.n_declarer.sum())) if comp == "D" else (lambda p: int(p.n_nondeclarer.sum()))
+            main = next((i for i, p in enumerate(pools) if size(p) >= min_sample), None)
+            if main is None:
+                main = next((i for i, p in enumerate(pools) if size(p) > 0), len(LEVELS) - 1)
+            mains[comp] = main
+            for kind in kinds:
+                for c in range(C):
+                    num, den = _rows_of(kind, c)
+                    chosen = next(
+                        (i for i in range(main, len(LEVELS)) if _count(pools[i], kind, c) >= min_category),
+                        None,
+                    )
+                    if chosen is None:
+                        chosen = next(
+                            (i for i in range(len(LEVELS) - 1, main - 1, -1) if pools[i].first[den] > 0),
+                            None,
+                        )
+                    if chosen is None:
+                        if need[kind][c] > 0:
+                            self.ok = False
+                        continue
+                    used[f"{kind}{c}"] = chosen
+                    p = pools[chosen]
+                    point = float(p.first[num]) / float(p.first[den])
+                    rep = _ratio(p.replicates[num], p.replicates[den], point)
+                    if variance == "wide":
+                        w = wides[chosen]
+                        n_loc, n_wide = _count(p, kind, c), _count(w, kind, c)
+                        if n_wide > n_loc > 0 and w.first[den] > 0:
+                            wpoint = float(w.first[num]) / float(w.first[den])
+                            wrep = _ratio(w.replicates[num], w.replicates[den], wpoint)
+                            dev = (wrep - wpoint) * (n_wide / n_loc) ** 0.5
+                            if np.var(dev) > np.var(rep):
+                                rep = point + dev
+                    coef[kind][c] = point
+                    reps[kind][:, c] = rep
+        self.R, self.m2, self.m0 = coef["R"], coef["m2"], coef["m0"]
+        self.Rb, self.m2b, self.m0b = reps["R"], reps["m2"], reps["m0"]
+        self.levels_used = set(used.values()) | set(mains.values())
+        self.n_pooled = int(pools[mains["D"]].n_declarer.sum() + pools[mains["0"]].n_nondeclarer.sum())
+        # Residual variances (per traveller): from the wide pool of the main level, more
+        # stable than a few weeks' sample, with this stratum's own coefficients.
+        vp = wides if variance == "wide" else pools
+        self.sig_d_cat, self.sig_d_tot = self._sigma_declarers(vp[mains["D"]])
+        self.sig_0_cat, self.sig_0_tot = self._sigma_nondeclarers(vp[mains["0"]])
 
     def _sigma_declarers(self, p: SampleState):
         sw = float(p.first[D_W])
@@ -423,6 +428,7 @@ def estimate_weeks(
     min_sample: int = 30,
     min_category: int = 10,
     interval: str = "percentile",
+    variance: str = "wide",
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -448,6 +454,11 @@ def estimate_weeks(
     interval
         ``"percentile"`` (bootstrap percentiles with the prediction part in quadrature)
         or ``"normal"``.
+    variance
+        ``"wide"`` (default): each coefficient's bootstrap deviations are the larger of
+        its pool's and those of the same pool level over all weeks scaled by
+        ``sqrt(n_wide / n_pool)``; residual variances from the all-weeks pool.
+        ``"local"``: the pool's own replicates and residuals only.
 
     Returns
     -------
@@ -494,7 +505,7 @@ def estimate_weeks(
             U0 = np.maximum(_f(cen.departures - cen.declarations) - _f(smp.n_nondeclarer), 0.0)
             UDn = np.maximum(_f(cen.declarations) - _f(smp.n_declarer), 0.0)
             need = {"R": UD.sum(0), "m2": U2.sum(0), "m0": U0.sum()}
-            co = _Coefficients(index, post, group, week, window, min_sample, min_category, need)
+            co = _Coefficients(index, post, group, week, window, min_sample, min_category, need, variance)
             known = _f(smp.assessed_declarer) + _f(smp.assessed_nondeclarer)  # [R, C]
             point = known + co.R * UD + co.m2 * U2 + co.m0 * U0[:, None]
             reps = (
