@@ -1,0 +1,40 @@
+"""The faust application of the live path: only the ``faust.App`` and its settings.
+
+Topics (:mod:`streams.topics`), tables (:mod:`streams.tables`), agents
+(:mod:`streams.agents`) and the worker's services (:mod:`streams.worker`) are declared in
+their own modules against the app this returns. The app is built by a function, not at
+import time, because one process may run several (tests give every run its own id).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+#: Consumer-group session timeout. A group join waits about half of it on Tansu, so
+#: keep it short; a worker that stops heart-beating for this long loses its partitions.
+SESSION_TIMEOUT_S = 10.0
+
+
+def create_app(app_id: str, bootstrap: str, partitions: int, data_dir: Path) -> faust.App:
+    """The faust app of one worker: raw bytes in and out, memory tables, no web server."""
+    return faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        datadir=str(data_dir),
+        store="memory://",  # tables live in memory and are recovered from their changelog
+        topic_partitions=partitions,  # changelogs co-partitioned with the source topics
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,  # metrics are served by prometheus-client on --metrics-port
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        producer_linger_ms=5,
+        stream_buffer_maxsize=16384,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+        # aiokafka's default max_poll_records is unbounded; keep batches bounded
+        broker_max_poll_records=5000,
+    )

@@ -1,0 +1,462 @@
+"""One live worker: the faust app, its partition states, the rate book and the estimates.
+
+Data flow (see :mod:`streams.live` for the state, :mod:`streams.topics` for the topics):
+
+1. The lane agents hand batches of raw records to :meth:`LiveWorker.handle`.
+2. Before pricing a batch, the worker waits until its rate book holds every rate that
+   was on ``fx.rates`` when the batch arrived (a read barrier: one ListOffsets request,
+   then the broadcast rate reader catches up). So an amount is priced with the rate in
+   force at its event time whenever the feed published that rate before the amount, as
+   the batch path does; an amount with no rate at all is *held* in the partition state
+   and retried every second and on every batch, never dropped.
+3. Each partition of the batch makes one state update (:meth:`PartitionState.process`);
+   its changelog segment goes to the ``partition-state`` table, its observations to
+   ``suitcase.observations``, its refusals to ``suitcase.deadletter``.
+4. Every worker reads all of ``suitcase.observations`` into one :class:`Summaries` (the
+   estimators' mergeable states of all partitions), recomputes the estimate table at
+   most once per publish interval when something changed, and the worker holding
+   partition 0 of border.departures publishes the rows that changed.
+
+Why not a faust GlobalTable for the broadcast state: GlobalTable replicas do not follow
+writes made by other instances reliably (faust-streaming issue #283), and the barrier of
+step 2 needs to know exactly how far the reader is. A plain group-less aiokafka consumer
+over the whole topic gives both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import pickle
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from streams.agents import define_agents
+from streams.app import create_app
+from streams.broker import DEFAULT_PARTITIONS
+from streams.contract import DEPARTURES, RATES, FxRate, decode
+from streams.fx import RateBook
+from streams.live import (
+    COMPACT_EVERY,
+    HORIZON_DAYS,
+    LANE_OF,
+    LANES,
+    PartitionState,
+    Record,
+    Step,
+    Summaries,
+    Tally,
+    base_key,
+    segment_key,
+    segment_prefix,
+)
+from streams.metrics import register
+from streams.tables import define_tables
+from streams.topics import define_topics
+
+log = logging.getLogger("suitcase.worker")
+
+#: Seconds between two estimate recomputations (when something changed).
+PUBLISH_INTERVAL_S = 1.0
+#: Seconds between two retries of held events and two consumer-lag readings.
+HOUSEKEEPING_INTERVAL_S = 1.0
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("suitcase-exports")
+    except Exception:
+        return "0+unknown"
+
+
+@dataclass
+class WorkerSettings:
+    bootstrap: str
+    app_id: str = "suitcase"
+    partitions: int = DEFAULT_PARTITIONS
+    data_dir: Path = Path(".suitcase")
+    horizon_days: float = HORIZON_DAYS
+    publish_interval: float = PUBLISH_INTERVAL_S
+    registry: CollectorRegistry | None = None
+
+
+class BroadcastReader:
+    """Reads every partition of a topic from the beginning, for ever, into ``apply``.
+
+    :meth:`sync` is a read barrier: it returns once everything that was in the topic
+    when it was called has been applied.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, apply: Callable) -> None:
+        self.bootstrap, self.topic, self.apply = bootstrap, topic, apply
+        self.consumer: AIOKafkaConsumer | None = None
+        self.tps: list[TopicPartition] = []
+        self.next: dict[TopicPartition, int] = {}
+        self._progress = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.version = 0
+
+    async def start(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=50, client_id=f"suitcase-{self.topic}",
+        )
+        await self.consumer.start()
+        await self.consumer.topics()
+        partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        self.tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self.consumer.assign(self.tps)
+        starts = await self.consumer.beginning_offsets(self.tps)
+        for tp in self.tps:
+            self.consumer.seek(tp, starts[tp])
+            self.next[tp] = starts[tp]
+        self._task = asyncio.create_task(self._run(), name=f"read-{self.topic}")
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=100, max_records=5000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    self.apply(message)
+                if messages:
+                    self.next[tp] = messages[-1].offset + 1
+                    self.version += 1
+            self._progress.set()
+
+    async def end_offsets(self) -> dict[TopicPartition, int]:
+        """End offsets now: ListOffsets, raised to the newest fetch high watermark.
+
+        (Tansu 0.6 answers ListOffsets with the base offset of the last record batch
+        plus one; the high watermark of the reader's own fetches, at most one long poll
+        old, covers the rest of that batch.)
+        """
+        ends = await self.consumer.end_offsets(self.tps)
+        for tp in self.tps:
+            high = self.consumer.highwater(tp)
+            if high is not None and high > ends[tp]:
+                ends[tp] = high
+        return ends
+
+    async def sync(self, timeout: float = 30.0) -> bool:
+        """Wait until all records present now are applied; False on timeout."""
+        ends = await self.end_offsets()
+        deadline = time.monotonic() + timeout
+        while any(self.next.get(tp, 0) < end for tp, end in ends.items()):
+            if self._task.done():
+                self._task.result()  # re-raise the reader's error
+            self._progress.clear()
+            try:
+                await asyncio.wait_for(self._progress.wait(), max(0.01, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                return False
+        return True
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+
+class LiveWorker:
+    """A faust worker for the live estimates (start with :meth:`start`, stop with :meth:`stop`)."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.version = _version()
+        self.app = create_app(settings.app_id, settings.bootstrap, settings.partitions, settings.data_dir)
+        self.topics = define_topics(self.app)
+        self.table = define_tables(self.app, settings.partitions)
+        self.agents = define_agents(self.app, self.topics.lanes, self.handle)
+        self.table.on_recover(self._on_recover)
+        self.states: dict[tuple[str, int], PartitionState] = {}
+        self.book = RateBook()
+        self.rates = BroadcastReader(settings.bootstrap, RATES, self._add_rate)
+        self.summaries = Summaries()
+        self.observations = BroadcastReader(settings.bootstrap, self.topics.observations.get_topic_name(), self._add_observations)
+        self._applied: dict[tuple[str, int], dict[str, int]] = {}
+        self._rows: dict[tuple[str, str, str], dict] = {}
+        self._first: dict[tuple[str, str, str], float] = {}
+        self._computed_version = -1
+        self._published = 0
+        self._last_processed: dict[str, float] = {}
+        self._lag: dict[tuple[str, int], int] = {}
+        self._retried_at: dict[tuple[str, int], int] = {}
+        self._tasks: list[asyncio.Task] = []
+        self.instruments = register(self, settings.registry) if settings.registry is not None else None
+        self.estimate_seconds = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.rates.start()
+        await self.observations.start()
+        await self.app.start()
+        self._tasks = [
+            asyncio.create_task(self._every(self.settings.publish_interval, self.publish), name="publish"),
+            asyncio.create_task(self._every(HOUSEKEEPING_INTERVAL_S, self.housekeeping), name="housekeeping"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+        await self.app.stop()
+        await self.rates.stop()
+        await self.observations.stop()
+
+    async def _every(self, seconds: float, job) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed", getattr(job, "__name__", job))
+
+    # ------------------------------------------------------------------ processing
+
+    async def handle(self, lane: str, records: list[Record]) -> None:
+        """One batch of a lane: one state update per partition (called by the agents)."""
+        if lane != "rates":
+            await self.rates.sync()
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        for record in records:
+            by_partition[record.partition].append(record)
+        for partition, batch in by_partition.items():
+            state = self._state(lane, partition)
+            self._commit(state, state.process(batch, self.book))
+            self._retried_at[(lane, partition)] = self.rates.version
+
+    def _state(self, lane: str, partition: int) -> PartitionState:
+        state = self.states.get((lane, partition))
+        if state is None:
+            state = self.states[(lane, partition)] = PartitionState.restore(
+                lane, partition, self._table_records(), self.settings.horizon_days
+            )
+        return state
+
+    def _table_records(self) -> dict[bytes, bytes]:
+        store = self.table.data
+        return dict(getattr(store, "data", store))
+
+    def _write(self, partition: int, key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.table.data.pop(key, None)
+            self.table.send_changelog(partition, key, None, value_serializer="raw")
+        else:
+            self.table.data[key] = value
+            self.table.send_changelog(partition, key, value)
+
+    def _commit(self, state: PartitionState, step: Step) -> None:
+        lane, p = state.lane, state.partition
+        if step.segment is not None:
+            self._write(p, segment_key(lane, p, step.segment.seq), step.segment.dumps())
+            if state.seq - state.base_seq >= COMPACT_EVERY:
+                self._compact(state)
+        if step.observations:
+            self.topics.observations.send_soon(
+                key=f"{lane}|{p}|{state.seq}".encode(),
+                value=pickle.dumps((lane, p, state.seq, step.first, dict(state.offsets), step.observations), protocol=5),
+                partition=p,
+            )
+        for dead in step.dead:
+            r = dead.record
+            self.topics.deadletter.send_soon(
+                key=r.key, value=r.value,
+                headers=[("topic", r.topic.encode()), ("partition", str(r.partition).encode()),
+                         ("offset", str(r.offset).encode()), ("reason", dead.reason.encode())],
+            )
+        if step.lags:
+            now = time.time()
+            by_topic: dict[str, list[float]] = defaultdict(list)
+            for topic, ts in step.lags:
+                by_topic[topic].append(max(0.0, now - ts) if ts else 0.0)
+            for topic, lags in by_topic.items():
+                self._last_processed[topic] = now
+                if self.instruments is not None:
+                    self.instruments.observe_lag(topic, lags)
+
+    def _compact(self, state: PartitionState) -> None:
+        lane, p = state.lane, state.partition
+        snapshot = state.snapshot()
+        self._write(p, base_key(lane, p), snapshot.dumps())
+        prefix = segment_prefix(lane, p)
+        for key in [k for k in self._table_records() if k.startswith(prefix) and not k.endswith(b"base")]:
+            if int(key[len(prefix):]) <= snapshot.seq:
+                self._write(p, key, None)
+        state.base_seq = snapshot.seq
+
+    async def _on_recover(self) -> None:
+        assigned = {
+            (LANE_OF[tp.topic], tp.partition)
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic in LANE_OF
+        }
+        records = self._table_records()
+        self.states = {
+            key: PartitionState.restore(key[0], key[1], records, self.settings.horizon_days)
+            for key in assigned
+        }
+        log.info("recovered %d partition states", len(self.states))
+
+    def _add_rate(self, message) -> None:
+        rate = decode(RATES, message.value)
+        if type(rate) is FxRate:
+            self.book.add(rate.currency, rate.event_time.timestamp(), rate.event_id, rate.units_per_usd)
+
+    def _add_observations(self, message) -> None:
+        lane, p, _seq, first, last, observations = pickle.loads(message.value)
+        applied = self._applied.setdefault((lane, p), {})
+        if any(offset <= applied.get(topic, -1) for topic, offset in first.items()):
+            return  # a step redone after a crash, already counted
+        for topic, offset in last.items():
+            if offset > applied.get(topic, -1):
+                applied[topic] = offset
+        update = self.summaries.update
+        for observation in observations:
+            update(observation)
+
+    async def housekeeping(self) -> None:
+        """Retry held events when the rate book grew; read the consumer lag."""
+        if any(state.held for state in self.states.values()):
+            await self.rates.sync()
+            for key, state in list(self.states.items()):
+                if state.held and self._retried_at.get(key) != self.rates.version:
+                    self._retried_at[key] = self.rates.version
+                    step = state.retry_held(self.book)
+                    if step is not None:
+                        self._commit(state, step)
+        tps = [TopicPartition(topic, p) for (lane, p) in self.states for topic in LANES[lane]]
+        if tps:
+            ends = await self.rates.consumer.end_offsets(tps)
+            for tp in tps:  # see BroadcastReader.end_offsets
+                high = self.app.consumer.highwater(tp)
+                if high is not None and high > ends[tp]:
+                    ends[tp] = high
+            self._lag = {
+                (tp.topic, tp.partition): max(0, end - 1 - self.states[(LANE_OF[tp.topic], tp.partition)].offsets.get(tp.topic, -1))
+                for tp, end in ends.items()
+            }
+
+    # ------------------------------------------------------------------ estimates
+
+    def is_leader(self) -> bool:
+        try:
+            actives = self.app.assignor.assigned_actives()
+        except Exception:
+            return False
+        return any(tp.topic == DEPARTURES and tp.partition == 0 for tp in actives)
+
+    async def publish(self) -> int:
+        """Recompute the estimates if the state changed; publish changed rows (leader)."""
+        version = self.summaries.version
+        if version == self._computed_version or not self.summaries.strata:
+            return 0
+        started = time.perf_counter()
+        table = self.summaries.estimate()
+        self.estimate_seconds = time.perf_counter() - started
+        self._computed_version = version
+        rows = {(r["week"], r["domain"], r["key"]): r for r in table.iter_rows(named=True)}
+        changed = [k for k, r in rows.items() if self._rows.get(k) != r]
+        self._rows = rows
+        leader = self.is_leader()
+        for key in changed:
+            row = rows[key]
+            if row.get("estimate_usd") is not None:
+                self._first.setdefault(key, float(row["estimate_usd"]))
+            if leader:
+                self.topics.estimates.send_soon(
+                    key="|".join(key).encode(), value=json.dumps(row, default=str).encode()
+                )
+                self._published += 1
+        return len(changed)
+
+    def estimate_table(self):
+        """The estimate table of the merged state now (the batch output's format)."""
+        return self.summaries.estimate()
+
+    async def wait_caught_up(self, last: dict[tuple[str, int], int], poll: float = 0.1) -> None:
+        """Return once the records up to ``last`` ((topic, partition) -> offset, e.g. from
+        :class:`streams.feed.Written`) are processed and their observations counted."""
+        while True:
+            pending = [
+                (topic, p) for (topic, p), offset in last.items()
+                if topic in LANE_OF and (
+                    (LANE_OF[topic], p) not in self.states
+                    or self.states[(LANE_OF[topic], p)].offsets.get(topic, -1) < offset
+                )
+            ]
+            if not pending:
+                break
+            await asyncio.sleep(poll)
+        await self.app.producer.flush()
+        await self.observations.sync()
+
+    # ------------------------------------------------------------------ metrics view
+
+    def tallies(self) -> Tally:
+        total = Tally()
+        for state in list(self.states.values()):
+            total.accepted.update(state.tally.accepted)
+            total.duplicates.update(state.tally.duplicates)
+            total.rejected.update(state.tally.rejected)
+            total.late.update(state.tally.late)
+        return total
+
+    def held(self) -> dict[str, int]:
+        held: Counter = Counter({t: 0 for lane, _ in self.states for t in LANES[lane] if t != RATES})
+        for state in list(self.states.values()):
+            held.update(state.held_count)
+        return dict(held)
+
+    def newest_event(self) -> dict[str, float]:
+        newest: dict[str, float] = {}
+        for state in list(self.states.values()):
+            for topic, at in state.watermark.items():
+                if at > newest.get(topic, float("-inf")):
+                    newest[topic] = at
+        return newest
+
+    def last_processed(self) -> dict[str, float]:
+        return dict(self._last_processed)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        return dict(self._lag)
+
+    def published(self) -> int:
+        return self._published
+
+    def clock(self) -> float | None:
+        return self.newest_event().get(DEPARTURES) or self._summaries_clock()
+
+    def _summaries_clock(self) -> float | None:
+        return None
+
+    def estimate_rows(self) -> dict[tuple[str, str, str], dict]:
+        return self._rows
+
+    def first_published(self) -> dict[tuple[str, str, str], float]:
+        return self._first
+
+    def week_counts(self, week: str) -> tuple[dict, dict]:
+        return self.summaries.departures(week), self.summaries.random_inspections(week)
