@@ -443,39 +443,32 @@ def base_key(lane: str, partition: int) -> bytes:
 class Summaries:
     """The estimators' mergeable states, fed with observations from any partition.
 
-    ``strata`` (Stratum -> StratumState), ``formal`` (week -> FormalExports) and
-    ``payments`` (week -> WeekPayments) are exactly what the batch path builds from an
-    archive, so :func:`estimators.estimate.estimate_weeks` gives the same table.
+    A thin wrapper over :class:`estimators.Tables`, the very accumulator the batch path
+    (``streams.batch``) feeds, so :meth:`estimate` gives the batch table; ``version``
+    counts updates so the publisher knows when to recompute.
     """
 
     def __init__(self) -> None:
-        self.strata: dict = {}
-        self.formal: dict = {}
-        self.payments: dict = {}
+        from estimators import Tables
+
+        self.tables = Tables()
         self.version = 0
+
+    @property
+    def strata(self) -> dict:
+        return self.tables.strata
+
+    @property
+    def formal(self) -> dict:
+        return self.tables.formal
+
+    @property
+    def payments(self) -> dict:
+        return self.tables.payments
 
     def update(self, obs) -> None:
         """Add one observation (the single place where live state meets the estimators)."""
-        from estimators.state import FormalExports, StratumState, WeekPayments
-
-        kind = type(obs)
-        if kind is DepartureSeen or kind is DeclarationSeen or kind is InspectionSeen:
-            state = self.strata.get(obs.stratum)
-            if state is None:
-                state = self.strata[obs.stratum] = StratumState()
-            state.update(obs)
-        elif kind is FormalExportSeen:
-            state = self.formal.get(obs.week)
-            if state is None:
-                state = self.formal[obs.week] = FormalExports()
-            state.update(obs)
-        elif kind is PaymentSeen:
-            state = self.payments.get(obs.week)
-            if state is None:
-                state = self.payments[obs.week] = WeekPayments()
-            state.update(obs)
-        else:
-            raise TypeError(f"not an observation: {kind.__name__}")
+        self.tables.update(obs)
         self.version += 1
 
     def estimate(self):
@@ -506,3 +499,4 @@ class Summaries:
 
 def stratum_of(obs) -> Stratum | None:
     return getattr(obs, "stratum", None)
+
