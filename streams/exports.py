@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import math
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -392,7 +393,7 @@ def write_xlsx(
                    else count if kind.is_integer() else None)
             sheet.set_column(j, j, _width(column), fmt)
             for i, value in enumerate(data[column].to_list(), start=1):
-                if value is None:
+                if value is None or (isinstance(value, float) and not math.isfinite(value)):
                     sheet.write_blank(i, j, None, fmt)
                 elif isinstance(value, (int, float)) and not isinstance(value, bool):
                     sheet.write_number(i, j, value, fmt)
@@ -440,12 +441,12 @@ def write_xlsx(
             for i, row in enumerate(hist.iter_rows(named=True), start=1):
                 trend.write_string(i, 0, row["week"])
                 for j, column in enumerate(("estimate_usd", "ci_low_usd", "ci_high_usd"), start=1):
-                    if row[column] is None:
+                    if row[column] is None or not math.isfinite(row[column]):
                         trend.write_blank(i, j, None, money)
                     else:
                         trend.write_number(i, j, row[column], money)
                 low, high = row["ci_low_usd"], row["ci_high_usd"]
-                if low is None or high is None:
+                if low is None or high is None or not math.isfinite(high - low):
                     trend.write_blank(i, 4, None, money)
                 else:
                     trend.write_number(i, 4, high - low, money)

@@ -163,6 +163,8 @@ def numbers_changed(
     )
     for column in compared:
         a, b = joined[column], joined[column + "__new"]
+        if a.dtype.is_float() or b.dtype.is_float():  # NaN (no interval) equals NaN
+            a, b = a.cast(pl.Float64).fill_nan(None), b.cast(pl.Float64).fill_nan(None)
         if (a.is_null() != b.is_null()).any():
             return True
         both = a.is_not_null() & b.is_not_null()
@@ -171,7 +173,7 @@ def numbers_changed(
                 return True
         else:
             diff = (a.filter(both).cast(pl.Float64) - b.filter(both).cast(pl.Float64)).abs()
-            if (diff > tolerance_usd).any() or diff.is_nan().any():
+            if (diff > tolerance_usd).any():
                 return True
     return False
 

@@ -290,6 +290,17 @@ def test_archive_without_the_week_is_one_line_exit_2(tmp_path, table, monkeypatc
     assert err.count("\n") == 1 and "no estimate for week 2026-W20" in err
 
 
+def test_nan_is_a_blank_cell_in_excel_and_sdmx(tmp_path, table):
+    nan = table.with_columns(pl.lit(float("nan")).alias("ci_low_usd"))
+    exported = export_table(nan, WEEK, "flash", FLASH_TIME)
+    path = write_export(exported, tmp_path / "w07.xlsx", history=exports._history_totals(nan, 10, 3))
+    sheet = openpyxl.load_workbook(path)["estimates"]
+    column = exported.columns.index("ci_low_usd") + 1
+    assert all(sheet.cell(row=r, column=column).value is None for r in range(2, exported.height + 2))
+    rows = exports.sdmx_rows(exported)
+    assert {r["CI_LOWER_95"] for r in rows} == {""}
+
+
 def test_column_help_covers_every_column():
     for column in (*ESTIMATE_COLUMNS, *ADDED_COLUMNS, "n_travellers"):
         assert column in COLUMN_HELP

@@ -124,6 +124,9 @@ def test_numbers_changed_tolerance_and_cells(rows):
                                .alias("estimate_usd"))
     assert numbers_changed(rows, nulled) and not numbers_changed(nulled, nulled)
     assert not numbers_changed(rows, rows.reverse())  # order does not matter
+    no_interval = rows.with_columns(pl.lit(float("nan")).alias("ci_low_usd"))
+    assert not numbers_changed(no_interval, no_interval)  # NaN is not a change
+    assert numbers_changed(rows, no_interval)
 
 
 def test_due_for_flash():
