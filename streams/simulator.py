@@ -241,13 +241,14 @@ _HOURS: Final = np.array([
 ], dtype=float)
 
 # Nowruz (1 Farvardin) and Arbaeen (20 Safar) dates; years outside the table fall back to
-# 21 March and no Arbaeen surge.
+# 21 March and to Arbaeen 2026 moved by whole lunar years.
 _NOWRUZ: Final = {y: dt.date.fromisoformat(d) for y, d in {
     2023: "2023-03-21", 2024: "2024-03-20", 2025: "2025-03-21", 2026: "2026-03-21",
     2027: "2027-03-21", 2028: "2028-03-20", 2029: "2029-03-20", 2030: "2030-03-21"}.items()}
 _ARBAEEN: Final = {y: dt.date.fromisoformat(d) for y, d in {
     2023: "2023-09-06", 2024: "2024-08-25", 2025: "2025-08-14", 2026: "2026-08-04",
     2027: "2027-07-25", 2028: "2028-07-13", 2029: "2029-07-03", 2030: "2030-06-22"}.items()}
+_LUNAR_YEAR_DAYS: Final = 354.367
 
 # Carrying: chance a traveller of each group carries handicrafts, extra item lines, the
 # category mix, and whether they declare and by how much they under-declare (Beta a, b).
@@ -376,7 +377,7 @@ _EXPORT_DEST_BY_MODE: Final = {
 }
 _P_HANDICRAFT_HOUSE: Final = 0.4
 _P_HANDICRAFT_LINE: Final = np.array([.05, .85])
-_FORMAL_HANDICRAFT_VALUE: Final = (3_500, 1.2, 500_000)
+_FORMAL_HANDICRAFT_VALUE: Final = (2_800, 1.2, 500_000)
 _FORMAL_OTHER_VALUE: Final = (45_000, 1.3, 5_000_000)
 #: Non-handicraft HS codes: (code, USD per unit of quantity).
 _FORMAL_OTHER_HS: Final = (
@@ -477,6 +478,12 @@ def _bump(date: dt.date, table: dict[int, dt.date], default: tuple[int, int] | N
     return best
 
 
+def _lunar_shift(base: dt.date, near: dt.date) -> dt.date:
+    """The date whole lunar years from ``base`` that falls nearest ``near``."""
+    k = round((near - base).days / _LUNAR_YEAR_DAYS)
+    return base + dt.timedelta(days=round(k * _LUNAR_YEAR_DAYS))
+
+
 def _season(date: dt.date) -> tuple[float, float, float, float]:
     """Multipliers of resident, visitor and trader departures, and the Arbaeen pilgrim share
     of the day (fraction of the year's pilgrims who leave that day)."""
@@ -488,8 +495,8 @@ def _season(date: dt.date) -> tuple[float, float, float, float]:
     traders = 1 - 0.4 * nowruz_out
     pilgrims = 0.0
     for year in (date.year, date.year + 1):
-        arbaeen = _ARBAEEN.get(year)
-        if arbaeen is not None and -20 <= (date - arbaeen).days <= 2:
+        arbaeen = _ARBAEEN.get(year) or _lunar_shift(_ARBAEEN[2026], dt.date(year, 7, 1))
+        if -20 <= (date - arbaeen).days <= 2:
             offsets = np.arange(-20, 3)
             w = np.exp(-0.5 * ((offsets + 6) / 4.0) ** 2)
             pilgrims += float(w[(date - arbaeen).days + 20] / w.sum())
@@ -705,7 +712,7 @@ def _build_world(config: WorldConfig) -> _World:
     n_exp = max(3, round(_EXPORTERS * s))
     e_post = _draw(erng, _cdf(_EXPORT_POST, _P), n=n_exp)
     e_house = (erng.random(n_exp) < _P_HANDICRAFT_HOUSE).astype(int)
-    e_weight = erng.pareto(1.2, n_exp) + 1  # a few big exporters file most declarations
+    e_weight = erng.exponential(1.0, n_exp)  # some exporters file more than others
     e_cdf = np.cumsum(e_weight / e_weight.sum())
     e_cdf[-1] = 1.0
     return _World(
