@@ -36,10 +36,10 @@ TARGETS = {"cov_total": (0.92, 0.98), "cov_category": 0.90, "width_vs_textbook":
 
 def world_dir(cache: Path, seed: int, weeks: int, scale: float) -> Path:
     """The cached archive of one world, simulated on first use."""
-    from streams.simulator import WorldConfig, simulate
-
     out = cache / f"seed{seed}-w{weeks}-s{scale}"
     if not (out / "truth.parquet").exists():
+        from streams.simulator import WorldConfig, simulate
+
         simulate(out, WorldConfig(seed=seed, weeks=weeks, scale=scale))
     return out
 

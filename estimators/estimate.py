@@ -425,8 +425,8 @@ def estimate_weeks(
     alpha: float = 0.05,
     *,
     window: int = 2,
-    min_sample: int = 30,
-    min_category: int = 10,
+    min_sample: int = 10,
+    min_category: int = 3,
     interval: str = "percentile",
     variance: str = "wide",
 ) -> pl.DataFrame:
@@ -484,6 +484,8 @@ def estimate_weeks(
     >>> out.filter(domain="total").select("estimate_usd", "n_departures", "n_inspected").row(0)
     (7950.0, 100, 20)
     """
+    if variance not in ("wide", "local"):
+        raise ValueError(f"variance must be 'wide' or 'local', got {variance!r}")
     if interval not in ("percentile", "normal"):
         raise ValueError(f"interval must be 'percentile' or 'normal', got {interval!r}")
     index = _Index(states)
