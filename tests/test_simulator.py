@@ -173,6 +173,14 @@ def test_files_are_the_days_of_iter_days(world, days):
     assert [d.date for d in days] == [SMALL.start + dt.timedelta(i) for i in range(SMALL.days)]
 
 
+def test_a_day_is_the_same_whatever_window_it_is_simulated_in(days):
+    later = list(iter_days(dataclasses.replace(SMALL, start=SMALL.start + dt.timedelta(days=7),
+                                               weeks=1)))
+    for topic in ("border.departures", "customs.exports", "fx.rates"):
+        assert later[1].events[topic] == days[8].events[topic], topic
+    assert later[1].truth.equals(days[8].truth)
+
+
 def test_progress_is_reported_per_day(tmp_path):
     calls = []
     simulate(tmp_path, dataclasses.replace(SMALL, weeks=1, scale=0.01),
@@ -255,6 +263,12 @@ def test_codes_and_links_are_consistent(world):
         else:
             assert e["selection"] == "targeted" and e["selection_probability"] is None
     assert {e["selection"] for e in ev["customs.inspections"]} == {"random", "targeted"}
+    # the randomiser's probability differs by post and, on some days, within a post
+    p_used = defaultdict(set)
+    for e in ev["customs.inspections"]:
+        if e["selection"] == "random":
+            p_used[e["border_post"]].add(e["selection_probability"])
+    assert len(set.union(*p_used.values())) > 2 and max(map(len, p_used.values())) > 1
 
 
 def test_payments_link_cards_travellers_and_originals(world):
