@@ -87,6 +87,9 @@ class WorkerSettings:
     horizon_days: float = HORIZON_DAYS
     publish_interval: float = PUBLISH_INTERVAL_S
     registry: CollectorRegistry | None = None
+    #: Benchmarks: carry record timestamps through the observation log and collect
+    #: production-to-estimate latencies in ``LiveWorker.estimate_latencies``.
+    track_latency: bool = False
 
 
 class BroadcastReader:
@@ -198,6 +201,9 @@ class LiveWorker:
         self._tasks: list[asyncio.Task] = []
         self.instruments = register(self, settings.registry) if settings.registry is not None else None
         self.estimate_seconds = 0.0
+        self._pending_stamps: list[float] = []
+        self.first_record_at: float | None = None
+        self.estimate_latencies: list[float] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -237,6 +243,8 @@ class LiveWorker:
 
     async def handle(self, lane: str, records: list[Record]) -> None:
         """One batch of a lane: one state update per partition (called by the agents)."""
+        if self.first_record_at is None:
+            self.first_record_at = time.time()
         if lane != "rates":
             await self.rates.sync()
         by_partition: dict[int, list[Record]] = defaultdict(list)
@@ -273,10 +281,15 @@ class LiveWorker:
             self._write(p, segment_key(lane, p, step.segment.seq), step.segment.dumps())
             if state.seq - state.base_seq >= COMPACT_EVERY:
                 self._compact(state)
-        if step.observations:
+        if step.segment is not None:
+            # Sent even without observations: the log then also says how far each
+            # partition is, which is what wait_caught_up reads (on any worker).
+            stamps = [ts for _, ts in step.lags] if self.settings.track_latency else None
             self.topics.observations.send_soon(
                 key=f"{lane}|{p}|{state.seq}".encode(),
-                value=pickle.dumps((lane, p, state.seq, step.first, dict(state.offsets), step.observations), protocol=5),
+                value=pickle.dumps(
+                    (lane, p, state.seq, step.first, dict(state.offsets), step.observations, stamps), protocol=5
+                ),
                 partition=p,
             )
         for dead in step.dead:
@@ -325,7 +338,7 @@ class LiveWorker:
             self.book.add(rate.currency, rate.event_time.timestamp(), rate.event_id, rate.units_per_usd)
 
     def _add_observations(self, message) -> None:
-        lane, p, _seq, first, last, observations = pickle.loads(message.value)
+        lane, p, _seq, first, last, observations, stamps = pickle.loads(message.value)
         applied = self._applied.setdefault((lane, p), {})
         if any(offset <= applied.get(topic, -1) for topic, offset in first.items()):
             return  # a step redone after a crash, already counted
@@ -335,6 +348,8 @@ class LiveWorker:
         update = self.summaries.update
         for observation in observations:
             update(observation)
+        if stamps:
+            self._pending_stamps.extend(stamps)
 
     async def housekeeping(self) -> None:
         """Retry held events when the rate book grew; read the consumer lag."""
@@ -372,9 +387,13 @@ class LiveWorker:
         version = self.summaries.version
         if version == self._computed_version or not self.summaries.strata:
             return 0
+        stamps, self._pending_stamps = self._pending_stamps, []
         started = time.perf_counter()
         table = self.summaries.estimate()
         self.estimate_seconds = time.perf_counter() - started
+        if stamps:
+            now = time.time()
+            self.estimate_latencies.extend(now - ts for ts in stamps)
         self._computed_version = version
         rows = {(r["week"], r["domain"], r["key"]): r for r in table.iter_rows(named=True)}
         changed = [k for k, r in rows.items() if self._rows.get(k) != r]
@@ -395,22 +414,20 @@ class LiveWorker:
         """The estimate table of the merged state now (the batch output's format)."""
         return self.summaries.estimate()
 
-    async def wait_caught_up(self, last: dict[tuple[str, int], int], poll: float = 0.1) -> None:
+    def observed_through(self, last: dict[tuple[str, int], int]) -> bool:
+        """True once the observation log (all workers' steps) covers ``last``."""
+        for (topic, p), offset in last.items():
+            lane = LANE_OF.get(topic)
+            if lane is not None and self._applied.get((lane, p), {}).get(topic, -1) < offset:
+                return False
+        return True
+
+    async def wait_caught_up(self, last: dict[tuple[str, int], int], poll: float = 0.05) -> None:
         """Return once the records up to ``last`` ((topic, partition) -> offset, e.g. from
-        :class:`streams.feed.Written`) are processed and their observations counted."""
-        while True:
-            pending = [
-                (topic, p) for (topic, p), offset in last.items()
-                if topic in LANE_OF and (
-                    (LANE_OF[topic], p) not in self.states
-                    or self.states[(LANE_OF[topic], p)].offsets.get(topic, -1) < offset
-                )
-            ]
-            if not pending:
-                break
+        :class:`streams.feed.Written`) are processed, by this worker or any other of the
+        group, and their observations are in this worker's merged state."""
+        while not self.observed_through(last):
             await asyncio.sleep(poll)
-        await self.app.producer.flush()
-        await self.observations.sync()
 
     # ------------------------------------------------------------------ metrics view
 
