@@ -82,7 +82,8 @@ class Faults:
                               rng.uniform(0, max(int(keep.sum()), 1), len(extras))]
             order = np.argsort(order_key, kind="stable")
             moved = np.flatnonzero(rng.random(len(order)) < cfg.shuffle_rate)
-            order[moved] = order[rng.permutation(moved)]
+            if topic != FX_RATES:  # a rate feed publishes each currency in time order
+                order[moved] = order[rng.permutation(moved)]
             out[topic] = [lines[i] for i in order]
         return out
 
