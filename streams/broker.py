@@ -27,7 +27,6 @@ from streams.contract import TOPICS
 DEFAULT_PARTITIONS: Final = 4
 DEADLETTER: Final = "suitcase.deadletter"
 ESTIMATES: Final = "suitcase.estimates"
-OBSERVATIONS: Final = "suitcase.observations"  # internal: see streams.topics
 
 
 class BrokerError(RuntimeError):
@@ -85,9 +84,11 @@ def wait_reachable(bootstrap: str, timeout: float = 10.0) -> None:
 def create_topics(
     bootstrap: str,
     partitions: int = DEFAULT_PARTITIONS,
-    extra: tuple[str, ...] = (DEADLETTER, ESTIMATES, OBSERVATIONS),
+    extra: tuple[str, ...] = (DEADLETTER, ESTIMATES),
+    names: tuple[str, ...] | None = None,
 ) -> None:
-    """Create the contract's topics and the project's output topics if they are missing.
+    """Create the contract's topics and the project's output topics if they are missing
+    (or, with ``names``, just those).
 
     The three crossing topics (and payments, exports) get ``partitions`` partitions;
     fx.rates, the dead-letter and estimates topics too (the rate book is read whole by
@@ -102,7 +103,7 @@ def create_topics(
         existing = set(admin.list_topics())
         wanted = [
             NewTopic(name, partitions, 1)
-            for name in (*TOPICS, *extra)
+            for name in (names if names is not None else (*TOPICS, *extra))
             if name not in existing
         ]
         if wanted:

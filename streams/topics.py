@@ -8,9 +8,10 @@
 - ``suitcase.estimates``: published estimate rows. Key ``week|domain|key``; value the
   row of the batch output (``suitcase estimate``) as one JSON object, sent when it
   changes, at most once per publish interval;
-- ``suitcase.observations`` (internal): the estimator observations each lane partition
-  releases, one record per processing step (pickled, key ``lane|partition|seq``). Every
-  worker reads all of it, so each holds the merged estimator state of all partitions.
+- ``<app id>-observations`` (internal, one per app like faust's changelogs): the
+  estimator observations each lane partition releases, one record per processing step
+  (pickled, key ``lane|partition|seq``). Every worker of the app reads all of it, so
+  each holds the merged estimator state of all partitions.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from typing import Final
 
 import faust
 
-from streams.broker import DEADLETTER, ESTIMATES, OBSERVATIONS
+from streams.broker import DEADLETTER, ESTIMATES
 from streams.contract import TOPICS
 from streams.live import LANES
 
 #: Every topic the worker needs (``streams.broker.create_topics`` creates them).
-OUTPUT_TOPICS: Final = (DEADLETTER, ESTIMATES, OBSERVATIONS)
+OUTPUT_TOPICS: Final = (DEADLETTER, ESTIMATES)
+
+
+def observations_topic(app_id: str) -> str:
+    return f"{app_id}-observations"
 
 
 @dataclass
@@ -42,7 +47,7 @@ def define_topics(app: faust.App) -> Topics:
         lanes={lane: app.topic(*names, **raw) for lane, names in LANES.items()},
         deadletter=app.topic(DEADLETTER, **raw),
         estimates=app.topic(ESTIMATES, **raw),
-        observations=app.topic(OBSERVATIONS, **raw),
+        observations=app.topic(observations_topic(app.conf.id), **raw),
     )
 
 

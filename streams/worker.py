@@ -11,8 +11,8 @@ Data flow (see :mod:`streams.live` for the state, :mod:`streams.topics` for the 
    and retried every second and on every batch, never dropped.
 3. Each partition of the batch makes one state update (:meth:`PartitionState.process`);
    its changelog segment goes to the ``partition-state`` table, its observations to
-   ``suitcase.observations``, its refusals to ``suitcase.deadletter``.
-4. Every worker reads all of ``suitcase.observations`` into one :class:`Summaries` (the
+   ``<app id>-observations``, its refusals to ``suitcase.deadletter``.
+4. Every worker reads all of ``<app id>-observations`` into one :class:`Summaries` (the
    estimators' mergeable states of all partitions), recomputes the estimate table at
    most once per publish interval when something changed, and the worker holding
    partition 0 of border.departures publishes the rows that changed.
@@ -102,6 +102,7 @@ class BroadcastReader:
     def __init__(self, bootstrap: str, topic: str, apply: Callable) -> None:
         self.bootstrap, self.topic, self.apply = bootstrap, topic, apply
         self.consumer: AIOKafkaConsumer | None = None
+        self.probe: AIOKafkaConsumer | None = None
         self.tps: list[TopicPartition] = []
         self.next: dict[TopicPartition, int] = {}
         self._progress = asyncio.Event()
@@ -114,6 +115,13 @@ class BroadcastReader:
             auto_offset_reset="earliest", fetch_max_wait_ms=50, client_id=f"suitcase-{self.topic}",
         )
         await self.consumer.start()
+        # ListOffsets through the fetching consumer waits behind its long poll (~50 ms);
+        # an idle consumer answers in well under a millisecond on loopback.
+        self.probe = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            client_id=f"suitcase-{self.topic}-probe",
+        )
+        await self.probe.start()
         await self.consumer.topics()
         partitions = self.consumer.partitions_for_topic(self.topic) or set()
         self.tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
@@ -142,7 +150,7 @@ class BroadcastReader:
         plus one; the high watermark of the reader's own fetches, at most one long poll
         old, covers the rest of that batch.)
         """
-        ends = await self.consumer.end_offsets(self.tps)
+        ends = await self.probe.end_offsets(self.tps)
         for tp in self.tps:
             high = self.consumer.highwater(tp)
             if high is not None and high > ends[tp]:
@@ -172,6 +180,8 @@ class BroadcastReader:
                 pass
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.probe is not None:
+            await self.probe.stop()
 
 
 class LiveWorker:
@@ -203,11 +213,18 @@ class LiveWorker:
         self.estimate_seconds = 0.0
         self._pending_stamps: list[float] = []
         self.first_record_at: float | None = None
+        self._next_estimate = 0.0
         self.estimate_latencies: list[float] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        from streams.broker import create_topics
+
+        await asyncio.to_thread(
+            create_topics, self.settings.bootstrap, self.settings.partitions,
+            names=(self.observations.topic,),
+        )
         await self.rates.start()
         await self.observations.start()
         await self.app.start()
@@ -363,7 +380,7 @@ class LiveWorker:
                         self._commit(state, step)
         tps = [TopicPartition(topic, p) for (lane, p) in self.states for topic in LANES[lane]]
         if tps:
-            ends = await self.rates.consumer.end_offsets(tps)
+            ends = await self.rates.probe.end_offsets(tps)
             for tp in tps:  # see BroadcastReader.end_offsets
                 high = self.app.consumer.highwater(tp)
                 if high is not None and high > ends[tp]:
@@ -382,15 +399,27 @@ class LiveWorker:
             return False
         return any(tp.topic == DEPARTURES and tp.partition == 0 for tp in actives)
 
-    async def publish(self) -> int:
-        """Recompute the estimates if the state changed; publish changed rows (leader)."""
+    async def publish(self, force: bool = False) -> int:
+        """Recompute the estimates if the state changed and publish the changed rows.
+
+        Only the leader (the worker holding border.departures partition 0) estimates
+        and publishes, and serves the estimate metrics; the others merge the same
+        observations but spend no time estimating. Recomputation is throttled so that
+        it takes at most ~10% of the worker's time (``publish_interval`` at least).
+        """
         version = self.summaries.version
         if version == self._computed_version or not self.summaries.strata:
             return 0
+        if not force:
+            if not self.is_leader():
+                return 0
+            if time.monotonic() < self._next_estimate:
+                return 0
         stamps, self._pending_stamps = self._pending_stamps, []
         started = time.perf_counter()
         table = self.summaries.estimate()
         self.estimate_seconds = time.perf_counter() - started
+        self._next_estimate = time.monotonic() + 9 * self.estimate_seconds
         if stamps:
             now = time.time()
             self.estimate_latencies.extend(now - ts for ts in stamps)
@@ -398,7 +427,7 @@ class LiveWorker:
         rows = {(r["week"], r["domain"], r["key"]): r for r in table.iter_rows(named=True)}
         changed = [k for k, r in rows.items() if self._rows.get(k) != r]
         self._rows = rows
-        leader = self.is_leader()
+        leader = force or self.is_leader()
         for key in changed:
             row = rows[key]
             if row.get("estimate_usd") is not None:

@@ -131,7 +131,7 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
             typer.echo(f"replayed {sent:,} records in {time.monotonic() - started:.1f} s")
             if until_caught_up:
                 await worker.wait_caught_up(written.last)
-                await worker.publish()
+                await worker.publish(force=True)
                 table = worker.estimate_table()
                 typer.echo(f"caught up after {time.monotonic() - started:.1f} s: {len(table):,} estimate rows")
                 if estimates_out is not None:
