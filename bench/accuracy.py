@@ -136,6 +136,28 @@ def markdown(summary: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def matched_width(rows: pl.DataFrame) -> str:
+    """Textbook half-width once its intervals are widened to reach our weekly-total coverage.
+
+    Each interval side is multiplied by the smallest factor that covers the truth; the
+    textbook factor at our coverage level says how wide it would have to be to match.
+    """
+    k, hw = {}, {}
+    for m in ("pooled-ratio", "textbook"):
+        x = rows.filter(domain="total", method=m)
+        est, lo, hi, y = (x[c].to_numpy() for c in ("estimate_usd", "ci_low_usd", "ci_high_usd", "value_usd"))
+        k[m] = np.where(y >= est, (y - est) / np.maximum(hi - est, 1e-9), (est - y) / np.maximum(est - lo, 1e-9))
+        hw[m] = float(np.median((hi - lo) / 2 / y))
+    cov = float(np.mean(k["pooled-ratio"] <= 1))
+    factor = float(np.quantile(k["textbook"], cov))
+    return (
+        f"At matched coverage ({cov:.3f}) the textbook intervals must be {factor:.2f}x wider:"
+        f" median half-width {hw['textbook'] * factor:.3f} vs ours {hw['pooled-ratio']:.3f}"
+        f" (ours / textbook = {hw['pooled-ratio'] / (hw['textbook'] * factor):.3f});"
+        f" ours would need {float(np.quantile(k['pooled-ratio'], 0.95)):.2f}x for 0.95."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--worlds", type=int, default=20)
@@ -148,7 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--interval", default="percentile")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "suitcase-bench")
     p.add_argument("--rows", type=Path, help="write the per-cell rows here (parquet)")
+    p.add_argument("--from-rows", type=Path, help="summarise rows written by an earlier run")
     a = p.parse_args(argv)
+    if a.from_rows:
+        rows = pl.read_parquet(a.from_rows)
+        print(markdown(summarise(rows)) + "\n\n" + matched_width(rows))
+        return
     a.cache.mkdir(parents=True, exist_ok=True)
     options = {"window": a.window, "variance": a.variance, "interval": a.interval}
     jobs = [(a.cache, s, a.weeks, a.scale, options) for s in range(a.first_seed, a.first_seed + a.worlds)]
@@ -161,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     timing = {k: float(np.sum([t[k] for _, t in results])) for k in results[0][1]}
     print(f"# Accuracy: {a.worlds} worlds x {a.weeks} weeks at scale {a.scale} ({options})\n")
     print(markdown(summarise(rows)))
+    print("\n" + matched_width(rows))
     print(
         f"\nwall {time.perf_counter() - t0:.0f} s; summed over worlds: simulate {timing['simulate_s']:.0f} s,"
         f" build states {timing['build_s']:.0f} s, estimate {timing['estimate_s']:.0f} s"
