@@ -38,6 +38,7 @@ __all__ = [
     "FormalExportSeen",
     "Observation",
     "unit_key",
+    "traveller_key",
     "iso_week_label",
 ]
 
@@ -67,12 +68,17 @@ class DepartureSeen(NamedTuple):
 class DeclarationSeen(NamedTuple):
     """One declaration (the census of declarers and of the declared total D).
 
-    ``declared_cents``: declared value in US cents per category, in CATEGORIES order.
+    ``declared_cents``: declared value in US cents per category, in CATEGORIES order;
+    ``resale``: some item is declared for resale (the trader's declaration);
+    ``traveller_key``: keyed 64-bit digest of the traveller id (:func:`traveller_key`), for
+    counting distinct travellers per cell; never the id.
     """
 
     stratum: Stratum
     region: str
     declared_cents: tuple[int, ...]
+    resale: bool = False
+    traveller_key: int = 0
 
 
 class InspectionSeen(NamedTuple):
@@ -96,6 +102,10 @@ class InspectionSeen(NamedTuple):
     declared_cents
         Declared value in US cents per category from the crossing's declaration; zeros
         when there is none.
+    resale
+        The crossing's declaration declares some item for resale.
+    traveller_key
+        Keyed 64-bit digest of the traveller id (:func:`traveller_key`); never the id.
     """
 
     stratum: Stratum
@@ -106,6 +116,8 @@ class InspectionSeen(NamedTuple):
     declared: bool
     assessed_cents: tuple[int, ...]
     declared_cents: tuple[int, ...]
+    resale: bool = False
+    traveller_key: int = 0
 
 
 class PaymentSeen(NamedTuple):
@@ -145,6 +157,20 @@ def unit_key(crossing_id: str) -> int:
     """
     return int.from_bytes(
         hashlib.blake2b(crossing_id.encode("utf-8"), digest_size=8).digest(), "little"
+    )
+
+
+def traveller_key(traveller_id: str, key: bytes = b"") -> int:
+    """The keyed 64-bit digest of a traveller id that distinct-traveller counts use.
+
+    Keyed BLAKE2b (``key`` up to 64 bytes; production passes a secret, the same in every
+    worker and batch run, so digests cannot be looked up from known ids).
+
+    >>> traveller_key("t-1") == traveller_key("t-1") != traveller_key("t-1", b"secret")
+    True
+    """
+    return int.from_bytes(
+        hashlib.blake2b(traveller_id.encode("utf-8"), digest_size=8, key=key).digest(), "little"
     )
 
 

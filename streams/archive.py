@@ -101,7 +101,7 @@ def observe(events_dir: Path, sink: Callable[[object], None]) -> ArchiveReport:
     from streams.contract import DECLARATIONS, DEPARTURES, EXPORTS, INSPECTIONS, PAYMENTS, RATES
     from streams.crossings import (
         Crossing,
-        declared_cents,
+        priced_declaration,
         departure_stratum,
         formal_export_seen,
         payment_seen,
@@ -133,7 +133,7 @@ def observe(events_dir: Path, sink: Callable[[object], None]) -> ArchiveReport:
         for dep in read_topic(files[DEPARTURES], DEPARTURES, tallies[DEPARTURES]):
             release(crossing(dep.crossing_id).add_departure(*departure_stratum(dep)))
     for topic, price, add in (
-        (DECLARATIONS, declared_cents, Crossing.add_declaration),
+        (DECLARATIONS, priced_declaration, Crossing.add_declaration),
         (INSPECTIONS, priced_inspection, Crossing.add_inspection),
     ):
         if topic not in files:

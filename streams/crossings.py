@@ -12,6 +12,7 @@ in a table; the batch path keeps them in a dict. Same code, same numbers.
 
 from __future__ import annotations
 
+import os
 from datetime import date, datetime
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -25,6 +26,7 @@ from estimators.observations import (
     PaymentSeen,
     Stratum,
     iso_week_label,
+    traveller_key,
     unit_key,
 )
 from streams.contract import Declaration, Departure, FormalExport, Inspection, Payment
@@ -32,6 +34,9 @@ from streams.fx import RateBook
 from streams.reference import CATEGORIES, HANDICRAFT_MCCS, destination_region, hs_category
 
 TEHRAN = ZoneInfo("Asia/Tehran")
+#: Secret of the keyed traveller digests (distinct-traveller counts); the same in every
+#: worker and batch run. Set SUITCASE_PSEUDONYM_KEY in production.
+PSEUDONYM_KEY = os.environ.get("SUITCASE_PSEUDONYM_KEY", "").encode("utf-8")[:64]
 _CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 _NO_VALUE = (0,) * len(CATEGORIES)
 
@@ -55,6 +60,14 @@ def departure_stratum(departure: Departure) -> tuple[Stratum, str]:
     )
 
 
+class PricedDeclaration(NamedTuple):
+    """A declaration with its values in US cents, waiting for its departure."""
+
+    declared_cents: tuple[int, ...]
+    resale: bool
+    traveller_key: int
+
+
 class PricedInspection(NamedTuple):
     """An inspection with its assessed values in US cents, waiting for its join."""
 
@@ -63,9 +76,10 @@ class PricedInspection(NamedTuple):
     selection_probability: float | None
     declared: bool
     assessed_cents: tuple[int, ...]
+    traveller_key: int
 
 
-def declared_cents(declaration: Declaration, rates: RateBook) -> tuple[int, ...] | None:
+def priced_declaration(declaration: Declaration, rates: RateBook) -> PricedDeclaration | None:
     """Declared value per category in US cents, or None if a currency has no rate yet."""
     at = declaration.event_time.timestamp()
     cents = [0] * len(CATEGORIES)
@@ -74,7 +88,11 @@ def declared_cents(declaration: Declaration, rates: RateBook) -> tuple[int, ...]
         if value is None:
             return None
         cents[_CATEGORY_INDEX[item.category]] += value
-    return tuple(cents)
+    return PricedDeclaration(
+        tuple(cents),
+        any(item.purpose == "resale" for item in declaration.items),
+        traveller_key(declaration.traveller_id, PSEUDONYM_KEY),
+    )
 
 
 def priced_inspection(inspection: Inspection, rates: RateBook) -> PricedInspection | None:
@@ -92,6 +110,7 @@ def priced_inspection(inspection: Inspection, rates: RateBook) -> PricedInspecti
         inspection.selection_probability,
         inspection.declared,
         tuple(cents),
+        traveller_key(inspection.traveller_id, PSEUDONYM_KEY),
     )
 
 
@@ -142,7 +161,7 @@ class Crossing:
     def __init__(self) -> None:
         self.stratum: Stratum | None = None
         self.region: str | None = None
-        self.declared: tuple[int, ...] | None = None
+        self.declared: PricedDeclaration | None = None
         self.waiting: list[PricedInspection] = []
 
     def add_departure(self, stratum: Stratum, region: str) -> list[Observation]:
@@ -151,16 +170,16 @@ class Crossing:
         self.stratum, self.region = stratum, region
         out: list[Observation] = [DepartureSeen(stratum, region)]
         if self.declared is not None:
-            out.append(DeclarationSeen(stratum, region, self.declared))
+            out.append(DeclarationSeen(stratum, region, *self.declared))
         return out + self._release()
 
-    def add_declaration(self, cents: tuple[int, ...]) -> list[Observation]:
+    def add_declaration(self, declaration: PricedDeclaration) -> list[Observation]:
         if self.declared is not None:
             return []
-        self.declared = cents
+        self.declared = declaration
         if self.stratum is None:
             return []
-        return [DeclarationSeen(self.stratum, self.region, cents), *self._release()]
+        return [DeclarationSeen(self.stratum, self.region, *declaration), *self._release()]
 
     def add_inspection(self, inspection: PricedInspection) -> list[Observation]:
         self.waiting.append(inspection)
@@ -185,7 +204,9 @@ class Crossing:
                 i.selection_probability,
                 i.declared,
                 i.assessed_cents,
-                self.declared if i.declared else _NO_VALUE,
+                self.declared.declared_cents if i.declared else _NO_VALUE,
+                i.declared and self.declared.resale,
+                i.traveller_key,
             )
             for i in ready
         ]
@@ -197,6 +218,8 @@ class Crossing:
         self.stratum, self.region, self.declared, self.waiting = state
         if self.stratum is not None:
             self.stratum = Stratum(*self.stratum)
+        if self.declared is not None:
+            self.declared = PricedDeclaration(*self.declared)
         self.waiting = [PricedInspection(*i) for i in self.waiting]
 
     def __eq__(self, other: object) -> bool:

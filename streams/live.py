@@ -68,7 +68,7 @@ from streams.contract import (
 from streams.crossings import (
     TEHRAN,
     Crossing,
-    declared_cents,
+    priced_declaration,
     departure_stratum,
     formal_export_seen,
     payment_seen,
@@ -284,7 +284,7 @@ class PartitionState:
                 *departure_stratum(event)
             )
         elif topic == DECLARATIONS:
-            cents = declared_cents(event, rates)
+            cents = priced_declaration(event, rates)
             if cents is None:
                 return False
             self._obs += self._crossing(event.crossing_id, end_of=event).add_declaration(cents)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from streams import contract as c
 from streams.crossings import (
     Crossing,
-    declared_cents,
+    priced_declaration,
     departure_stratum,
     payment_seen,
     priced_inspection,
@@ -92,7 +92,7 @@ def release(order, rates):
         if kind == "departure":
             out += crossing.add_departure(*departure_stratum(event))
         elif kind == "declaration":
-            out += crossing.add_declaration(declared_cents(event, rates))
+            out += crossing.add_declaration(priced_declaration(event, rates))
         else:
             out += crossing.add_inspection(priced_inspection(event, rates))
     return crossing, out
@@ -115,7 +115,7 @@ def test_declared_inspection_waits_for_its_declaration():
     crossing, out = release([("departure", events["departure"]), ("inspection", events["inspection"])], rates)
     assert [type(o).__name__ for o in out] == ["DepartureSeen"]
     assert crossing.open_inspections == 1
-    later = crossing.add_declaration(declared_cents(events["declaration"], rates))
+    later = crossing.add_declaration(priced_declaration(events["declaration"], rates))
     assert [type(o).__name__ for o in later] == ["DeclarationSeen", "InspectionSeen"]
     assert later[1].declared_cents == later[0].declared_cents == (9_000, 0, 0, 2050, 0, 0, 0, 0)
     assert later[1].assessed_cents[0] == 15_000
@@ -128,3 +128,12 @@ def test_crossing_pickles_for_the_table_changelog():
     crossing, _ = release(crossing_events(True, 1)[:2], rates)
     assert pickle.loads(pickle.dumps(crossing)) == crossing
     assert "t-1" not in repr(crossing) and "x-1" not in repr(crossing)
+
+
+def test_join_carries_resale_and_traveller_digests_never_ids():
+    rates = book(("IRR", T0 - 10**7, "r", 1_000_000))
+    _, out = release(crossing_events(True, 1), rates)
+    declaration, inspection = out[1], out[2]
+    assert declaration.resale and inspection.resale  # the example declares a carpet for resale
+    assert declaration.traveller_key == inspection.traveller_key != 0
+    assert "t-1" not in repr(out)
