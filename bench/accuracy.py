@@ -44,15 +44,44 @@ def world_dir(cache: Path, seed: int, weeks: int, scale: float) -> Path:
     return out
 
 
-def evaluate_world(args) -> tuple[pl.DataFrame, dict]:
-    """Rows (method, week, domain, key, estimate, ci, truth) and timings of one world."""
+def state_version() -> str:
+    """Digest of the code that decides what the states hold (a cached state is reused only
+    while this code is unchanged)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    files = ["estimators/observations.py", "estimators/state.py", "estimators/replicates.py",
+             "estimators/disclosure.py", "estimators/tables.py", "streams/archive.py",
+             "streams/crossings.py", "streams/contract.py", "streams/fx.py"]
+    h = hashlib.blake2b(digest_size=6)
+    for f in files:
+        h.update((root / f).read_bytes())
+    return h.hexdigest()
+
+
+def world_tables(d: Path):
+    """The states of a cached world, built from its archive on first use, then pickled."""
+    import pickle
+
     from streams.batch import build_tables
 
+    path = d / f"tables-{state_version()}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    tables, _ = build_tables(d)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
+    tmp.rename(path)
+    return tables
+
+
+def evaluate_world(args) -> tuple[pl.DataFrame, dict]:
+    """Rows (method, week, domain, key, estimate, ci, truth) and timings of one world."""
     cache, seed, weeks, scale, options = args
     t0 = time.perf_counter()
     d = world_dir(cache, seed, weeks, scale)
     t1 = time.perf_counter()
-    tables, _ = build_tables(d)
+    tables = world_tables(d)
     t2 = time.perf_counter()
     ours = tables.estimate(**options)
     t3 = time.perf_counter()

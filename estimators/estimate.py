@@ -67,6 +67,7 @@ from statistics import NormalDist
 import numpy as np
 import polars as pl
 
+from estimators.disclosure import DistinctSketch
 from estimators.observations import GROUPS, Stratum
 from estimators.replicates import N_REPLICATES
 from estimators.state import (
@@ -77,10 +78,14 @@ from estimators.state import (
     D_WA2,
     D_WD,
     D_WZ,
+    HVY,
+    K_D,
     N_W,
     N_WA,
     POSTS,
     R,
+    RES,
+    SKETCH_K,
     FormalExports,
     SampleState,
     StratumState,
@@ -112,6 +117,7 @@ COLUMNS: tuple[str, ...] = (
     "prediction_se_usd",  # the unsampled-residual part of std_error_usd
     "method",  # "pooled-ratio" or "textbook"
     "tourist_handicraft_card_usd",  # net tourist-card spending at handicraft merchants (total rows)
+    "n_travellers",  # distinct travellers behind the cell (see below); SKETCH_K means "at least"
 )
 
 #: Pooling levels, narrowest first.
@@ -162,6 +168,13 @@ class _Index:
             out.append(s)
         return sorted(out)
 
+    def view(self, pool: SampleState, cls: str) -> "_DeclView":
+        """The declarer class ``cls`` of a pooled sample (cached with the pool)."""
+        key = ("view", id(pool), cls)
+        if key not in self._cache:
+            self._cache[key] = (_DeclView(pool, cls), pool)  # keep the pool alive with its id
+        return self._cache[key][0]
+
     def pooled(self, level: str, post: str, group: str, week: str, window: int | None) -> SampleState:
         mode = BORDER_POSTS[post]["mode"]
         when = week if (window is not None and level != "all-weeks") else None
@@ -189,100 +202,180 @@ def _ratio(num, den, fallback):
     return out
 
 
-def _count(p: SampleState, kind: str, c: int) -> int:
-    """Sample size behind a coefficient: g1 (declared c), g2 (declarer, not c), non-declarers."""
-    if kind == "R":
-        return int((p.n_declarer - p.n_declarer_zero[:, c]).sum())
-    if kind == "m2":
-        return int(p.n_declarer_zero[:, c].sum())
-    return int(p.n_nondeclarer.sum())
+class _DeclView:
+    """The declarer sums of one class (all, personal or resale) of a pooled sample."""
+
+    __slots__ = ("first", "reps", "n", "n_zero", "cross", "cat")
+
+    def __init__(self, p: SampleState, cls: str):
+        if cls == "all":
+            self.first, self.reps = p.first[:K_D], p.replicates[:K_D]
+            self.n, self.n_zero = int(p.n_declarer.sum()), p.n_declarer_zero.sum(0)
+            self.cross, self.cat = p.decl_cross, p.decl_cat
+        elif cls == "resale":
+            self.first, self.reps = p.first[RES : RES + K_D], p.replicates[RES : RES + K_D]
+            self.n, self.n_zero = int(p.resale_n_declarer.sum()), p.resale_n_declarer_zero.sum(0)
+            self.cross, self.cat = p.resale_decl_cross, p.resale_decl_cat
+        else:  # personal = all - resale, exactly
+            self.first = p.first[:K_D] - p.first[RES : RES + K_D]
+            self.reps = p.replicates[:K_D] - p.replicates[RES : RES + K_D]
+            self.n = int(p.n_declarer.sum() - p.resale_n_declarer.sum())
+            self.n_zero = p.n_declarer_zero.sum(0) - p.resale_n_declarer_zero.sum(0)
+            self.cross = p.decl_cross - p.resale_decl_cross
+            self.cat = p.decl_cat - p.resale_decl_cat
+
+    def count(self, kind: str, c: int) -> int:
+        """Sample size behind a coefficient: declared in c (R) or not (m2)."""
+        return self.n - int(self.n_zero[c]) if kind == "R" else int(self.n_zero[c])
 
 
-def _rows_of(kind: str, c: int) -> tuple[int, int]:
-    return {"R": (D_WA1 + c, D_WD + c), "m2": (D_WA2 + c, D_WZ + c), "m0": (N_WA + c, N_W)}[kind]
+def _decl_rows(kind: str, c: int) -> tuple[int, int]:
+    return (D_WA1 + c, D_WD + c) if kind == "R" else (D_WA2 + c, D_WZ + c)
+
+
+#: Declarer classes: personal declarers and resale (traders') declarers.
+CLASSES: tuple[str, ...] = ("personal", "resale")
 
 
 class _Coefficients:
     """Point and replicate coefficients of one stratum, with the pools they came from.
 
-    Each coefficient (``R_c``, ``m2_c``, ``m0_c``) comes from the narrowest pool with
-    enough sample (``min_sample`` for the component, ``min_category`` for the
-    category's subgroup). Its replicates are the pool's own bootstrap replicates, or,
-    with ``variance="wide"``, the replicate deviations of the same pool level over all
-    weeks scaled by ``sqrt(n_wide / n_pool)`` (a generalised variance function: the
-    wide pool has seen the rare large carriers that a few weeks' sample often misses,
-    so the interval of an estimate that missed them is not too short), whichever gives
-    the larger variance.
+    Declarers are split by purpose (``personal``, ``resale``); each class has its own
+    ratio ``R_c`` and mean ``m2_c``, and non-declarers a mean ``m0_c`` which is the sum of a
+    light part (loads below ``HEAVY_CENTS``, from the usual pool) and a heavy part (from
+    the pool ``heavy``; see :func:`estimate_weeks`). Each coefficient comes from the
+    narrowest pool with enough sample (``min_sample`` for the class, ``min_category``
+    for the category's subgroup). A resale coefficient that no pool can estimate is
+    borrowed from the declarers of both classes together. Its replicates are the pool's
+    own bootstrap replicates, or, with ``variance="wide"``, the replicate deviations of
+    the same pool level over all weeks scaled by ``sqrt(n_wide / n_pool)`` (a generalised
+    variance function: the wide pool has seen the rare large carriers that a few weeks'
+    sample often misses), whichever gives the larger variance.
     """
 
-    def __init__(self, index: _Index, post, group, week, window, min_sample, min_category, need, variance):
+    def __init__(self, index, post, group, week, window, min_sample, min_category, need, variance, heavy):
         B = N_REPLICATES
+        L = len(LEVELS)
         pools = [index.pooled(lv, post, group, week, window) for lv in LEVELS]
         wides = [index.pooled(lv, post, group, week, None) for lv in LEVELS]
         self.ok = True
-        used: dict[str, int] = {}
-        coef = {k: np.zeros(C) for k in ("R", "m2", "m0")}
-        reps = {k: np.zeros((B, C)) for k in ("R", "m2", "m0")}
-        mains = {}
-        for comp, kinds in (("D", ("R", "m2")), ("0", ("m0",))):
-            size = (lambda p: int(p.n_declarer.sum())) if comp == "D" else (lambda p: int(p.n_nondeclarer.sum()))
-            main = next((i for i, p in enumerate(pools) if size(p) >= min_sample), None)
+        levels: set[int] = set()
+        self.R, self.m2, self.Rb, self.m2b = {}, {}, {}, {}
+        self.sig_d_cat, self.sig_d_tot = {}, {}
+        n_pooled = 0
+
+        def fit(num_den, count, size_pools, wide_pools, i):
+            """Point and replicates of a ratio of rows at pool level i."""
+            first, reps = size_pools[i]
+            num, den = num_den
+            point = float(first[num]) / float(first[den])
+            rep = _ratio(reps[num], reps[den], point)
+            if variance == "wide":
+                wfirst, wreps = wide_pools[i]
+                n_loc, n_wide = count(i, False), count(i, True)
+                if n_wide > n_loc > 0 and wfirst[den] > 0:
+                    wpoint = float(wfirst[num]) / float(wfirst[den])
+                    dev = (_ratio(wreps[num], wreps[den], wpoint) - wpoint) * (n_wide / n_loc) ** 0.5
+                    if np.var(dev) > np.var(rep):
+                        rep = point + dev
+            return point, rep
+
+        for cls in CLASSES:
+            views = [index.view(p, cls) for p in pools]
+            wviews = [index.view(p, cls) for p in wides]
+            alls = [index.view(p, "all") for p in pools]
+            main = next((i for i, v in enumerate(views) if v.n >= min_sample), None)
             if main is None:
-                main = next((i for i, p in enumerate(pools) if size(p) > 0), len(LEVELS) - 1)
-            mains[comp] = main
-            for kind in kinds:
+                main = next((i for i, v in enumerate(views) if v.n > 0), L - 1)
+            levels.add(main)
+            n_pooled += views[main].n
+            coef = {k: np.zeros(C) for k in ("R", "m2")}
+            reps = {k: np.zeros((B, C)) for k in ("R", "m2")}
+            for kind in ("R", "m2"):
                 for c in range(C):
-                    num, den = _rows_of(kind, c)
-                    chosen = next(
-                        (i for i in range(main, len(LEVELS)) if _count(pools[i], kind, c) >= min_category),
-                        None,
-                    )
+                    rows = _decl_rows(kind, c)
+                    chosen = next((i for i in range(main, L) if views[i].count(kind, c) >= min_category), None)
                     if chosen is None:
-                        chosen = next(
-                            (i for i in range(len(LEVELS) - 1, main - 1, -1) if pools[i].first[den] > 0),
-                            None,
-                        )
+                        chosen = next((i for i in range(L - 1, main - 1, -1) if views[i].first[rows[1]] > 0), None)
+                    src, wsrc = views, wviews
+                    if chosen is None:  # borrow from both classes together
+                        src, wsrc = alls, [index.view(p, "all") for p in wides]
+                        chosen = next((i for i in range(main, L) if src[i].count(kind, c) >= min_category), None)
+                        if chosen is None:
+                            chosen = next((i for i in range(L - 1, -1, -1) if src[i].first[rows[1]] > 0), None)
                     if chosen is None:
-                        if need[kind][c] > 0:
+                        if need[cls][kind][c] > 0:
                             self.ok = False
                         continue
-                    used[f"{kind}{c}"] = chosen
-                    p = pools[chosen]
-                    point = float(p.first[num]) / float(p.first[den])
-                    rep = _ratio(p.replicates[num], p.replicates[den], point)
-                    if variance == "wide":
-                        w = wides[chosen]
-                        n_loc, n_wide = _count(p, kind, c), _count(w, kind, c)
-                        if n_wide > n_loc > 0 and w.first[den] > 0:
-                            wpoint = float(w.first[num]) / float(w.first[den])
-                            wrep = _ratio(w.replicates[num], w.replicates[den], wpoint)
-                            dev = (wrep - wpoint) * (n_wide / n_loc) ** 0.5
-                            if np.var(dev) > np.var(rep):
-                                rep = point + dev
-                    coef[kind][c] = point
-                    reps[kind][:, c] = rep
-        self.R, self.m2, self.m0 = coef["R"], coef["m2"], coef["m0"]
-        self.Rb, self.m2b, self.m0b = reps["R"], reps["m2"], reps["m0"]
-        self.levels_used = set(used.values()) | set(mains.values())
-        self.n_pooled = int(pools[mains["D"]].n_declarer.sum() + pools[mains["0"]].n_nondeclarer.sum())
-        # Residual variances (per traveller): from the wide pool of the main level, more
-        # stable than a few weeks' sample, with this stratum's own coefficients.
-        vp = wides if variance == "wide" else pools
-        self.sig_d_cat, self.sig_d_tot = self._sigma_declarers(vp[mains["D"]])
-        self.sig_0_cat, self.sig_0_tot = self._sigma_nondeclarers(vp[mains["0"]])
+                    levels.add(chosen)
+                    coef[kind][c], reps[kind][:, c] = fit(
+                        rows,
+                        lambda i, wide, src=src, wsrc=wsrc, kind=kind, c=c: (wsrc if wide else src)[i].count(kind, c),
+                        [(v.first, v.reps) for v in src],
+                        [(v.first, v.reps) for v in wsrc],
+                        chosen,
+                    )
+            self.R[cls], self.m2[cls] = coef["R"], coef["m2"]
+            self.Rb[cls], self.m2b[cls] = reps["R"], reps["m2"]
+            vp = wviews if variance == "wide" else views
+            self.sig_d_cat[cls], self.sig_d_tot[cls] = self._sigma_declarers(vp[main], coef["R"], coef["m2"])
 
-    def _sigma_declarers(self, p: SampleState):
-        sw = float(p.first[D_W])
+        # Non-declarers: light loads from the usual pool, heavy loads from the heavy pool.
+        main0 = next((i for i, p in enumerate(pools) if int(p.n_nondeclarer.sum()) >= min_sample), None)
+        if main0 is None:
+            main0 = next((i for i, p in enumerate(pools) if p.n_nondeclarer.sum() > 0), L - 1)
+        levels.add(main0)
+        n_pooled += int(pools[main0].n_nondeclarer.sum())
+        self.m0, self.m0b = np.zeros(C), np.zeros((B, C))
+        pair = lambda p: (p.first, p.replicates)  # noqa: E731
+        n0 = lambda ps: (lambda i, wide: int((wides if wide else ps)[i].n_nondeclarer.sum()))  # noqa: E731
+        if pools[main0].first[N_W] > 0 or wides[main0].first[N_W] > 0:
+            src = pools if pools[main0].first[N_W] > 0 else wides
+            if heavy is None:
+                hpools, hlevel = src, main0
+            else:
+                h_level, h_window = heavy
+                hlevel = max(LEVELS.index(h_level), main0)
+                hpools = [index.pooled(lv, post, group, week, h_window) for lv in LEVELS]
+                if hpools[hlevel].first[N_W] <= 0:
+                    hpools, hlevel = src, main0
+            for c in range(C):
+                # light part: w a_c 1[A < HEAVY] = w a_c - w a_c 1[A >= HEAVY]
+                lp = [(p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]) for p in src]
+                lr = [(p.replicates[N_WA + c] - p.replicates[HVY + 1 + c], p.replicates[N_W]) for p in src]
+                wl = [(p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]) for p in wides]
+                wr = [(p.replicates[N_WA + c] - p.replicates[HVY + 1 + c], p.replicates[N_W]) for p in wides]
+                pl_, rl = fit(
+                    (0, 1), n0(src),
+                    [(np.array(a, dtype=object), np.stack(b)) for a, b in zip(lp, lr)],
+                    [(np.array(a, dtype=object), np.stack(b)) for a, b in zip(wl, wr)],
+                    main0,
+                )
+                ph, rh = fit(
+                    (HVY + 1 + c, N_W), n0(hpools),
+                    [pair(p) for p in hpools], [pair(p) for p in wides], hlevel,
+                )
+                self.m0[c], self.m0b[:, c] = pl_ + ph, rl + rh
+            levels.add(hlevel)
+        elif need["m0"] > 0:
+            self.ok = False
+        self.levels_used = levels
+        self.n_pooled = n_pooled
+        vp = wides if variance == "wide" else pools
+        self.sig_0_cat, self.sig_0_tot = self._sigma_nondeclarers(vp[main0])
+
+    def _sigma_declarers(self, v: _DeclView, R_, m2):
+        sw = float(v.first[D_W])
         if sw <= 0:
             return np.zeros(C), 0.0
-        M = _f(p.decl_cross)
-        beta = np.concatenate([[1.0], -self.R, -self.m2])
+        M = _f(v.cross)
+        beta = np.concatenate([[1.0], -R_, -m2])
         tot = max(float(beta @ M @ beta) / sw, 0.0)
-        a2, ad = _f(p.decl_cat[0]), _f(p.decl_cat[1])
+        a2, ad = _f(v.cat[0]), _f(v.cat[1])
         d2 = np.diag(M)[1 : 1 + C]
         z = np.diag(M)[1 + C :]
-        az = _f(p.first[D_WA2 : D_WA2 + C])
-        cat = a2 - 2 * self.R * ad - 2 * self.m2 * az + self.R**2 * d2 + self.m2**2 * z
+        az = _f(v.first[D_WA2 : D_WA2 + C])
+        cat = a2 - 2 * R_ * ad - 2 * m2 * az + R_**2 * d2 + m2**2 * z
         return np.maximum(cat / sw, 0.0), tot
 
     def _sigma_nondeclarers(self, p: SampleState):
@@ -302,7 +395,7 @@ class _Acc:
 
     __slots__ = (
         "point", "reps", "vpred", "n_dep", "n_insp", "n_decl", "declared", "n_targ",
-        "targ_assessed", "n_pooled", "level", "ok", "var_parts",
+        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers",
     )
 
     def __init__(self, B: int):
@@ -315,6 +408,7 @@ class _Acc:
         self.level = -1
         self.ok = True
         self.var_parts: dict = defaultdict(float)
+        self.travellers = DistinctSketch(SKETCH_K)
 
 
 def _domain_keys():
@@ -335,9 +429,13 @@ def _add_counts(accs, week, post, st: StratumState):
         a.n_targ += int(smp.n_targeted.sum())
         if key[0] == "category":
             c = CATEGORIES.index(key[1])
+            a.travellers += cen.travellers[1 + c]
+            a.travellers += smp.travellers[1 + c]
             a.declared += int(cen.declared_cents[:, c].sum()) / 100
             a.targ_assessed += int(smp.targeted_assessed[c]) / 100
         else:
+            a.travellers += cen.travellers[0]
+            a.travellers += smp.travellers[0]
             a.declared += int(cen.declared_cents.sum()) / 100
             a.targ_assessed += int(smp.targeted_assessed.sum()) / 100
     for r, region in enumerate(DESTINATION_REGIONS):
@@ -346,6 +444,8 @@ def _add_counts(accs, week, post, st: StratumState):
         a.n_insp += int(n_insp_r[r])
         a.n_decl += int(cen.declarations[r])
         a.n_targ += int(smp.n_targeted[r])
+        a.travellers += cen.travellers[1 + C + r]
+        a.travellers += smp.travellers[1 + C + r]
         a.declared += int(cen.declared_cents[r].sum()) / 100
 
 
@@ -397,6 +497,7 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
                     formal_usd, a.n_dep, a.n_insp, a.n_decl, a.declared, a.n_targ,
                     a.targ_assessed, a.n_pooled, pooling, pse, method,
                     pay.handicraft_usd("tourist") if (pay is not None and domain == "total") else None,
+                    a.travellers.count(),
                 )
             )
     schema = {
@@ -406,7 +507,7 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
         "n_declarations": pl.Int64, "declared_usd": pl.Float64, "n_targeted": pl.Int64,
         "targeted_assessed_usd": pl.Float64, "n_inspected_pooled": pl.Int64,
         "pooling": pl.Utf8, "prediction_se_usd": pl.Float64, "method": pl.Utf8,
-        "tourist_handicraft_card_usd": pl.Float64,
+        "tourist_handicraft_card_usd": pl.Float64, "n_travellers": pl.Int64,
     }
     return pl.DataFrame(rows, schema=schema, orient="row")
 
@@ -429,6 +530,7 @@ def estimate_weeks(
     min_category: int = 3,
     interval: str = "percentile",
     variance: str = "wide",
+    heavy: tuple[str, int | None] | None = ("post", None),
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -459,6 +561,10 @@ def estimate_weeks(
         its pool's and those of the same pool level over all weeks scaled by
         ``sqrt(n_wide / n_pool)``; residual variances from the all-weeks pool.
         ``"local"``: the pool's own replicates and residuals only.
+    heavy
+        ``(level, window)`` of the pool for the heavy part of the non-declarer mean (loads
+        of at least ``HEAVY_CENTS``): e.g. ``("post", None)``, the same post and group over
+        every week; ``None``: the same pool as the light part.
 
     Returns
     -------
@@ -488,6 +594,8 @@ def estimate_weeks(
         raise ValueError(f"variance must be 'wide' or 'local', got {variance!r}")
     if interval not in ("percentile", "normal"):
         raise ValueError(f"interval must be 'percentile' or 'normal', got {interval!r}")
+    if heavy is not None and heavy[0] not in LEVELS:
+        raise ValueError(f"heavy level must be one of {LEVELS}, got {heavy[0]!r}")
     index = _Index(states)
     B = N_REPLICATES
     accs: dict = defaultdict(lambda: _Acc(B))
@@ -499,25 +607,41 @@ def estimate_weeks(
                 continue
             _add_counts(accs, week, post, st)
             cen, smp = st.census, st.sample
-            UD = np.maximum(_f(cen.declared_cents) - _f(smp.declared_declarer), 0.0)
-            U2 = np.maximum(
-                _f(cen.declarations[:, None] - cen.declarations_by_category) - _f(smp.n_declarer_zero),
-                0.0,
+            # Unsampled census per declarer class: declared cents, declarers without a
+            # value in c, declarers; personal = all - resale.
+            cens = {
+                "resale": (cen.resale_declared_cents, cen.resale_declarations, cen.resale_declarations_by_category,
+                           smp.resale_declared_declarer, smp.resale_n_declarer_zero, smp.resale_n_declarer),
+            }
+            cens["personal"] = tuple(
+                a - b for a, b in zip(
+                    (cen.declared_cents, cen.declarations, cen.declarations_by_category,
+                     smp.declared_declarer, smp.n_declarer_zero, smp.n_declarer),
+                    cens["resale"],
+                )
             )
+            un = {}
+            for cls, (Dc, ND, NDc, sd, sz, sn) in cens.items():
+                un[cls] = (
+                    np.maximum(_f(Dc) - _f(sd), 0.0),  # UD [R, C]
+                    np.maximum(_f(ND[:, None] - NDc) - _f(sz), 0.0),  # U2 [R, C]
+                    np.maximum(_f(ND) - _f(sn), 0.0),  # UDn [R]
+                )
             U0 = np.maximum(_f(cen.departures - cen.declarations) - _f(smp.n_nondeclarer), 0.0)
-            UDn = np.maximum(_f(cen.declarations) - _f(smp.n_declarer), 0.0)
-            need = {"R": UD.sum(0), "m2": U2.sum(0), "m0": U0.sum()}
-            co = _Coefficients(index, post, group, week, window, min_sample, min_category, need, variance)
+            need = {cls: {"R": un[cls][0].sum(0), "m2": un[cls][1].sum(0)} for cls in CLASSES}
+            need["m0"] = U0.sum()
+            co = _Coefficients(index, post, group, week, window, min_sample, min_category, need, variance, heavy)
             known = _f(smp.assessed_declarer) + _f(smp.assessed_nondeclarer)  # [R, C]
-            point = known + co.R * UD + co.m2 * U2 + co.m0 * U0[:, None]
-            reps = (
-                known[None]
-                + co.Rb[:, None, :] * UD[None]
-                + co.m2b[:, None, :] * U2[None]
-                + co.m0b[:, None, :] * U0[None, :, None]
-            )  # [B, R, C]
-            vp_cat = UDn.sum() * co.sig_d_cat + U0.sum() * co.sig_0_cat
-            vp_reg = UDn * co.sig_d_tot + U0 * co.sig_0_tot
+            point = known + co.m0 * U0[:, None]
+            reps = known[None] + co.m0b[:, None, :] * U0[None, :, None]  # [B, R, C]
+            vp_cat = U0.sum() * co.sig_0_cat
+            vp_reg = U0 * co.sig_0_tot
+            for cls in CLASSES:
+                UD, U2, UDn = un[cls]
+                point = point + co.R[cls] * UD + co.m2[cls] * U2
+                reps = reps + co.Rb[cls][:, None, :] * UD[None] + co.m2b[cls][:, None, :] * U2[None]
+                vp_cat = vp_cat + UDn.sum() * co.sig_d_cat[cls]
+                vp_reg = vp_reg + UDn * co.sig_d_tot[cls]
             vp_tot = float(vp_reg.sum())
             level = max(co.levels_used)
             cells = [

@@ -14,7 +14,17 @@ Notation (per stratum; ``c`` a category, ``r`` a destination region):
   weighted first moments, the weighted cross-products the prediction variance needs, the
   squared-weight moments of the textbook Taylor variance, unweighted sums of the week's
   own sample (by region), and Poisson(1) bootstrap replicate sums (integer, int64);
-* targeted inspections: counted and summed apart, never used for the level.
+* targeted inspections: counted and summed apart, never used for the level;
+* the declarers' purpose: a declaration that declares some item for resale (a trader's)
+  makes its declarer a *resale declarer*; the census and the sample keep the resale
+  declarers' sums apart as well (the personal declarers' are the all-declarer sums minus
+  them, exactly), so each class gets its own ratio;
+* the *heavy* non-declarers (assessed ``A >= HEAVY_CENTS``): weighted first moments and
+  replicates kept apart too, so their rare contribution can be pooled over a longer span;
+* distinct travellers per cell (total, category, region) as bottom-k sketches
+  (:class:`~estimators.disclosure.DistinctSketch`, ``k = SKETCH_K``) of keyed traveller
+  digests: declarers with a positive declared value in the census, randomly inspected
+  travellers with a positive assessed value in the sample.
 
 The two halves are separate classes, :class:`CensusState` (a few hundred bytes, updated on
 every departure) and :class:`SampleState` (about 70 KB with its replicates, updated on
@@ -45,6 +55,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from estimators.disclosure import DistinctSketch
 from estimators.observations import (
     DeclarationSeen,
     DepartureSeen,
@@ -63,6 +74,8 @@ __all__ = [
     "FormalExports",
     "WeekPayments",
     "quantised_weight",
+    "HEAVY_CENTS",
+    "SKETCH_K",
 ]
 
 C = len(CATEGORIES)
@@ -77,13 +90,25 @@ WEIGHT_SCALE: int = 1000
 #: Replicate sums are int64; a state refuses updates that could take them past this.
 _REPLICATE_LIMIT = 2**62
 
-# Row layout of the declarer first moments and of the replicate sums.
-#   declarers:     0: w | 1+c: w z_c | 1+C+c: w a_c (1-z_c) | 1+2C+c: w a_c z_c | 1+3C+c: w d_c
-#   non-declarers: K_D: w | K_D+1+c: w a_c
+#: Assessed value (US cents) from which a non-declarer's load counts as heavy ($1,000).
+HEAVY_CENTS: int = 100_000
+#: Capacity of the distinct-traveller sketches (above the default disclosure threshold 10).
+SKETCH_K: int = 16
+
+# Row layout of the first moments and of the replicate sums.
+#   declarers:        0: w | 1+c: w z_c | 1+C+c: w a_c (1-z_c) | 1+2C+c: w a_c z_c | 1+3C+c: w d_c
+#   non-declarers:    K_D: w | K_D+1+c: w a_c
+#   resale declarers: RES + (the declarer layout)
+#   heavy non-declarers (A >= HEAVY_CENTS): HVY: w | HVY+1+c: w a_c
 D_W, D_WZ, D_WA1, D_WA2, D_WD = 0, 1, 1 + C, 1 + 2 * C, 1 + 3 * C
 K_D = 1 + 4 * C
 N_W, N_WA = K_D, K_D + 1
 K = K_D + 1 + C
+RES = K
+HVY = RES + K_D
+K_ALL = HVY + 1 + C
+#: Sketch index of a cell: 0 total, 1 + c category, 1 + C + r region.
+N_SKETCHES = 1 + C + R
 
 
 def quantised_weight(p: float) -> int:
@@ -117,16 +142,35 @@ def _zeros(shape, exact: bool = False) -> np.ndarray:
     return np.zeros(shape, dtype=object if exact else np.int64)
 
 
+def _sketches() -> tuple[DistinctSketch, ...]:
+    return tuple(DistinctSketch(SKETCH_K) for _ in range(N_SKETCHES))
+
+
+def _note_traveller(sketches, key: int, r: int, values: np.ndarray) -> None:
+    """Add a traveller to the sketches of the cells where ``values`` (per category) is positive."""
+    if values.sum() <= 0:
+        return
+    sketches[0].update_hash(key)
+    sketches[1 + C + r].update_hash(key)
+    for c in np.flatnonzero(values > 0):
+        sketches[1 + int(c)].update_hash(key)
+
+
 class _Summary:
     """Fields that merge by addition; equality, copy and pickle by value."""
 
     _FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: Fields holding a tuple of :class:`DistinctSketch` (merged cell by cell).
+    _SKETCHES: ClassVar[tuple[str, ...]] = ()
 
     def __iadd__(self, other):
         if type(other) is not type(self):
             return NotImplemented
         for f in self._FIELDS:
-            setattr(self, f, getattr(self, f) + getattr(other, f))
+            if f in self._SKETCHES:
+                setattr(self, f, tuple(a + b for a, b in zip(getattr(self, f), getattr(other, f))))
+            else:
+                setattr(self, f, getattr(self, f) + getattr(other, f))
         self._check()
         return self
 
@@ -140,7 +184,12 @@ class _Summary:
     def __eq__(self, other) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(np.array_equal(getattr(self, f), getattr(other, f)) for f in self._FIELDS)
+        return all(
+            getattr(self, f) == getattr(other, f)
+            if f in self._SKETCHES
+            else np.array_equal(getattr(self, f), getattr(other, f))
+            for f in self._FIELDS
+        )
 
     __hash__ = None  # mutable
 
@@ -168,15 +217,29 @@ class CensusState(_Summary):
         Declarations with a positive declared value in the category, ``N_Dc,r``.
     declared_cents : int64[R, C]
         Declared total ``D_rc`` in US cents.
+    resale_declarations, resale_declarations_by_category, resale_declared_cents
+        The same three over resale declarations only (some item declared for resale).
+    travellers : tuple of DistinctSketch
+        Distinct declarers with a positive declared value, per cell (total, categories,
+        regions; see ``N_SKETCHES``).
     """
 
-    _FIELDS = ("departures", "declarations", "declarations_by_category", "declared_cents")
+    _FIELDS = (
+        "departures", "declarations", "declarations_by_category", "declared_cents",
+        "resale_declarations", "resale_declarations_by_category", "resale_declared_cents",
+        "travellers",
+    )
+    _SKETCHES = ("travellers",)
 
     def __init__(self) -> None:
         self.departures = _zeros(R)
         self.declarations = _zeros(R)
         self.declarations_by_category = _zeros((R, C))
         self.declared_cents = _zeros((R, C))
+        self.resale_declarations = _zeros(R)
+        self.resale_declarations_by_category = _zeros((R, C))
+        self.resale_declared_cents = _zeros((R, C))
+        self.travellers = _sketches()
 
     def update(self, obs: DepartureSeen | DeclarationSeen) -> None:
         """Count one departure or one declaration."""
@@ -188,6 +251,11 @@ class CensusState(_Summary):
             self.declarations[r] += 1
             self.declarations_by_category[r] += d > 0
             self.declared_cents[r] += d
+            if obs.resale:
+                self.resale_declarations[r] += 1
+                self.resale_declarations_by_category[r] += d > 0
+                self.resale_declared_cents[r] += d
+            _note_traveller(self.travellers, obs.traveller_key, r, d)
         else:
             raise TypeError(f"CensusState cannot take {type(obs).__name__}")
 
@@ -214,8 +282,9 @@ class SampleState(_Summary):
         Inspected non-declarers, by region.
     assessed_nondeclarer : int64[R, C]
         Unweighted sum of ``a_c`` over inspected non-declarers.
-    first : object[K]
-        Weighted first moments, rows as the replicate layout (``D_W`` ... ``N_WA``).
+    first : object[K_ALL]
+        Weighted first moments, rows as the replicate layout (``D_W`` ... ``N_WA``, then
+        the resale declarers from ``RES`` and the heavy non-declarers from ``HVY``).
     decl_cross : object[1 + 2C, 1 + 2C]
         ``sum w x x'`` over declarers with ``x = (A, d_1..d_C, z_1..z_C)``.
     decl_cat : object[2, C]
@@ -228,8 +297,16 @@ class SampleState(_Summary):
     tb_non : object[3 + 2C]
         Over non-declarers: ``sum w^2``, ``sum w^2 A``, ``sum w^2 A^2``, ``sum w^2 a_c``,
         ``sum w^2 a_c^2``.
-    replicates : int64[K, B]
+    resale_n_declarer, resale_n_declarer_zero, resale_assessed_declarer, resale_declared_declarer
+        As the four declarer counts and sums above, over resale declarers only.
+    resale_decl_cross, resale_decl_cat
+        As ``decl_cross`` and ``decl_cat``, over resale declarers only.
+    n_heavy : int64[R]
+        Inspected non-declarers with ``A >= HEAVY_CENTS``.
+    replicates : int64[K_ALL, B]
         Replicate sums of the ``first`` rows with Poisson(1) weights from ``unit_key``.
+    travellers : tuple of DistinctSketch
+        Distinct randomly inspected travellers with a positive assessed value, per cell.
     replicate_bound : object (int)
         Upper bound of any replicate sum's absolute value (overflow guard).
     n_targeted : int64[R]
@@ -256,7 +333,16 @@ class SampleState(_Summary):
         "n_targeted",
         "targeted_assessed",
         "targeted_declared",
+        "resale_n_declarer",
+        "resale_n_declarer_zero",
+        "resale_assessed_declarer",
+        "resale_declared_declarer",
+        "resale_decl_cross",
+        "resale_decl_cat",
+        "n_heavy",
+        "travellers",
     )
+    _SKETCHES = ("travellers",)
 
     def __init__(self) -> None:
         self.n_declarer = _zeros(R)
@@ -265,17 +351,25 @@ class SampleState(_Summary):
         self.declared_declarer = _zeros((R, C))
         self.n_nondeclarer = _zeros(R)
         self.assessed_nondeclarer = _zeros((R, C))
-        self.first = _zeros(K, exact=True)
+        self.first = _zeros(K_ALL, exact=True)
         self.decl_cross = _zeros((1 + 2 * C, 1 + 2 * C), exact=True)
         self.decl_cat = _zeros((2, C), exact=True)
         self.nondecl_second = _zeros(1 + C, exact=True)
         self.tb_decl = _zeros(3 + 2 * C, exact=True)
         self.tb_non = _zeros(3 + 2 * C, exact=True)
-        self.replicates = _zeros((K, N_REPLICATES))
+        self.replicates = _zeros((K_ALL, N_REPLICATES))
         self.replicate_bound = 0
         self.n_targeted = _zeros(R)
         self.targeted_assessed = _zeros(C)
         self.targeted_declared = _zeros(C)
+        self.resale_n_declarer = _zeros(R)
+        self.resale_n_declarer_zero = _zeros((R, C))
+        self.resale_assessed_declarer = _zeros((R, C))
+        self.resale_declared_declarer = _zeros((R, C))
+        self.resale_decl_cross = _zeros((1 + 2 * C, 1 + 2 * C), exact=True)
+        self.resale_decl_cat = _zeros((2, C), exact=True)
+        self.n_heavy = _zeros(R)
+        self.travellers = _sketches()
 
     def update(self, obs: InspectionSeen) -> None:
         """Add one inspection (random: to the sample; targeted: to the apart counts)."""
@@ -293,7 +387,8 @@ class SampleState(_Summary):
         reps = poisson_weights(obs.unit_key)
         a_int = [int(v) for v in a]
         A = sum(a_int)
-        row = np.zeros(K, dtype=object)
+        _note_traveller(self.travellers, obs.traveller_key, r, a)
+        row = np.zeros(K_ALL, dtype=object)
         if obs.declared:
             d_int = [int(v) for v in d]
             z = [int(v == 0) for v in d_int]
@@ -308,9 +403,21 @@ class SampleState(_Summary):
             row[D_WA2 : D_WA2 + C] = [ac * zc for ac, zc in zip(a_int, z)]
             row[D_WD : D_WD + C] = d_int
             x = np.array([A, *d_int, *z], dtype=object)
-            self.decl_cross += w * np.outer(x, x)
-            self.decl_cat[0] += np.array([w * ac * ac for ac in a_int], dtype=object)
-            self.decl_cat[1] += np.array([w * ac * dc for ac, dc in zip(a_int, d_int)], dtype=object)
+            cross = w * np.outer(x, x)
+            cat = np.array(
+                [[w * ac * ac for ac in a_int], [w * ac * dc for ac, dc in zip(a_int, d_int)]],
+                dtype=object,
+            )
+            self.decl_cross += cross
+            self.decl_cat += cat
+            if obs.resale:
+                self.resale_n_declarer[r] += 1
+                self.resale_n_declarer_zero[r] += np.array(z, dtype=np.int64)
+                self.resale_assessed_declarer[r] += a
+                self.resale_declared_declarer[r] += d
+                self.resale_decl_cross += cross
+                self.resale_decl_cat += cat
+                row[RES : RES + K_D] = row[:K_D]
             w2 = w * w
             self.tb_decl += np.array(
                 [w2 * A * A, w2 * A * dt, w2 * dt * dt]
@@ -324,6 +431,10 @@ class SampleState(_Summary):
             self.assessed_nondeclarer[r] += a
             row[N_W] = 1
             row[N_WA : N_WA + C] = a_int
+            if A >= HEAVY_CENTS:
+                self.n_heavy[r] += 1
+                row[HVY] = 1
+                row[HVY + 1 : HVY + 1 + C] = a_int
             self.nondecl_second += np.array([w * A * A] + [w * ac * ac for ac in a_int], dtype=object)
             w2 = w * w
             self.tb_non += np.array(

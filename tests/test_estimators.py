@@ -43,7 +43,8 @@ cents = st.tuples(*[st.integers(0, 5_000_000)] * C)
 sparse_cents = st.one_of(st.just((0,) * C), cents)
 
 departures = st.builds(DepartureSeen, strata, regions)
-declarations = st.builds(DeclarationSeen, strata, regions, sparse_cents)
+traveller_keys = st.integers(0, 40)  # few distinct travellers, so repeats happen
+declarations = st.builds(DeclarationSeen, strata, regions, sparse_cents, st.booleans(), traveller_keys)
 
 
 @st.composite
@@ -59,6 +60,8 @@ def inspections(draw):
         declared,
         draw(sparse_cents),
         draw(sparse_cents) if declared else (0,) * C,
+        declared and draw(st.booleans()),
+        draw(traveller_keys),
     )
 
 
@@ -299,3 +302,95 @@ def test_formal_exports_are_shown_beside_never_added(world):
 
 def test_mode_lookup_is_the_contract():
     assert BORDER_POSTS["MEH"]["mode"] == "land" and BORDER_POSTS["IKA"]["mode"] == "air"
+
+
+# ------------------------------------------------------------------ resale class
+
+
+def test_resale_declarers_get_their_own_ratio():
+    """Personal declarers carry 1.25x, resale declarers 2x what they declare: with a ratio
+    per class the estimate is exact whatever the classes' sampling fractions."""
+    s = Stratum("2026-W07", "BAZ", "resident")
+    z = (0,) * (C - 1)
+    t = Tables()
+    key = 0
+    for resale, n, every, ratio in ((False, 200, 2, 1.25), (True, 40, 10, 2.0)):
+        for i in range(n):
+            d = 10_000 + 400 * (i % 7)
+            key += 1
+            t.update(DepartureSeen(s, "turkey_caucasus"))
+            t.update(DeclarationSeen(s, "turkey_caucasus", (d,) + z, resale, key))
+            if i % every == 0:
+                t.update(InspectionSeen(s, "turkey_caucasus", key, True, 1 / every, True,
+                                        (round(d * ratio),) + z, (d,) + z, resale, key))
+    cen = t.strata[s].census
+    assert int(cen.resale_declarations.sum()) == 40
+    assert int(cen.resale_declared_cents.sum()) == sum(10_000 + 400 * (i % 7) for i in range(40))
+    assert int(t.strata[s].sample.resale_n_declarer.sum()) == 4
+    truth = sum(round((10_000 + 400 * (i % 7)) * 1.25) for i in range(200))
+    truth += sum(round((10_000 + 400 * (i % 7)) * 2.0) for i in range(40))
+    out = t.estimate(min_sample=3, min_category=2).filter(domain="total")
+    assert out["estimate_usd"][0] == pytest.approx(truth / 100, rel=1e-9)
+
+
+def test_resale_class_without_inspections_borrows_from_all_declarers():
+    s = Stratum("2026-W07", "BAZ", "resident")
+    z = (0,) * (C - 1)
+    t = Tables()
+    for i in range(50):
+        t.update(DepartureSeen(s, "gulf"))
+        t.update(DeclarationSeen(s, "gulf", (10_000,) + z, i < 5, i))
+        if i % 5 == 1:
+            t.update(InspectionSeen(s, "gulf", i, True, 0.2, True, (15_000,) + z, (10_000,) + z, False, i))
+    out = t.estimate(min_sample=3, min_category=2).filter(domain="total")
+    assert out["estimate_usd"][0] == pytest.approx(50 * 150.0)
+    assert out["ci_low_usd"][0] == out["ci_low_usd"][0]  # not NaN
+
+
+# ------------------------------------------------------------------ distinct travellers
+
+
+def test_n_travellers_counts_distinct_contributors_per_cell():
+    from estimators.state import SKETCH_K
+
+    a, b = Stratum("2026-W07", "IKA", "visitor"), Stratum("2026-W07", "IKA", "resident")
+    carpet = (5_000,) + (0,) * (C - 1)
+    kilim = (0, 3_000) + (0,) * (C - 2)
+    t = Tables()
+    for s in (a, b):
+        for i in range(6):
+            t.update(DepartureSeen(s, "gulf"))
+            t.update(DepartureSeen(s, "iraq"))
+    # traveller 1 declares carpet in both strata (a frequent trader): counts once
+    t.update(DeclarationSeen(a, "gulf", carpet, True, 1))
+    t.update(DeclarationSeen(b, "gulf", carpet, True, 1))
+    t.update(DeclarationSeen(a, "gulf", (0,) * C, False, 2))  # declares nothing of value
+    # traveller 3 inspected at random with kilim; 4 inspected with nothing; 5 targeted
+    t.update(InspectionSeen(b, "iraq", 9, True, 0.5, False, kilim, (0,) * C, False, 3))
+    t.update(InspectionSeen(b, "iraq", 10, True, 0.5, False, (0,) * C, (0,) * C, False, 4))
+    t.update(InspectionSeen(b, "gulf", 11, False, None, False, carpet, (0,) * C, False, 5))
+    for fn in (estimate_weeks, textbook_weeks):
+        out = fn(t.strata, min_sample=1, min_category=1) if fn is estimate_weeks else fn(t.strata)
+        assert "n_travellers" in out.columns and out["n_travellers"].null_count() == 0
+        n = {(r["domain"], r["key"]): r["n_travellers"] for r in out.iter_rows(named=True)}
+        assert n["total", "all"] == 2 and n["border_post", "IKA"] == 2
+        assert n["category", "carpet"] == 1 and n["category", "kilim"] == 1
+        assert n["category", "jewelry"] == 0
+        assert n["destination_region", "gulf"] == 1 and n["destination_region", "iraq"] == 1
+    # saturation: SKETCH_K or more distinct travellers read SKETCH_K ("at least")
+    for i in range(100, 100 + 3 * SKETCH_K):
+        t.update(DeclarationSeen(a, "gulf", carpet, False, i))
+    out = t.estimate(min_sample=1, min_category=1)
+    assert out.filter(domain="total")["n_travellers"][0] == SKETCH_K
+
+
+@settings(max_examples=30, deadline=None)
+@given(observations, observations)
+def test_traveller_sketches_merge_like_the_union(x, y):
+    a, b, c = tables_of(x), tables_of(y), tables_of(x + y)
+    for k, st_ in c.strata.items():
+        merged = (a.strata.get(k, StratumState()) + b.strata.get(k, StratumState()))
+        assert merged.census.travellers == st_.census.travellers
+        assert merged.sample.travellers == st_.sample.travellers
+        again = merged + merged  # idempotent: the same travellers again add nobody
+        assert again.census.travellers == st_.census.travellers
