@@ -259,6 +259,12 @@ class CensusState(_Summary):
         else:
             raise TypeError(f"CensusState cannot take {type(obs).__name__}")
 
+    def add_departures(self, region: str, count: int) -> None:
+        """Count ``count`` departures to ``region`` at once: the same as as many updates."""
+        if count < 0:
+            raise ValueError(f"count must not be negative, got {count}")
+        self.departures[_region(region)] += count
+
     def __repr__(self) -> str:
         return (
             f"CensusState(departures={int(self.departures.sum())}, "
@@ -584,6 +590,18 @@ class WeekPayments(_Summary):
         h = int(bool(obs.handicraft))
         self.count[t, h] += 1
         self.cents[t, h] += int(obs.amount_cents)
+
+    def add_payments(self, card_type: str, handicraft: bool, count: int, amount_cents: int) -> None:
+        """``count`` payments of net ``amount_cents`` at once: the same as as many updates."""
+        try:
+            t = CARD_TYPES.index(card_type)
+        except ValueError:
+            raise ValueError(f"unknown card type {card_type!r}") from None
+        if count < 0:
+            raise ValueError(f"count must not be negative, got {count}")
+        h = int(bool(handicraft))
+        self.count[t, h] += count
+        self.cents[t, h] += int(amount_cents)
 
     def handicraft_usd(self, card_type: str = "tourist") -> float:
         """Net handicraft-merchant card spending of the week, in US dollars."""

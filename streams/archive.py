@@ -3,16 +3,52 @@
 Reading an archive runs every line through the same decoder and the same event-id
 deduplication as the stream, so a line is exactly one of accepted, duplicate (of an
 accepted ``event_id`` earlier in the file) or rejected (with its reason).
+
+Reading is fast without doing different work:
+
+- Lines are decoded a block (about a megabyte) at a time with one msgspec
+  ``decode_lines`` call and the same typed decoder as :func:`streams.contract.decode`,
+  then :func:`streams.contract.check` on every event. The block path is taken only when
+  it must give what line-by-line decoding gives: every line starts with ``{`` and ends
+  with ``}`` (so no JSON value can run over a line end, and no line is blank), the call
+  succeeds and returns one event per line. Otherwise the block is halved until the
+  halves decode, and blocks of a few lines are decoded line by line; rejection reasons
+  are always those of :func:`~streams.contract.decode` on the line.
+- The two big topics (departures and card payments) are cut into byte ranges of whole
+  lines that worker processes decode into columns (:func:`read_unit`); the parent keeps
+  the ranges in file order, so "first occurrence of an ``event_id`` wins" is decided over
+  the whole file exactly as line by line.
+- The Tehran ISO week is computed once per half hour of event time, not per event
+  (events within a millisecond of a half hour, or in a half hour that holds a local
+  midnight or an offset change, get :func:`streams.crossings.week_of` itself).
+- :func:`observe` reads declarations and inspections first, so it knows the few crossings
+  that need the :class:`~streams.crossings.Crossing` join; every other departure only
+  counts towards N of its (stratum, region), and these counts (and the payments summed
+  per week, card type and merchant kind) can go to the states in bulk. The join releases
+  the same observations whatever the order its events arrive in.
 """
 
 from __future__ import annotations
 
+import gc
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from streams.contract import TOPICS, AnyEvent, Rejection, decode
+from streams.contract import (
+    _DECODERS,
+    DEPARTURES,
+    INSPECTIONS,
+    PAYMENTS,
+    TOPICS,
+    AnyEvent,
+    Rejection,
+    check,
+    decode,
+)
 
 
 class ArchiveError(ValueError):
@@ -54,22 +90,80 @@ def lines(path: Path) -> Iterator[bytes]:
             yield line
 
 
+#: Bytes read per block, and per task of a worker process.
+BLOCK_BYTES = 1 << 20
+UNIT_BYTES = 1 << 26
+#: Below this many bytes of departures and payments, no worker process is started.
+PARALLEL_BYTES = 1 << 27
+_CHECKED = frozenset({INSPECTIONS, PAYMENTS})  # topics whose events ``check`` can refuse
+_LINE_BY_LINE = 8  # blocks of at most this many lines are decoded line by line
+
+
+def blocks(path: Path, start: int = 0, end: int | None = None, size: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """The lines of ``path[start:end]`` in blocks of whole lines joined by ``b"\\n"``.
+
+    ``block.split(b"\\n")`` over the blocks gives exactly what :func:`lines` yields, when
+    ``start`` and ``end`` are at line starts (or the end of the file).
+    """
+    with path.open("rb") as f:
+        f.seek(start)
+        left = None if end is None else end - start
+        rest = b""
+        while True:
+            n = size if left is None else min(size, left)
+            data = f.read(n) if n > 0 else b""
+            if not data:
+                if rest:
+                    yield rest  # a last line without its newline
+                return
+            if left is not None:
+                left -= len(data)
+            data = rest + data if rest else data
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                rest = data
+                continue
+            yield data[:cut]
+            rest = data[cut + 1 :]
+
+
+def decode_block(topic: str, block: bytes) -> list[AnyEvent | Rejection]:
+    """``[decode(topic, line) for line in block.split(b"\\n")]``, in fewer msgspec calls."""
+    n = block.count(b"\n") + 1
+    if block[:1] == b"{" and block[-1:] == b"}" and block.count(b"}\n{") == n - 1:
+        # Every line starts with "{" and ends with "}": a value cannot run over a line end
+        # (after a nested "}" only "," "}" "]" may follow, and strings hold no raw
+        # newline), so each line starts one value; n values means one value per line.
+        try:
+            events = _DECODERS[topic].decode_lines(block)
+        except Exception:  # noqa: BLE001 - some line is refused: find it below
+            events = None
+        if events is not None and len(events) == n:
+            return [check(e) for e in events] if topic in _CHECKED else events
+    if n <= _LINE_BY_LINE:
+        return [decode(topic, raw) for raw in block.split(b"\n")]
+    mid = block.find(b"\n", len(block) // 2)
+    if mid < 0:
+        mid = block.rfind(b"\n", 0, len(block) // 2)
+    return decode_block(topic, block[:mid]) + decode_block(topic, block[mid + 1 :])
+
+
 def read_topic(
     path: Path, topic: str, tally: TopicTally | None = None
 ) -> Iterator[AnyEvent]:
     """Accepted events of one topic file, first occurrence of each ``event_id`` only."""
     tally = tally if tally is not None else TopicTally()
     seen: set[str] = set()
-    for raw in lines(path):
-        event = decode(topic, raw)
-        if type(event) is Rejection:
-            tally.rejected[event.reason] += 1
-        elif event.event_id in seen:
-            tally.duplicates += 1
-        else:
-            seen.add(event.event_id)
-            tally.accepted += 1
-            yield event
+    for block in blocks(path):
+        for event in decode_block(topic, block):
+            if type(event) is Rejection:
+                tally.rejected[event.reason] += 1
+            elif event.event_id in seen:
+                tally.duplicates += 1
+            else:
+                seen.add(event.event_id)
+                tally.accepted += 1
+                yield event
 
 
 def validate(events_dir: Path) -> dict[str, TopicTally]:
@@ -82,6 +176,203 @@ def validate(events_dir: Path) -> dict[str, TopicTally]:
     return tallies
 
 
+# --- the two big topics, in columns -------------------------------------------------
+
+_HALF_HOUR = 1800
+_EDGE = 1e-3  # seconds; event times this close to a half hour get week_of itself
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_half_hour_weeks: dict[int, str | None] = {}
+
+
+def _half_hour_week(k: int) -> str | None:
+    """The Tehran ISO week of every instant of the ``k``-th half hour since the epoch, or
+    None when the half hour holds a local midnight or an offset change (or is out of range)."""
+    try:
+        return _half_hour_weeks[k]
+    except KeyError:
+        pass
+    from streams.crossings import TEHRAN, week_of
+
+    try:
+        first = _UTC_EPOCH + timedelta(seconds=k * _HALF_HOUR)
+        last = first + timedelta(seconds=_HALF_HOUR, microseconds=-1)
+        a, b = first.astimezone(TEHRAN), last.astimezone(TEHRAN)
+        week = week_of(first) if a.utcoffset() == b.utcoffset() and a.date() == b.date() else None
+    except (OverflowError, ValueError):
+        week = None
+    _half_hour_weeks[k] = week
+    return week
+
+
+def _weeks(events: list, stamps: list[float]):
+    """The ``week_of`` label of each event's time (``stamps``: their epoch seconds)."""
+    import numpy as np
+    import polars as pl
+
+    from streams.crossings import week_of
+
+    ts = np.asarray(stamps, dtype=float)
+    k = np.floor(ts / _HALF_HOUR)
+    into = ts - k * _HALF_HOUR
+    sure = (into > _EDGE) & (into < _HALF_HOUR - _EDGE) & (np.abs(ts) < 1e11)
+    k = np.where(sure, k, 0).astype(np.int64)
+    halves, where = np.unique(k, return_inverse=True)
+    labels = [_half_hour_week(int(h)) for h in halves]
+    weeks = pl.Series("week", labels, dtype=pl.String).gather(where.ravel())
+    odd = np.flatnonzero(~sure | weeks.is_null().to_numpy())
+    if len(odd):
+        weeks = weeks.scatter(odd, [week_of(events[i].event_time) for i in odd])
+    return weeks
+
+
+def _departure_columns(events: list) -> dict:
+    return {
+        "event_id": [e.event_id for e in events],
+        "crossing_id": [e.crossing_id for e in events],
+        "border_post": [e.border_post for e in events],
+        "resident": [e.resident for e in events],
+        "destination_country": [e.destination_country for e in events],
+    }
+
+
+def _payment_columns(events: list) -> dict:
+    from streams.reference import HANDICRAFT_MCCS
+
+    return {
+        "event_id": [e.event_id for e in events],
+        "card_type": [e.card_type for e in events],
+        "handicraft": [e.mcc in HANDICRAFT_MCCS for e in events],
+        "amount": [e.amount for e in events],
+        "currency": [e.currency for e in events],
+        "purchase": [e.kind == "purchase" for e in events],
+    }
+
+
+_COLUMNS = {DEPARTURES: _departure_columns, PAYMENTS: _payment_columns}
+
+
+def _schema(topic: str) -> dict:
+    import polars as pl
+
+    if topic == DEPARTURES:
+        return {"event_id": pl.String, "crossing_id": pl.String, "border_post": pl.String,
+                "resident": pl.Boolean, "destination_country": pl.String, "week": pl.String}
+    return {"event_id": pl.String, "card_type": pl.String, "handicraft": pl.Boolean,
+            "amount": pl.Float64, "currency": pl.String, "purchase": pl.Boolean,
+            "at": pl.Float64, "week": pl.String}
+
+
+def read_unit(topic: str, path: str, start: int, end: int | None):
+    """Valid events of ``path[start:end]`` (whole lines) in columns, and rejections by reason.
+
+    Returns ``(frame, rejected)``: one row per line that decodes and passes the checks, in
+    file order, duplicates included (they are removed over the whole file by the caller).
+    Departures: event_id, crossing_id, border_post, resident, destination_country, week.
+    Payments: event_id, card_type, handicraft (MCC), amount, currency, purchase (kind),
+    at (event time in epoch seconds), week.
+    """
+    import polars as pl
+
+    columns = _COLUMNS[topic]
+    rejected: Counter[str] = Counter()
+    parts = []
+    for block in blocks(Path(path), start, end):
+        events = decode_block(topic, block)
+        valid = [e for e in events if type(e) is not Rejection]
+        if len(valid) != len(events):
+            rejected.update(e.reason for e in events if type(e) is Rejection)
+        if not valid:
+            continue
+        stamps = [e.event_time.timestamp() for e in valid]
+        frame = pl.DataFrame(columns(valid)).with_columns(_weeks(valid, stamps))
+        if topic == PAYMENTS:
+            frame = frame.with_columns(pl.Series("at", stamps, dtype=pl.Float64))
+        parts.append(frame)
+    schema = _schema(topic)
+    if not parts:
+        return pl.DataFrame(schema=schema), rejected
+    return pl.concat(parts).select(list(schema)).cast(schema), rejected
+
+
+def _units(path: Path, size: int) -> list[tuple[int, int | None]]:
+    """Byte ranges of whole lines, about ``size`` bytes each, covering the file."""
+    total = path.stat().st_size
+    cuts = [0]
+    with path.open("rb") as f:
+        at = size
+        while at < total:
+            f.seek(at - 1)
+            while True:
+                chunk = f.read(1 << 16)
+                if not chunk:
+                    at = total
+                    break
+                i = chunk.find(b"\n")
+                if i >= 0:
+                    at = f.tell() - len(chunk) + i + 1
+                    break
+            if at >= total:
+                break
+            cuts.append(at)
+            at += size
+    return [(a, b) for a, b in zip(cuts, cuts[1:])] + [(cuts[-1], None)]
+
+
+class _ColumnReader:
+    """The big topics read into columns, by worker processes when there is a lot to read."""
+
+    def __init__(self, files: dict[str, Path], topics: list[str], workers: int | None, unit_bytes: int):
+        self.files = files
+        self.units = {t: _units(files[t], unit_bytes) for t in topics}
+        size = sum(files[t].stat().st_size for t in topics)
+        if workers is None:
+            workers = (os.cpu_count() or 1) if size >= PARALLEL_BYTES else 0
+        self.pool = None
+        self.futures: dict[str, list] = {}
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=gc.disable
+            )
+            for t in topics:  # in order: departures first, their join is the longer tail
+                self.futures[t] = [
+                    self.pool.submit(read_unit, t, str(files[t]), a, b) for a, b in self.units[t]
+                ]
+
+    def read(self, topic: str):
+        """(frame of the whole file in file order, rejections by reason)."""
+        import polars as pl
+
+        if self.pool is not None:
+            parts = [f.result() for f in self.futures.pop(topic)]
+        else:
+            with _gc_paused():
+                parts = [read_unit(topic, str(self.files[topic]), a, b) for a, b in self.units[topic]]
+        rejected: Counter[str] = Counter()
+        for _, r in parts:
+            rejected.update(r)
+        return pl.concat([f for f, _ in parts], rechunk=False), rejected
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+class _gc_paused:
+    """No cyclic garbage collection while millions of acyclic objects are made."""
+
+    def __enter__(self):
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was:
+            gc.enable()
+
+
 @dataclass
 class ArchiveReport:
     """What reading an archive into observations counted, beside the observations."""
@@ -91,20 +382,36 @@ class ArchiveReport:
     open_inspections: int  # inspections whose departure or declaration never arrived
 
 
-def observe(events_dir: Path, sink: Callable[[object], None]) -> ArchiveReport:
+def observe(
+    events_dir: Path,
+    sink: Callable[[object], None],
+    *,
+    departures: Callable[[object, str, int], None] | None = None,
+    payments: Callable[[str, str, bool, int, int], None] | None = None,
+    workers: int | None = None,
+    unit_bytes: int = UNIT_BYTES,
+) -> ArchiveReport:
     """Validate, deduplicate, price and join an archive, as the live worker does.
 
-    Every observation (:mod:`estimators.observations`) goes to ``sink`` once. Rates are
-    read first, so every amount meets the rate in force at its time whatever the file
-    order; the crossing topics then go through the same :class:`Crossing` join as live.
+    Every observation (:mod:`estimators.observations`) goes to ``sink`` once, except that
+    two kinds may go in bulk instead, if the caller takes them so:
+
+    - ``departures(stratum, region, count)``: ``count`` departures whose crossing has no
+      declaration and no inspection (each would be one ``DepartureSeen(stratum, region)``);
+    - ``payments(week, card_type, handicraft, count, amount_cents)``: ``count`` payments
+      with these three fields and these summed signed cents (each would be a
+      ``PaymentSeen``).
+
+    Rates are read first, so every amount meets the rate in force at its time whatever the
+    file order; declarations and inspections then wait in :class:`Crossing` objects for
+    their departures, exactly as live. ``workers``: processes reading the two big topics
+    (None: one per core when they hold over ``PARALLEL_BYTES``; 0 or 1: this process).
     """
-    from streams.contract import DECLARATIONS, DEPARTURES, EXPORTS, INSPECTIONS, PAYMENTS, RATES
+    from streams.contract import DECLARATIONS, EXPORTS, RATES
     from streams.crossings import (
         Crossing,
-        priced_declaration,
-        departure_stratum,
         formal_export_seen,
-        payment_seen,
+        priced_declaration,
         priced_inspection,
     )
     from streams.fx import RateBook
@@ -117,44 +424,152 @@ def observe(events_dir: Path, sink: Callable[[object], None]) -> ArchiveReport:
         for rate in read_topic(files[RATES], RATES, tallies[RATES]):
             rates.add(rate.currency, rate.event_time.timestamp(), rate.event_id, rate.units_per_usd)
 
-    crossings: dict[str, Crossing] = {}
-
-    def crossing(crossing_id: str) -> Crossing:
-        found = crossings.get(crossing_id)
-        if found is None:
-            found = crossings[crossing_id] = Crossing()
-        return found
-
-    def release(observations: list) -> None:
-        for observation in observations:
-            sink(observation)
-
-    if DEPARTURES in files:
-        for dep in read_topic(files[DEPARTURES], DEPARTURES, tallies[DEPARTURES]):
-            release(crossing(dep.crossing_id).add_departure(*departure_stratum(dep)))
-    for topic, price, add in (
-        (DECLARATIONS, priced_declaration, Crossing.add_declaration),
-        (INSPECTIONS, priced_inspection, Crossing.add_inspection),
-    ):
-        if topic not in files:
-            continue
-        for event in read_topic(files[topic], topic, tallies[topic]):
-            priced = price(event, rates)
-            if priced is None:
-                unpriced[topic] += 1
-            else:
-                release(add(crossing(event.crossing_id), priced))
-    for topic, convert in ((PAYMENTS, payment_seen), (EXPORTS, formal_export_seen)):
-        if topic not in files:
-            continue
-        for event in read_topic(files[topic], topic, tallies[topic]):
-            seen = convert(event, rates)
-            if seen is None:
-                unpriced[topic] += 1
-            else:
-                sink(seen)
+    reader = _ColumnReader(files, [t for t in (DEPARTURES, PAYMENTS) if t in files], workers, unit_bytes)
+    try:
+        crossings: dict[str, Crossing] = {}
+        for topic, price, add in (
+            (DECLARATIONS, priced_declaration, Crossing.add_declaration),
+            (INSPECTIONS, priced_inspection, Crossing.add_inspection),
+        ):
+            if topic not in files:
+                continue
+            for event in read_topic(files[topic], topic, tallies[topic]):
+                priced = price(event, rates)
+                if priced is None:
+                    unpriced[topic] += 1
+                    continue
+                found = crossings.get(event.crossing_id)
+                if found is None:
+                    found = crossings[event.crossing_id] = Crossing()
+                for observation in add(found, priced):
+                    sink(observation)
+        if EXPORTS in files:
+            for event in read_topic(files[EXPORTS], EXPORTS, tallies[EXPORTS]):
+                seen = formal_export_seen(event, rates)
+                if seen is None:
+                    unpriced[EXPORTS] += 1
+                else:
+                    sink(seen)
+        if DEPARTURES in files:
+            frame, rejected = reader.read(DEPARTURES)
+            _observe_departures(frame, crossings, sink, departures, tallies[DEPARTURES])
+            tallies[DEPARTURES].rejected.update(rejected)
+        if PAYMENTS in files:
+            frame, rejected = reader.read(PAYMENTS)
+            unpriced[PAYMENTS] += _observe_payments(frame, rates, sink, payments, tallies[PAYMENTS])
+            tallies[PAYMENTS].rejected.update(rejected)
+    finally:
+        reader.close()
+    if not unpriced[PAYMENTS]:
+        del unpriced[PAYMENTS]
     return ArchiveReport(
         tallies=tallies,
         unpriced=unpriced,
         open_inspections=sum(c.open_inspections for c in crossings.values()),
     )
+
+
+def _first_of_each(frame, column: str):
+    import polars as pl
+
+    return frame.filter(pl.col(column).is_first_distinct())
+
+
+def _observe_departures(frame, crossings: dict, sink, bulk, tally: TopicTally) -> None:
+    """Departures after event-id dedup: joined ones through their Crossing, the rest counted.
+
+    A crossing takes only its first departure (``Crossing.add_departure`` ignores later
+    ones), so only the first departure of each ``crossing_id`` counts here either.
+    """
+    import polars as pl
+
+    from estimators.observations import DepartureSeen, Stratum
+    from streams.reference import destination_region
+
+    valid = frame.height
+    frame = _first_of_each(frame, "event_id")
+    tally.accepted += frame.height
+    tally.duplicates += valid - frame.height
+    frame = _first_of_each(frame, "crossing_id").select(
+        "crossing_id", "week", "border_post", "resident", "destination_country"
+    )
+    joined = pl.col("crossing_id").is_in(pl.Series(list(crossings), dtype=pl.String).implode())
+
+    def stratum(week: str, post: str, resident: bool) -> Stratum:  # as departure_stratum
+        return Stratum(week, post, "resident" if resident else "visitor")
+
+    for crossing_id, week, post, resident, country in frame.filter(joined).iter_rows():
+        released = crossings[crossing_id].add_departure(
+            stratum(week, post, resident), destination_region(country)
+        )
+        for observation in released:
+            sink(observation)
+    counts: Counter = Counter()
+    groups = frame.filter(~joined).group_by("week", "border_post", "resident", "destination_country")
+    for week, post, resident, country, n in groups.len().iter_rows():
+        counts[stratum(week, post, resident), destination_region(country)] += n
+    for (s, region), n in sorted(counts.items()):
+        if bulk is not None:
+            bulk(s, region, n)
+        else:
+            for _ in range(n):
+                sink(DepartureSeen(s, region))
+
+
+def _observe_payments(frame, rates, sink, bulk, tally: TopicTally) -> int:
+    """Payments after event-id dedup, priced like ``payment_seen``; returns the unpriced."""
+    import numpy as np
+    import polars as pl
+
+    from estimators.observations import PaymentSeen
+
+    valid = frame.height
+    frame = _first_of_each(frame, "event_id").drop("event_id")
+    tally.accepted += frame.height
+    tally.duplicates += valid - frame.height
+    cents = np.zeros(frame.height, dtype=np.int64)
+    priced = np.zeros(frame.height, dtype=bool)
+    amount, at = frame["amount"].to_numpy(), frame["at"].to_numpy()
+    exact = True
+    for currency in frame["currency"].unique().to_list():
+        rows = (frame["currency"] == currency).arg_true().to_numpy()
+        got = rates.to_cents_array(currency, amount[rows], at[rows])
+        if got is None:
+            exact = False
+            break
+        cents[rows], priced[rows] = got
+    purchase = frame["purchase"].to_numpy()
+    if not exact or (np.abs(cents).astype(float).sum() >= 2.0**62):
+        # Beyond what int64 holds exactly: one Python int at a time, like payment_seen.
+        rows = []
+        for currency, a, t, is_purchase, week, card, craft in frame.select(
+            "currency", "amount", "at", "purchase", "week", "card_type", "handicraft"
+        ).iter_rows():
+            value = rates.to_cents(a, currency, t)
+            if value is not None:
+                rows.append((week, card, craft, value if is_purchase else -value))
+        if bulk is None:
+            for row in rows:
+                sink(PaymentSeen(*row))
+        else:
+            sums: dict = {}
+            for week, card, craft, value in rows:
+                n, total = sums.get((week, card, craft), (0, 0))
+                sums[week, card, craft] = (n + 1, total + value)
+            for (week, card, craft), (n, total) in sorted(sums.items()):
+                bulk(week, card, craft, n, total)
+        return frame.height - len(rows)
+    signed = np.where(purchase, cents, -cents)
+    frame = frame.select("week", "card_type", "handicraft").with_columns(
+        pl.Series("cents", signed), pl.Series("priced", priced)
+    ).filter("priced")
+    if bulk is None:
+        for week, card, craft, value, _ in frame.iter_rows():
+            sink(PaymentSeen(week, card, craft, value))
+    else:
+        sums = frame.group_by("week", "card_type", "handicraft").agg(
+            pl.len().alias("n"), pl.col("cents").sum()
+        )
+        for week, card, craft, n, total in sorted(sums.iter_rows()):
+            bulk(week, card, craft, n, total)
+    return int((~priced).sum())

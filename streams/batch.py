@@ -19,12 +19,33 @@ from estimators import Tables
 __all__ = ["build_tables", "estimate_archive"]
 
 
-def build_tables(events_dir: Path) -> tuple[Tables, object]:
-    """(states, archive report) of an archive directory."""
+def build_tables(events_dir: Path, *, workers: int | None = None) -> tuple[Tables, object]:
+    """(states, archive report) of an archive directory.
+
+    Departures outside the join and payments reach the states in bulk (counts and sums
+    per state cell, :meth:`CensusState.add_departures`, :meth:`WeekPayments.add_payments`),
+    the same as as many single updates; everything else through ``Tables.update``.
+    """
+    from estimators.state import StratumState, WeekPayments
     from streams.archive import observe
 
     tables = Tables()
-    report = observe(Path(events_dir), tables.update)
+
+    def departures(stratum, region: str, count: int) -> None:
+        state = tables.strata.get(stratum)
+        if state is None:
+            state = tables.strata[stratum] = StratumState()
+        state.census.add_departures(region, count)
+
+    def payments(week: str, card_type: str, handicraft: bool, count: int, cents: int) -> None:
+        state = tables.payments.get(week)
+        if state is None:
+            state = tables.payments[week] = WeekPayments()
+        state.add_payments(card_type, handicraft, count, cents)
+
+    report = observe(
+        Path(events_dir), tables.update, departures=departures, payments=payments, workers=workers
+    )
     return tables, report
 
 

@@ -207,6 +207,15 @@ def decode(topic: str, raw: bytes) -> AnyEvent | Rejection:
         return Rejection(_reason(str(err)), str(err))
     except msgspec.DecodeError as err:
         return Rejection("not_json", str(err))
+    return check(event)
+
+
+def check(event: AnyEvent) -> AnyEvent | Rejection:
+    """The rules across fields that the types cannot state; ``decode`` applies them last.
+
+    Exposed for readers that decode many lines in one msgspec call (``streams.archive``):
+    they must apply exactly this to every decoded event.
+    """
     if type(event) is Inspection:
         if event.selection == "random" and event.selection_probability is None:
             return Rejection(

@@ -13,6 +13,10 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 
+#: Sorts after any event id at the same time, so a lookup finds every rate up to ``at``.
+_LATEST = "\U0010ffff"
+
+
 @dataclass
 class RateBook:
     """Rates seen so far, per currency, ordered by (event time, event id)."""
@@ -38,13 +42,44 @@ class RateBook:
         times = self._times.get(currency)
         if not times:
             return None
-        i = bisect_right(times, (at, "\U0010ffff"))
+        i = bisect_right(times, (at, _LATEST))
         return self._rates[currency][i - 1] if i else None
 
     def to_cents(self, amount: float, currency: str, at: float) -> int | None:
         """``amount`` of ``currency`` at time ``at`` in whole US cents, or None without a rate."""
         rate = self.rate(currency, at)
         return None if rate is None else usd_cents(amount, rate)
+
+    def to_cents_array(self, currency: str, amounts, ats):
+        """:meth:`to_cents` of many amounts of one currency at once, for the batch reader.
+
+        ``amounts`` and ``ats`` are float64 arrays. Returns ``(cents, priced)``: int64 cents
+        (0 where unpriced) and a bool mask of the amounts that had a rate, equal element by
+        element to :meth:`to_cents` (the same float operations, ``rint`` rounds half to
+        even like ``round``). Returns None when the vector form could differ (an event id
+        sorting after the lookup's sentinel, or cents beyond int64); then convert one by one.
+        """
+        import numpy as np
+
+        n = len(amounts)
+        if currency == "USD":
+            rate = np.ones(n)
+            priced = np.ones(n, dtype=bool)
+        else:
+            times = self._times.get(currency)
+            if not times:
+                return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
+            if any(event_id > _LATEST for _, event_id in times):
+                return None
+            i = np.searchsorted(np.array([t for t, _ in times], dtype=float), ats, side="right")
+            priced = i > 0
+            rate = np.asarray(self._rates[currency], dtype=float)[np.maximum(i - 1, 0)]
+        with np.errstate(all="ignore"):
+            x = np.asarray(amounts, dtype=float) * 100.0 / rate
+        x = np.where(priced, x, 0.0)
+        if not (np.abs(x) < 2.0**62).all():
+            return None
+        return np.rint(x).astype(np.int64), priced
 
     def __len__(self) -> int:
         return sum(len(t) for t in self._times.values())
