@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import gc
 import os
+import typing
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,10 +46,12 @@ from streams.contract import (
     PAYMENTS,
     TOPICS,
     AnyEvent,
+    BorderPost,
     Rejection,
     check,
     decode,
 )
+from streams.reference import DESTINATION_REGIONS, HANDICRAFT_MCCS, destination_region
 
 
 class ArchiveError(ValueError):
@@ -204,10 +207,10 @@ def _half_hour_week(k: int) -> str | None:
     return week
 
 
-def _weeks(events: list, stamps: list[float]):
-    """The ``week_of`` label of each event's time (``stamps``: their epoch seconds)."""
+def _week_codes(events: list, stamps: list[float], labels: dict[str, int]):
+    """The ``week_of`` label of each event's time (``stamps``: its epoch seconds), as an
+    index into ``labels`` (label -> index, extended as labels appear)."""
     import numpy as np
-    import polars as pl
 
     from streams.crossings import week_of
 
@@ -215,36 +218,76 @@ def _weeks(events: list, stamps: list[float]):
     k = np.floor(ts / _HALF_HOUR)
     into = ts - k * _HALF_HOUR
     sure = (into > _EDGE) & (into < _HALF_HOUR - _EDGE) & (np.abs(ts) < 1e11)
-    k = np.where(sure, k, 0).astype(np.int64)
-    halves, where = np.unique(k, return_inverse=True)
-    labels = [_half_hour_week(int(h)) for h in halves]
-    weeks = pl.Series("week", labels, dtype=pl.String).gather(where.ravel())
-    odd = np.flatnonzero(~sure | weeks.is_null().to_numpy())
-    if len(odd):
-        weeks = weeks.scatter(odd, [week_of(events[i].event_time) for i in odd])
-    return weeks
+    halves, where = np.unique(np.where(sure, k, 0).astype(np.int64), return_inverse=True)
+    of_half = []
+    for h in halves:
+        week = _half_hour_week(int(h))
+        of_half.append(-1 if week is None else labels.setdefault(week, len(labels)))
+    codes = np.asarray(of_half, dtype=np.int64)[where.ravel()]
+    for i in np.flatnonzero(~sure | (codes < 0)):
+        codes[i] = labels.setdefault(week_of(events[i].event_time), len(labels))
+    return codes
 
 
-def _departure_columns(events: list) -> dict:
+#: Departure cells: (week, border post, resident, destination region) in one integer.
+_POSTS = tuple(typing.get_args(BorderPost))
+_POST_INDEX = {p: i for i, p in enumerate(_POSTS)}
+_REGIONS = tuple(DESTINATION_REGIONS)
+_REGION_INDEX = {r: i for i, r in enumerate(_REGIONS)}
+_DEPARTURE_CELLS = len(_POSTS) * 2 * len(_REGIONS)  # cells per week
+_PAYMENT_CELLS = 4  # (tourist, handicraft) per week
+_CARD_TYPES = ("domestic", "tourist")
+
+
+def _departure_cell(cell: int, weeks: list[str]) -> tuple:
+    """(Stratum, region) of a departure cell, as ``departure_stratum`` gives them."""
+    from estimators.observations import Stratum
+
+    week, rest = divmod(cell, _DEPARTURE_CELLS)
+    post, rest = divmod(rest, 2 * len(_REGIONS))
+    resident, region = divmod(rest, len(_REGIONS))
+    return Stratum(weeks[week], _POSTS[post], "resident" if resident else "visitor"), _REGIONS[region]
+
+
+def _payment_cell(cell: int, weeks: list[str]) -> tuple[str, str, bool]:
+    """(week, card_type, handicraft) of a payment cell, as ``payment_seen`` gives them."""
+    week, rest = divmod(cell, _PAYMENT_CELLS)
+    tourist, handicraft = divmod(rest, 2)
+    return weeks[week], _CARD_TYPES[tourist], bool(handicraft)
+
+
+def _departure_columns(events: list, weeks) -> dict:
+    import numpy as np
+
+    regions: dict[str, int] = {}
+
+    def region(country: str) -> int:
+        found = regions.get(country)
+        if found is None:
+            found = regions[country] = _REGION_INDEX[destination_region(country)]
+        return found
+
+    post = np.array([_POST_INDEX[e.border_post] for e in events], dtype=np.int64)
+    resident = np.array([e.resident for e in events], dtype=np.int64)
+    dest = np.array([region(e.destination_country) for e in events], dtype=np.int64)
     return {
         "event_id": [e.event_id for e in events],
         "crossing_id": [e.crossing_id for e in events],
-        "border_post": [e.border_post for e in events],
-        "resident": [e.resident for e in events],
-        "destination_country": [e.destination_country for e in events],
+        "cell": ((weeks * len(_POSTS) + post) * 2 + resident) * len(_REGIONS) + dest,
     }
 
 
-def _payment_columns(events: list) -> dict:
-    from streams.reference import HANDICRAFT_MCCS
+def _payment_columns(events: list, weeks) -> dict:
+    import numpy as np
 
+    tourist = np.array([e.card_type == "tourist" for e in events], dtype=np.int64)
+    handicraft = np.array([e.mcc in HANDICRAFT_MCCS for e in events], dtype=np.int64)
     return {
         "event_id": [e.event_id for e in events],
-        "card_type": [e.card_type for e in events],
-        "handicraft": [e.mcc in HANDICRAFT_MCCS for e in events],
-        "amount": [e.amount for e in events],
+        "cell": (weeks * 2 + tourist) * 2 + handicraft,
+        "amount": np.array([e.amount for e in events], dtype=float),
         "currency": [e.currency for e in events],
-        "purchase": [e.kind == "purchase" for e in events],
+        "purchase": np.array([e.kind == "purchase" for e in events], dtype=bool),
     }
 
 
@@ -255,26 +298,26 @@ def _schema(topic: str) -> dict:
     import polars as pl
 
     if topic == DEPARTURES:
-        return {"event_id": pl.String, "crossing_id": pl.String, "border_post": pl.String,
-                "resident": pl.Boolean, "destination_country": pl.String, "week": pl.String}
-    return {"event_id": pl.String, "card_type": pl.String, "handicraft": pl.Boolean,
-            "amount": pl.Float64, "currency": pl.String, "purchase": pl.Boolean,
-            "at": pl.Float64, "week": pl.String}
+        return {"event_id": pl.String, "crossing_id": pl.String, "cell": pl.Int64}
+    return {"event_id": pl.String, "cell": pl.Int64, "amount": pl.Float64,
+            "currency": pl.String, "purchase": pl.Boolean, "at": pl.Float64}
 
 
 def read_unit(topic: str, path: str, start: int, end: int | None):
     """Valid events of ``path[start:end]`` (whole lines) in columns, and rejections by reason.
 
-    Returns ``(frame, rejected)``: one row per line that decodes and passes the checks, in
-    file order, duplicates included (they are removed over the whole file by the caller).
-    Departures: event_id, crossing_id, border_post, resident, destination_country, week.
-    Payments: event_id, card_type, handicraft (MCC), amount, currency, purchase (kind),
-    at (event time in epoch seconds), week.
+    Returns ``(frame, weeks, rejected)``: one row per line that decodes and passes the
+    checks, in file order, duplicates included (the caller removes them over the whole
+    file); ``weeks`` lists the week labels that the rows' cells index. Departures:
+    event_id, crossing_id, cell (week, post, resident, region; see ``_departure_cell``).
+    Payments: event_id, cell (week, card type, handicraft MCC), amount, currency,
+    purchase (kind), at (event time in epoch seconds).
     """
     import polars as pl
 
     columns = _COLUMNS[topic]
     rejected: Counter[str] = Counter()
+    labels: dict[str, int] = {}
     parts = []
     for block in blocks(Path(path), start, end):
         events = decode_block(topic, block)
@@ -284,14 +327,12 @@ def read_unit(topic: str, path: str, start: int, end: int | None):
         if not valid:
             continue
         stamps = [e.event_time.timestamp() for e in valid]
-        frame = pl.DataFrame(columns(valid)).with_columns(_weeks(valid, stamps))
+        part = columns(valid, _week_codes(valid, stamps, labels))
         if topic == PAYMENTS:
-            frame = frame.with_columns(pl.Series("at", stamps, dtype=pl.Float64))
-        parts.append(frame)
-    schema = _schema(topic)
-    if not parts:
-        return pl.DataFrame(schema=schema), rejected
-    return pl.concat(parts).select(list(schema)).cast(schema), rejected
+            part["at"] = stamps
+        parts.append(pl.DataFrame(part, schema=_schema(topic)))
+    frame = pl.concat(parts) if parts else pl.DataFrame(schema=_schema(topic))
+    return frame, list(labels), rejected
 
 
 def _units(path: Path, size: int) -> list[tuple[int, int | None]]:
@@ -342,7 +383,8 @@ class _ColumnReader:
                 ]
 
     def read(self, topic: str):
-        """(frame of the whole file in file order, rejections by reason)."""
+        """(frame of the whole file in file order, week labels of its cells, rejections)."""
+        import numpy as np
         import polars as pl
 
         if self.pool is not None:
@@ -350,10 +392,18 @@ class _ColumnReader:
         else:
             with _gc_paused():
                 parts = [read_unit(topic, str(self.files[topic]), a, b) for a, b in self.units[topic]]
+        per_week = _DEPARTURE_CELLS if topic == DEPARTURES else _PAYMENT_CELLS
+        labels: dict[str, int] = {}
         rejected: Counter[str] = Counter()
-        for _, r in parts:
+        frames = []
+        for frame, weeks, r in parts:
             rejected.update(r)
-        return pl.concat([f for f, _ in parts], rechunk=False), rejected
+            remap = np.array([labels.setdefault(w, len(labels)) for w in weeks] or [0], dtype=np.int64)
+            cell = frame["cell"].to_numpy()
+            frames.append(frame.with_columns(
+                pl.Series("cell", remap[cell // per_week] * per_week + cell % per_week, dtype=pl.Int64)
+            ))
+        return pl.concat(frames, rechunk=False), list(labels), rejected
 
     def close(self) -> None:
         if self.pool is not None:
@@ -451,12 +501,12 @@ def observe(
                 else:
                     sink(seen)
         if DEPARTURES in files:
-            frame, rejected = reader.read(DEPARTURES)
-            _observe_departures(frame, crossings, sink, departures, tallies[DEPARTURES])
+            frame, weeks, rejected = reader.read(DEPARTURES)
+            _observe_departures(frame, weeks, crossings, sink, departures, tallies[DEPARTURES])
             tallies[DEPARTURES].rejected.update(rejected)
         if PAYMENTS in files:
-            frame, rejected = reader.read(PAYMENTS)
-            unpriced[PAYMENTS] += _observe_payments(frame, rates, sink, payments, tallies[PAYMENTS])
+            frame, weeks, rejected = reader.read(PAYMENTS)
+            unpriced[PAYMENTS] += _observe_payments(frame, weeks, rates, sink, payments, tallies[PAYMENTS])
             tallies[PAYMENTS].rejected.update(rejected)
     finally:
         reader.close()
@@ -469,13 +519,7 @@ def observe(
     )
 
 
-def _first_of_each(frame, column: str):
-    import polars as pl
-
-    return frame.filter(pl.col(column).is_first_distinct())
-
-
-def _observe_departures(frame, crossings: dict, sink, bulk, tally: TopicTally) -> None:
+def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, tally: TopicTally) -> None:
     """Departures after event-id dedup: joined ones through their Crossing, the rest counted.
 
     A crossing takes only its first departure (``Crossing.add_departure`` ignores later
@@ -483,50 +527,45 @@ def _observe_departures(frame, crossings: dict, sink, bulk, tally: TopicTally) -
     """
     import polars as pl
 
-    from estimators.observations import DepartureSeen, Stratum
-    from streams.reference import destination_region
+    from estimators.observations import DepartureSeen
 
-    valid = frame.height
-    frame = _first_of_each(frame, "event_id")
-    tally.accepted += frame.height
-    tally.duplicates += valid - frame.height
-    frame = _first_of_each(frame, "crossing_id").select(
-        "crossing_id", "week", "border_post", "resident", "destination_country"
-    )
-    joined = pl.col("crossing_id").is_in(pl.Series(list(crossings), dtype=pl.String).implode())
-
-    def stratum(week: str, post: str, resident: bool) -> Stratum:  # as departure_stratum
-        return Stratum(week, post, "resident" if resident else "visitor")
-
-    for crossing_id, week, post, resident, country in frame.filter(joined).iter_rows():
-        released = crossings[crossing_id].add_departure(
-            stratum(week, post, resident), destination_region(country)
-        )
-        for observation in released:
+    first = pl.col("event_id").is_first_distinct()
+    marked = frame.lazy().select(
+        "crossing_id", "cell", first.alias("first")
+    ).with_columns(
+        # first departure of its crossing among the first occurrences of event ids
+        keep=pl.col("first") & pl.when(pl.col("first")).then(pl.col("crossing_id")).is_first_distinct(),
+        joined=pl.col("crossing_id").is_in(pl.Series(list(crossings), dtype=pl.String).implode()),
+    ).collect()
+    accepted = int(marked["first"].sum())
+    tally.accepted += accepted
+    tally.duplicates += frame.height - accepted
+    for crossing_id, cell in marked.filter("keep", "joined").select("crossing_id", "cell").iter_rows():
+        for observation in crossings[crossing_id].add_departure(*_departure_cell(cell, weeks)):
             sink(observation)
-    counts: Counter = Counter()
-    groups = frame.filter(~joined).group_by("week", "border_post", "resident", "destination_country")
-    for week, post, resident, country, n in groups.len().iter_rows():
-        counts[stratum(week, post, resident), destination_region(country)] += n
-    for (s, region), n in sorted(counts.items()):
+    counts = marked.filter(pl.col("keep") & ~pl.col("joined")).group_by("cell").len()
+    for cell, n in sorted(counts.iter_rows()):
+        stratum, region = _departure_cell(cell, weeks)
         if bulk is not None:
-            bulk(s, region, n)
+            bulk(stratum, region, n)
         else:
             for _ in range(n):
-                sink(DepartureSeen(s, region))
+                sink(DepartureSeen(stratum, region))
 
 
-def _observe_payments(frame, rates, sink, bulk, tally: TopicTally) -> int:
+def _observe_payments(frame, weeks: list[str], rates, sink, bulk, tally: TopicTally) -> int:
     """Payments after event-id dedup, priced like ``payment_seen``; returns the unpriced."""
     import numpy as np
     import polars as pl
 
     from estimators.observations import PaymentSeen
 
-    valid = frame.height
-    frame = _first_of_each(frame, "event_id").drop("event_id")
+    first = frame["event_id"].is_first_distinct()
+    if not first.all():
+        frame = frame.filter(first)
+    frame = frame.drop("event_id")
     tally.accepted += frame.height
-    tally.duplicates += valid - frame.height
+    tally.duplicates += len(first) - frame.height
     cents = np.zeros(frame.height, dtype=np.int64)
     priced = np.zeros(frame.height, dtype=bool)
     amount, at = frame["amount"].to_numpy(), frame["at"].to_numpy()
@@ -539,37 +578,34 @@ def _observe_payments(frame, rates, sink, bulk, tally: TopicTally) -> int:
             break
         cents[rows], priced[rows] = got
     purchase = frame["purchase"].to_numpy()
-    if not exact or (np.abs(cents).astype(float).sum() >= 2.0**62):
+    if not exact or np.abs(cents).astype(float).sum() >= 2.0**62:
         # Beyond what int64 holds exactly: one Python int at a time, like payment_seen.
         rows = []
-        for currency, a, t, is_purchase, week, card, craft in frame.select(
-            "currency", "amount", "at", "purchase", "week", "card_type", "handicraft"
+        for cell, a, currency, is_purchase, t in frame.select(
+            "cell", "amount", "currency", "purchase", "at"
         ).iter_rows():
             value = rates.to_cents(a, currency, t)
             if value is not None:
-                rows.append((week, card, craft, value if is_purchase else -value))
+                rows.append((cell, value if is_purchase else -value))
         if bulk is None:
-            for row in rows:
-                sink(PaymentSeen(*row))
+            for cell, value in rows:
+                sink(PaymentSeen(*_payment_cell(cell, weeks), value))
         else:
             sums: dict = {}
-            for week, card, craft, value in rows:
-                n, total = sums.get((week, card, craft), (0, 0))
-                sums[week, card, craft] = (n + 1, total + value)
-            for (week, card, craft), (n, total) in sorted(sums.items()):
-                bulk(week, card, craft, n, total)
+            for cell, value in rows:
+                n, total = sums.get(cell, (0, 0))
+                sums[cell] = (n + 1, total + value)
+            for cell, (n, total) in sorted(sums.items()):
+                bulk(*_payment_cell(cell, weeks), n, total)
         return frame.height - len(rows)
-    signed = np.where(purchase, cents, -cents)
-    frame = frame.select("week", "card_type", "handicraft").with_columns(
-        pl.Series("cents", signed), pl.Series("priced", priced)
-    ).filter("priced")
+    priced_frame = pl.DataFrame({
+        "cell": frame["cell"], "cents": np.where(purchase, cents, -cents), "priced": priced,
+    }).filter("priced")
     if bulk is None:
-        for week, card, craft, value, _ in frame.iter_rows():
-            sink(PaymentSeen(week, card, craft, value))
+        for cell, value, _ in priced_frame.iter_rows():
+            sink(PaymentSeen(*_payment_cell(cell, weeks), value))
     else:
-        sums = frame.group_by("week", "card_type", "handicraft").agg(
-            pl.len().alias("n"), pl.col("cents").sum()
-        )
-        for week, card, craft, n, total in sorted(sums.iter_rows()):
-            bulk(week, card, craft, n, total)
+        sums = priced_frame.group_by("cell").agg(pl.len().alias("n"), pl.col("cents").sum())
+        for cell, n, total in sorted(sums.iter_rows()):
+            bulk(*_payment_cell(cell, weeks), n, total)
     return int((~priced).sum())
