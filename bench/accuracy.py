@@ -45,14 +45,14 @@ def world_dir(cache: Path, seed: int, weeks: int, scale: float) -> Path:
 
 
 def state_version() -> str:
-    """Digest of the code that decides what the states hold (a cached state is reused only
-    while this code is unchanged)."""
+    """Digest of the estimator code that decides what the states hold (a cached state is
+    reused only while it is unchanged; delete the cache after changing how archives are
+    read)."""
     import hashlib
 
     root = Path(__file__).resolve().parent.parent
     files = ["estimators/observations.py", "estimators/state.py", "estimators/replicates.py",
-             "estimators/disclosure.py", "estimators/tables.py", "streams/archive.py",
-             "streams/crossings.py", "streams/contract.py", "streams/fx.py"]
+             "estimators/disclosure.py", "estimators/tables.py"]
     h = hashlib.blake2b(digest_size=6)
     for f in files:
         h.update((root / f).read_bytes())

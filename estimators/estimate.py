@@ -3,6 +3,11 @@
 Two estimators read the same :class:`~estimators.state.StratumState` objects:
 
 :func:`estimate_weeks` (the project's estimate, ``method="pooled-ratio"``)
+    Declarers are split by purpose into *personal* and *resale* declarers (a declaration
+    declaring some item for resale: traders'), each class with its own census and its own
+    coefficients below (traders under-declare differently; one pooled ratio swings with
+    whether a trader happens to be in the sample). A class coefficient that no pool can
+    estimate (no inspected resale declarer yet) is borrowed from both classes together.
     For each stratum ``h = (week t, post, group)`` the week's own census is combined with
     coefficients learnt from the random inspections of a *pool*: the same post and group
     over the weeks ``t - window .. t + window`` that exist (centred in the past, trailing
@@ -16,8 +21,11 @@ Two estimators read the same :class:`~estimators.state.StratumState` objects:
     the mean ``m0_c``. The week's own inspected units count with their assessed values
     (a prediction estimator):
 
-        Y_hc = sum_{s_t} a_c + R_c (D_hc - sum_{s_t,D} d_c) + m2_c (N2_hc - n2_hc)
-               + m0_c (M_h - n0_h)
+        Y_hc = sum_{s_t} a_c + sum_k [R_kc (D_khc - sum_{s_t,k} d_c) + m2_kc (N2_khc - n2_khc)]
+               + m0_c (M_h - n0_h)        (k = personal, resale)
+
+    ``m0_c`` can be split into light and heavy loads (``heavy=``), the heavy part learnt
+    from a longer or wider pool.
 
     Categories, posts and regions add up to the total exactly. Regions take the stratum's
     coefficients with the region's own census (declared values, counts).
@@ -46,7 +54,11 @@ Two estimators read the same :class:`~estimators.state.StratumState` objects:
     inspected declarers (non-declarers) borrows the ratio (mean) of the same mode, then of
     the group, then of everything, in the same week.
 
-Both return a polars DataFrame with the columns of :data:`COLUMNS`.
+Both return a polars DataFrame with the columns of :data:`COLUMNS`. ``n_travellers`` is
+the number of distinct travellers behind a cell (declarers with a positive declared value
+in it and randomly inspected travellers with a positive assessed value in it), from the
+strata's mergeable bottom-k sketches unioned over the cell: exact below ``SKETCH_K`` (16),
+and ``SKETCH_K`` means "at least 16" (enough for the default disclosure threshold 10).
 
 References
 ----------
@@ -530,7 +542,7 @@ def estimate_weeks(
     min_category: int = 3,
     interval: str = "percentile",
     variance: str = "wide",
-    heavy: tuple[str, int | None] | None = ("post", None),
+    heavy: tuple[str, int | None] | None = None,
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -563,8 +575,13 @@ def estimate_weeks(
         ``"local"``: the pool's own replicates and residuals only.
     heavy
         ``(level, window)`` of the pool for the heavy part of the non-declarer mean (loads
-        of at least ``HEAVY_CENTS``): e.g. ``("post", None)``, the same post and group over
-        every week; ``None``: the same pool as the light part.
+        of at least ``HEAVY_CENTS``): e.g. ``("mode", 4)``, posts of the same mode and
+        group within 4 weeks, or ``("post", None)``, the same post over every week;
+        ``None`` (default): the same pool as the light part. Model assumption when set:
+        the heavy loads' mean per non-declarer is the same across that wider pool. On
+        bench/accuracy a longer heavy pool cuts the weekly error and the width but lowers
+        coverage (the heavy part's few units then set the error of every week alike), so
+        it is off by default; see bench/accuracy_results.md.
 
     Returns
     -------
