@@ -294,31 +294,50 @@ def _payment_columns(events: list, weeks) -> dict:
 _COLUMNS = {DEPARTURES: _departure_columns, PAYMENTS: _payment_columns}
 
 
-def _schema(topic: str) -> dict:
+_STRINGS = ("event_id", "crossing_id", "currency")
+
+
+def _pack(values: list[str]):
+    """Strings as (ASCII bytes, int64 offsets): cheap to pickle and to rebuild in Arrow."""
+    import numpy as np
+
+    joined = "".join(values)
+    if not joined.isascii():
+        return values  # shipped as they are
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
+    return joined.encode("ascii"), offsets
+
+
+def _unpack(packed, name: str):
     import polars as pl
 
-    if topic == DEPARTURES:
-        return {"event_id": pl.String, "crossing_id": pl.String, "cell": pl.Int64}
-    return {"event_id": pl.String, "cell": pl.Int64, "amount": pl.Float64,
-            "currency": pl.String, "purchase": pl.Boolean, "at": pl.Float64}
+    if isinstance(packed, list):
+        return pl.Series(name, packed, dtype=pl.String)
+    import pyarrow as pa
+
+    data, offsets = packed
+    array = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    return pl.Series(name, pl.from_arrow(array), dtype=pl.String)
 
 
 def read_unit(topic: str, path: str, start: int, end: int | None):
     """Valid events of ``path[start:end]`` (whole lines) in columns, and rejections by reason.
 
-    Returns ``(frame, weeks, rejected)``: one row per line that decodes and passes the
+    Returns ``(columns, weeks, rejected)``: one row per line that decodes and passes the
     checks, in file order, duplicates included (the caller removes them over the whole
     file); ``weeks`` lists the week labels that the rows' cells index. Departures:
     event_id, crossing_id, cell (week, post, resident, region; see ``_departure_cell``).
     Payments: event_id, cell (week, card type, handicraft MCC), amount, currency,
-    purchase (kind), at (event time in epoch seconds).
+    purchase (kind), at (event time in epoch seconds). String columns are packed
+    (:func:`_unpack` turns them into a Series).
     """
-    import polars as pl
+    import numpy as np
 
     columns = _COLUMNS[topic]
     rejected: Counter[str] = Counter()
     labels: dict[str, int] = {}
-    parts = []
+    out: dict[str, list] = {name: [] for name in _schema_names(topic)}
     for block in blocks(Path(path), start, end):
         events = decode_block(topic, block)
         valid = [e for e in events if type(e) is not Rejection]
@@ -329,10 +348,33 @@ def read_unit(topic: str, path: str, start: int, end: int | None):
         stamps = [e.event_time.timestamp() for e in valid]
         part = columns(valid, _week_codes(valid, stamps, labels))
         if topic == PAYMENTS:
-            part["at"] = stamps
-        parts.append(pl.DataFrame(part, schema=_schema(topic)))
-    frame = pl.concat(parts) if parts else pl.DataFrame(schema=_schema(topic))
-    return frame, list(labels), rejected
+            part["at"] = np.asarray(stamps, dtype=float)
+        for name, values in part.items():
+            if name in _STRINGS:
+                out[name].extend(values)
+            else:
+                out[name].append(values)
+    dtypes = {"cell": np.int64, "amount": float, "at": float, "purchase": bool}
+    packed = {
+        name: _pack(values) if name in _STRINGS
+        else np.concatenate(values) if values else np.zeros(0, dtype=dtypes[name])
+        for name, values in out.items()
+    }
+    return packed, list(labels), rejected
+
+
+def _frame(topic: str, packed: dict):
+    import polars as pl
+
+    return pl.DataFrame(
+        [_unpack(v, name) if name in _STRINGS else pl.Series(name, v) for name, v in packed.items()]
+    )
+
+
+def _schema_names(topic: str) -> tuple[str, ...]:
+    if topic == DEPARTURES:
+        return ("event_id", "crossing_id", "cell")
+    return ("event_id", "cell", "amount", "currency", "purchase", "at")
 
 
 def _units(path: Path, size: int) -> list[tuple[int, int | None]]:
@@ -396,8 +438,9 @@ class _ColumnReader:
         labels: dict[str, int] = {}
         rejected: Counter[str] = Counter()
         frames = []
-        for frame, weeks, r in parts:
+        for packed, weeks, r in parts:
             rejected.update(r)
+            frame = _frame(topic, packed)
             remap = np.array([labels.setdefault(w, len(labels)) for w in weeks] or [0], dtype=np.int64)
             cell = frame["cell"].to_numpy()
             frames.append(frame.with_columns(

@@ -53,6 +53,8 @@ def simple_reading(events_dir: Path):
     tallies = {topic: archive.TopicTally() for topic in files}
     unpriced: Counter = Counter()
     rates = RateBook()
+    files = {t: files.get(t, Path("/dev/null")) for t in c.TOPICS}  # a missing file reads empty
+    tallies = {t: tallies.get(t, archive.TopicTally()) for t in c.TOPICS}
     for rate in read_topic(files[c.RATES], c.RATES, tallies[c.RATES]):
         rates.add(rate.currency, rate.event_time.timestamp(), rate.event_id, rate.units_per_usd)
     crossings: dict[str, Crossing] = {}
@@ -82,6 +84,7 @@ def simple_reading(events_dir: Path):
             else:
                 tables.update(seen)
     open_inspections = sum(x.open_inspections for x in crossings.values())
+    tallies = {t: x for t, x in tallies.items() if files[t].name != "null"}
     return tables, tallies, unpriced, open_inspections
 
 
@@ -116,6 +119,7 @@ def faulty(tmp_path_factory) -> Path:
         json.dumps(dict(deps[4], event_time="2026-03-02T20:30:00+00:00")).encode(),  # Tehran midnight
         json.dumps(dict(deps[5], event_id="edge", event_time="2026-03-08T23:59:59.9999+03:30")).encode(),
         b'{"event_id": "x\nnewline"}',
+        json.dumps(dict(deps[6], event_id="d\u00e9part\n")).encode(),  # not ASCII, a newline
     ], seed=1)
     pay_path = out / f"{c.PAYMENTS}.ndjson"
     _insert(pay_path, [
@@ -126,6 +130,7 @@ def faulty(tmp_path_factory) -> Path:
         line(c.PAYMENTS, event_id="p-xxx", currency="XXX"),  # no rate: unpriced
         line(c.PAYMENTS, event_id="p-early", event_time="2020-01-01T00:00:00+00:00"),  # before any rate
         b"{oops", b"",
+        line(c.PAYMENTS, event_id="p\u00e4y", currency="USD"),
     ], seed=2)
     return out
 
@@ -147,6 +152,17 @@ def test_fast_reading_equals_line_by_line(faulty, workers, monkeypatch):
     assert {t: x.as_dict() for t, x in archive.validate(faulty).items()} == {
         t: x.as_dict() for t, x in tallies.items()
     }
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_files_with_nothing_valid(tmp_path, workers):
+    (tmp_path / f"{c.DEPARTURES}.ndjson").write_bytes(b"{oops\n\n")
+    (tmp_path / f"{c.PAYMENTS}.ndjson").write_bytes(b"")
+    (tmp_path / f"{c.RATES}.ndjson").write_bytes(line(c.RATES) + b"\n")
+    tables, tallies, unpriced, _ = simple_reading(tmp_path)
+    fast, report = build_tables(tmp_path, workers=workers)
+    assert fast == tables and report.unpriced == unpriced
+    assert {t: x.as_dict() for t, x in report.tallies.items()} == {t: x.as_dict() for t, x in tallies.items()}
 
 
 VALID = [line(t) for t in (c.DEPARTURES, c.PAYMENTS)]
