@@ -22,11 +22,18 @@ def define_agents(app: faust.App, lanes: dict[str, faust.TopicT], handle) -> dic
     for lane, topic in lanes.items():
 
         async def agent(stream, lane=lane):
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                await handle(lane, [
+            # noack_take: an event is acknowledged (its offset may be committed) only
+            # once its partition state has taken it; take_events would acknowledge a
+            # batch even when the agent is cancelled before handling it (at a stop or
+            # rebalance), and the next owner would never see those records.
+            async for events in stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
+                done = await handle(lane, [
                     Record(m.topic, m.partition, m.offset, m.timestamp or 0.0, m.value, m.key)
                     for m in (e.message for e in events)
                 ])
+                for event in events:
+                    if event.message.partition in done:
+                        await stream.ack(event)
 
         agent.__name__ = agent.__qualname__ = f"{lane}_agent"
         agents[lane] = app.agent(topic, name=f"{lane}-agent")(agent)

@@ -34,6 +34,9 @@ def create_app(app_id: str, bootstrap: str, partitions: int, data_dir: Path) -> 
         producer_linger_ms=5,
         stream_buffer_maxsize=16384,
         consumer_auto_offset_reset="earliest",
+        # A rebalance need not wait for in-flight batches: an agent acknowledges only
+        # what its partition state took, the rest is read again by the next owner.
+        stream_wait_empty=False,
         autodiscover=False,
         # aiokafka's default max_poll_records is unbounded; keep batches bounded
         broker_max_poll_records=5000,

@@ -38,7 +38,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from streams.agents import define_agents
+from streams.agents import BATCH_MAX, define_agents
 from streams.app import create_app
 from streams.broker import DEFAULT_PARTITIONS
 from streams.contract import DEPARTURES, RATES, FxRate, decode
@@ -111,6 +111,10 @@ class WorkerSettings:
     horizon_days: float = HORIZON_DAYS
     publish_interval: float = PUBLISH_INTERVAL_S
     registry: CollectorRegistry | None = None
+    #: How records reach the partition states: ``"faust"`` (the lane agents, batches
+    #: of faust events) or ``"raw"`` (one aiokafka consumer fetching record batches for
+    #: the partitions faust assigned; see :meth:`LiveWorker._raw_loop`).
+    consumer: str = "faust"
     #: Benchmarks: carry record timestamps through the observation log and collect
     #: production-to-estimate latencies in ``LiveWorker.estimate_latencies``.
     track_latency: bool = False
@@ -218,8 +222,15 @@ class LiveWorker:
         self.app = create_app(settings.app_id, settings.bootstrap, settings.partitions, settings.data_dir)
         self.topics = define_topics(self.app)
         self.table = define_tables(self.app, settings.partitions)
-        self.agents = define_agents(self.app, self.topics.lanes, self.handle)
+        if settings.consumer not in ("faust", "raw"):
+            raise ValueError(f"consumer must be 'faust' or 'raw', not {settings.consumer!r}")
+        self.raw = settings.consumer == "raw"
+        self.agents = {} if self.raw else define_agents(self.app, self.topics.lanes, self.handle)
         self.table.on_recover(self._on_recover)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self._raw: AIOKafkaConsumer | None = None
+        self._raw_ready = asyncio.Event()
+        self._recovered = asyncio.Event()
         self.states: dict[tuple[str, int], PartitionState] = {}
         self.book = RateBook()
         self.rates = BroadcastReader(settings.bootstrap, RATES, self._add_rate)
@@ -253,8 +264,18 @@ class LiveWorker:
         )
         await self.rates.start()
         await self.observations.start()
+        if self.raw:
+            self._raw = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap, group_id=None, enable_auto_commit=False,
+                auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+                max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20,
+                client_id=f"{self.settings.app_id}-raw",
+            )
+            await self._raw.start()
         await self.app.start()
-        self._tasks = [
+        if self.raw:
+            self._tasks.append(asyncio.create_task(self._raw_loop(), name="raw-lanes"))
+        self._tasks += [
             asyncio.create_task(self._every(0.05, self.publish), name="publish"),
             asyncio.create_task(self._every(HOUSEKEEPING_INTERVAL_S, self.housekeeping), name="housekeeping"),
         ]
@@ -268,6 +289,10 @@ class LiveWorker:
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks = []
+        if self._raw is not None:
+            await self._raw.stop()
+            self._raw = None
+        await self.app.producer.flush()
         await self.app.stop()
         await self.rates.stop()
         await self.observations.stop()
@@ -284,27 +309,30 @@ class LiveWorker:
 
     # ------------------------------------------------------------------ processing
 
-    async def handle(self, lane: str, records: list[Record]) -> None:
-        """One batch of a lane: one state update per partition (called by the agents)."""
+    async def handle(self, lane: str, records: list[Record]) -> set[int]:
+        """One batch of a lane: one state update per partition (called by the agents).
+
+        Returns the partitions whose records were taken (the agent acknowledges those).
+        Records of a partition this worker does not hold (revoked while the batch
+        waited) are left unacknowledged: the partition's next owner reads them again.
+        """
         if self.first_record_at is None:
             self.first_record_at = time.time()
+        await self._recovered.wait()  # the first recovery builds the states
         if lane != "rates":
             await self.rates.sync()
         by_partition: dict[int, list[Record]] = defaultdict(list)
         for record in records:
             by_partition[record.partition].append(record)
+        done: set[int] = set()
         for partition, batch in by_partition.items():
-            state = self._state(lane, partition)
+            state = self.states.get((lane, partition))
+            if state is None:
+                continue
             self._commit(state, state.process(batch, self.book))
             self._retried_at[(lane, partition)] = self.rates.version
-
-    def _state(self, lane: str, partition: int) -> PartitionState:
-        state = self.states.get((lane, partition))
-        if state is None:
-            state = self.states[(lane, partition)] = PartitionState.restore(
-                lane, partition, self._table_records(), self.settings.horizon_days
-            )
-        return state
+            done.add(partition)
+        return done
 
     def _table_records(self) -> dict[bytes, bytes]:
         store = self.table.data
@@ -365,17 +393,76 @@ class LiveWorker:
         state.base_seq = snapshot.seq
 
     async def _on_recover(self) -> None:
-        assigned = {
-            (LANE_OF[tp.topic], tp.partition)
-            for tp in self.app.assignor.assigned_actives()
-            if tp.topic in LANE_OF
-        }
+        actives = self.app.assignor.assigned_actives()
+        if self.raw:
+            # No agent subscribes to the lanes: partition p of the state changelog being
+            # active here is what makes partition p of every lane topic ours.
+            changelog = self.table.changelog_topic.get_topic_name()
+            assigned = {
+                (lane, tp.partition) for tp in actives if tp.topic == changelog for lane in LANES
+            }
+        else:
+            assigned = {(LANE_OF[tp.topic], tp.partition) for tp in actives if tp.topic in LANE_OF}
         records = self._table_records()
         self.states = {
             key: PartitionState.restore(key[0], key[1], records, self.settings.horizon_days)
             for key in assigned
         }
         log.info("recovered %d partition states", len(self.states))
+        self._recovered.set()
+        if self.raw and self._raw is not None:
+            await self._raw_assign()
+
+    async def _on_revoked(self, sender=None, revoked=None, **kwargs) -> None:
+        """Stop processing at once (faust flushes the changelog before moving on); the
+        states are rebuilt from the table when the new assignment is recovered."""
+        if self.raw and self._raw is not None:
+            self._raw_ready.clear()
+            self._raw.assign([])
+        self.states = {}
+
+    async def _raw_assign(self) -> None:
+        """Fetch the lane partitions we own, from just after each state's last offset."""
+        tps = [TopicPartition(t, p) for (lane, p) in self.states for t in LANES[lane]]
+        self._raw.assign(tps)
+        for tp in tps:
+            last = self.states[(LANE_OF[tp.topic], tp.partition)].offsets.get(tp.topic)
+            if last is None:
+                await self._raw.seek_to_beginning(tp)
+            else:
+                self._raw.seek(tp, last + 1)
+        self._raw_ready.set()
+
+    async def _raw_loop(self) -> None:
+        """Fetch record batches with ``getmany`` and hand them to the partition states.
+
+        The partition state holds the offsets (changelogged with the state itself), so
+        no offset is committed to Kafka: a restarted or reassigned worker seeks to where
+        the recovered state stopped, and a record is applied exactly once.
+        """
+        raw = self._raw
+        while True:
+            await self._raw_ready.wait()
+            batches = await raw.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=BATCH_MAX)
+            if not batches or not self._raw_ready.is_set():
+                continue
+            if self.first_record_at is None:
+                self.first_record_at = time.time()
+            if any(tp.topic != RATES for tp in batches):
+                await self.rates.sync()
+            by_partition: dict[tuple[str, int], list[Record]] = defaultdict(list)
+            for tp, messages in batches.items():
+                lane = LANE_OF[tp.topic]
+                by_partition[(lane, tp.partition)].extend(
+                    Record(m.topic, m.partition, m.offset, m.timestamp / 1000.0, m.value, m.key)
+                    for m in messages
+                )
+            for key, batch in by_partition.items():
+                state = self.states.get(key)
+                if state is None:
+                    continue  # revoked meanwhile
+                self._commit(state, state.process(batch, self.book))
+                self._retried_at[key] = self.rates.version
 
     def _add_rate(self, message) -> None:
         rate = decode(RATES, message.value)
@@ -409,8 +496,12 @@ class LiveWorker:
         tps = [TopicPartition(topic, p) for (lane, p) in self.states for topic in LANES[lane]]
         if tps:
             ends = await self.rates.probe.end_offsets(tps)
+            source = self._raw if self.raw else self.app.consumer
             for tp in tps:  # see BroadcastReader.end_offsets
-                high = self.app.consumer.highwater(tp)
+                try:
+                    high = source.highwater(tp)
+                except (AssertionError, KeyError):  # not (or no longer) assigned
+                    continue
                 if high is not None and high > ends[tp]:
                     ends[tp] = high
             self._lag = {

@@ -39,6 +39,11 @@ def _metrics_server(port: int):
     return registry, server.server_port, server
 
 
+def _check_consumer(consumer: str) -> None:
+    if consumer not in ("faust", "raw"):
+        raise CliError(f"--consumer must be 'faust' or 'raw', not {consumer!r}")
+
+
 def _write_table(table, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
@@ -63,8 +68,10 @@ def up(
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of the topics created on the embedded broker."),
     data_dir: Path = typer.Option(Path(".suitcase"), "--data-dir", help="Worker data directory."),
     app_id: str = typer.Option(None, "--app-id", help="Consumer group / app id (default: a fresh one on the embedded broker, 'suitcase' otherwise)."),
+    consumer: str = typer.Option("faust", "--consumer", help="faust: the lane agents; raw: record batches from one aiokafka consumer on the partitions faust assigns (faster)."),
 ) -> None:
     """The main job: broker (embedded unless --broker), topics, a worker, and a feed."""
+    _check_consumer(consumer)
     if until_caught_up and replay_dir is None:
         raise CliError("--until-caught-up needs --replay DIR")
     if estimates_out is not None and not until_caught_up:
@@ -107,18 +114,20 @@ def up(
             asyncio.run(_up(
                 bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
                 estimates_out, speed, dict(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults),
+                consumer,
             ))
         except KeyboardInterrupt:
             typer.echo("stopped")
 
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
-              estimates_out, speed, world) -> None:
+              estimates_out, speed, world, consumer) -> None:
     from streams.feed import Written, replay, simulated_feed
     from streams.worker import LiveWorker, WorkerSettings
 
     worker = LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir, registry=registry,
+        consumer=consumer,
     ))
     stop = threading.Event()
     feed: asyncio.Future | None = None
@@ -222,27 +231,32 @@ def worker(
     app_id: str = typer.Option("suitcase", "--app-id", help="Consumer group / app id shared by the cluster's workers."),
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of the topics (must match the input topics)."),
     create: bool = typer.Option(True, "--create-topics/--no-create-topics", help="Create missing topics first."),
+    consumer: str = typer.Option("faust", "--consumer", help="faust: the lane agents; raw: record batches from one aiokafka consumer on the partitions faust assigns (faster)."),
 ) -> None:
     """Run one live worker (several share the work by partition) until Ctrl-C."""
     from streams.broker import create_topics
 
+    _check_consumer(consumer)
     bootstrap = _bootstrap(broker)
     if create:
         create_topics(bootstrap, partitions)
     registry, port, server = _metrics_server(metrics_port)
     typer.echo(f"worker {app_id} on kafka://{bootstrap}; metrics on http://127.0.0.1:{port}/metrics")
     try:
-        asyncio.run(_worker(bootstrap, app_id, partitions, data_dir, registry))
+        asyncio.run(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer))
     except KeyboardInterrupt:
         typer.echo("stopped")
     finally:
         server.shutdown()
 
 
-async def _worker(bootstrap, app_id, partitions, data_dir, registry) -> None:
+async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer) -> None:
     from streams.worker import LiveWorker, WorkerSettings
 
-    live = LiveWorker(WorkerSettings(bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir, registry=registry))
+    live = LiveWorker(WorkerSettings(
+        bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir,
+        registry=registry, consumer=consumer,
+    ))
     await live.start()
     try:
         await _summary_loop(live, None)
