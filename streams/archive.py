@@ -32,11 +32,13 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import typing
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
 from pathlib import Path
 
 from streams.contract import (
@@ -93,8 +95,9 @@ def lines(path: Path) -> Iterator[bytes]:
             yield line
 
 
-#: Bytes read per block, and per task of a worker process.
-BLOCK_BYTES = 1 << 20
+#: Bytes decoded per msgspec call (small, so a refused line costs a re-decode of little),
+#: and bytes per task of a worker process.
+BLOCK_BYTES = 1 << 15
 UNIT_BYTES = 1 << 26
 #: Below this many bytes of departures and payments, no worker process is started.
 PARALLEL_BYTES = 1 << 27
@@ -102,12 +105,13 @@ _CHECKED = frozenset({INSPECTIONS, PAYMENTS})  # topics whose events ``check`` c
 _LINE_BY_LINE = 8  # blocks of at most this many lines are decoded line by line
 
 
-def blocks(path: Path, start: int = 0, end: int | None = None, size: int = BLOCK_BYTES) -> Iterator[bytes]:
+def blocks(path: Path, start: int = 0, end: int | None = None, size: int | None = None) -> Iterator[bytes]:
     """The lines of ``path[start:end]`` in blocks of whole lines joined by ``b"\\n"``.
 
     ``block.split(b"\\n")`` over the blocks gives exactly what :func:`lines` yields, when
     ``start`` and ``end`` are at line starts (or the end of the file).
     """
+    size = size or BLOCK_BYTES
     with path.open("rb") as f:
         f.seek(start)
         left = None if end is None else end - start
@@ -130,25 +134,85 @@ def blocks(path: Path, start: int = 0, end: int | None = None, size: int = BLOCK
             rest = data[cut + 1 :]
 
 
-def decode_block(topic: str, block: bytes) -> list[AnyEvent | Rejection]:
-    """``[decode(topic, line) for line in block.split(b"\\n")]``, in fewer msgspec calls."""
-    n = block.count(b"\n") + 1
-    if block[:1] == b"{" and block[-1:] == b"}" and block.count(b"}\n{") == n - 1:
-        # Every line starts with "{" and ends with "}": a value cannot run over a line end
-        # (after a nested "}" only "," "}" "]" may follow, and strings hold no raw
-        # newline), so each line starts one value; n values means one value per line.
-        try:
-            events = _DECODERS[topic].decode_lines(block)
-        except Exception:  # noqa: BLE001 - some line is refused: find it below
-            events = None
-        if events is not None and len(events) == n:
-            return [check(e) for e in events] if topic in _CHECKED else events
-    if n <= _LINE_BY_LINE:
-        return [decode(topic, raw) for raw in block.split(b"\n")]
-    mid = block.find(b"\n", len(block) // 2)
-    if mid < 0:
-        mid = block.rfind(b"\n", 0, len(block) // 2)
-    return decode_block(topic, block[:mid]) + decode_block(topic, block[mid + 1 :])
+_AT_VALUE = re.compile(r"`\$\[(\d+)\]")
+_AT_BYTE = re.compile(r"\(byte (\d+)\)")
+
+
+def _odd_line(block: bytes) -> int | None:
+    """A byte of the first line that does not start with "{" or end with "}" (a block
+    that starts with "{" and ends with "}"), or None."""
+    import numpy as np
+
+    data = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(data == 10)  # newlines; never the first or last byte here
+    odd = np.flatnonzero((data[ends - 1] != 125) | (data[ends + 1] != 123))
+    if not len(odd):
+        return None
+    at = int(ends[odd[0]])
+    return at if data[at - 1] != 125 else at + 1  # the line ending here, else the next one
+
+
+def _fast(topic: str, block: bytes, n: int) -> tuple[list | None, int | None]:
+    """(the n lines' results from one decode_lines call, or None; and if None, a byte of a
+    line that is probably refused, or None)."""
+    if block[:1] != b"{":
+        return None, 0
+    if block[-1:] != b"}":
+        return None, len(block) - 1
+    if block.count(b"}\n{") != n - 1:
+        return None, _odd_line(block)
+    # Every line starts with "{" and ends with "}": a value cannot run over a line end
+    # (after a nested "}" only "," "}" "]" may follow, and strings hold no raw newline),
+    # so each line starts one value; n values means one value per line.
+    try:
+        events = _DECODERS[topic].decode_lines(block)
+    except Exception as err:  # noqa: BLE001 - some line is refused: guess which
+        text = str(err)
+        if (found := _AT_BYTE.search(text)) is not None:
+            return None, min(int(found.group(1)), len(block) - 1)
+        if (found := _AT_VALUE.search(text)) is not None:
+            rest = block.split(b"\n", int(found.group(1)))  # value i is line i here
+            return None, len(block) - len(rest[-1]) if len(rest) > int(found.group(1)) else None
+        return None, None
+    if len(events) != n:
+        return None, None
+    return ([check(e) for e in events] if topic in _CHECKED else events), None
+
+
+def decode_block(topic: str, block: bytes, _depth: int = 0) -> list[AnyEvent | Rejection]:
+    """``[decode(topic, line) for line in block.split(b"\\n")]``, in fewer msgspec calls.
+
+    A block that does not decode in one call is cut around a line that is probably
+    refused (from msgspec's error, else in halves); the cut line goes through ``decode``
+    and both sides through this function again. Any cut gives the same result; a good
+    guess only makes it cheaper.
+    """
+    out: list = []
+    while True:
+        n = block.count(b"\n") + 1
+        events, bad = _fast(topic, block, n)
+        if events is not None:
+            out += events
+            return out
+        if n <= _LINE_BY_LINE:
+            out += [decode(topic, raw) for raw in block.split(b"\n")]
+            return out
+        if bad is None or _depth > 8:  # halve
+            mid = block.find(b"\n", len(block) // 2)
+            if mid < 0:
+                mid = block.rfind(b"\n", 0, len(block) // 2)
+            out += decode_block(topic, block[:mid], _depth + 1)
+            block = block[mid + 1 :]
+            continue
+        start = block.rfind(b"\n", 0, bad) + 1
+        end = block.find(b"\n", bad)
+        end = len(block) if end < 0 else end
+        if start > 0:
+            out += decode_block(topic, block[: start - 1], _depth + 1)
+        out.append(decode(topic, block[start:end]))
+        if end >= len(block):
+            return out
+        block = block[end + 1 :]
 
 
 def read_topic(
@@ -226,6 +290,58 @@ def _week_codes(events: list, stamps: list[float], labels: dict[str, int]):
     codes = np.asarray(of_half, dtype=np.int64)[where.ravel()]
     for i in np.flatnonzero(~sure | (codes < 0)):
         codes[i] = labels.setdefault(week_of(events[i].event_time), len(labels))
+    return codes
+
+
+_day_weeks: dict[tuple, str | None] = {}
+
+
+def _day_week(day: int, zone) -> str | None:
+    """The Tehran ISO week of every instant whose local date in the fixed-offset ``zone``
+    is the ``day``-th (proleptic ordinal), or None when those 24 hours hold a Tehran
+    midnight or offset change (Tehran changes its offset at most once in any 24 hours)."""
+    try:
+        return _day_weeks[day, zone]
+    except KeyError:
+        pass
+    from streams.crossings import TEHRAN, week_of
+
+    week = None
+    if type(zone) is timezone:
+        try:
+            first = datetime.combine(date.fromordinal(day), dtime(0), tzinfo=zone)
+            last = first + timedelta(days=1, microseconds=-1)
+            a, b = first.astimezone(TEHRAN), last.astimezone(TEHRAN)
+            if a.utcoffset() == b.utcoffset() and a.date() == b.date():
+                week = week_of(first)
+        except (OverflowError, ValueError):
+            week = None
+    _day_weeks[day, zone] = week
+    return week
+
+
+def _week_codes_by_day(events: list, labels: dict[str, int]):
+    """As :func:`_week_codes`, from each time's local date and offset (cheaper than a
+    timestamp per event); times whose day is not all one Tehran week go the long way."""
+    import numpy as np
+
+    times = [e.event_time for e in events]
+    days = np.fromiter(map(datetime.toordinal, times), dtype=np.int64, count=len(times))
+    zone_index: dict = {}
+    zones = np.fromiter(
+        (zone_index.setdefault(t.tzinfo, len(zone_index)) for t in times), dtype=np.int64, count=len(times)
+    )
+    zone_of = list(zone_index)
+    pairs, where = np.unique(days * len(zone_of) + zones, return_inverse=True)
+    of_pair = []
+    for pair in pairs.tolist():
+        week = _day_week(pair // len(zone_of), zone_of[pair % len(zone_of)])
+        of_pair.append(-1 if week is None else labels.setdefault(week, len(labels)))
+    codes = np.asarray(of_pair, dtype=np.int64)[where.ravel()]
+    odd = np.flatnonzero(codes < 0)
+    if len(odd):
+        rest = [events[i] for i in odd]
+        codes[odd] = _week_codes(rest, [e.event_time.timestamp() for e in rest], labels)
     return codes
 
 
@@ -338,17 +454,13 @@ def read_unit(topic: str, path: str, start: int, end: int | None):
     rejected: Counter[str] = Counter()
     labels: dict[str, int] = {}
     out: dict[str, list] = {name: [] for name in _schema_names(topic)}
-    for block in blocks(Path(path), start, end):
-        events = decode_block(topic, block)
-        valid = [e for e in events if type(e) is not Rejection]
-        if len(valid) != len(events):
-            rejected.update(e.reason for e in events if type(e) is Rejection)
-        if not valid:
-            continue
-        stamps = [e.event_time.timestamp() for e in valid]
-        part = columns(valid, _week_codes(valid, stamps, labels))
+    for valid in _batches(topic, Path(path), start, end, rejected):
         if topic == PAYMENTS:
+            stamps = [e.event_time.timestamp() for e in valid]
+            part = columns(valid, _week_codes(valid, stamps, labels))
             part["at"] = np.asarray(stamps, dtype=float)
+        else:
+            part = columns(valid, _week_codes_by_day(valid, labels))
         for name, values in part.items():
             if name in _STRINGS:
                 out[name].extend(values)
@@ -361,6 +473,25 @@ def read_unit(topic: str, path: str, start: int, end: int | None):
         for name, values in out.items()
     }
     return packed, list(labels), rejected
+
+
+def _batches(topic: str, path: Path, start: int, end: int | None, rejected: Counter) -> Iterator[list]:
+    """Valid events of ``path[start:end]`` in lists of a few thousand; counts rejections."""
+    batch: list = []
+    for block in blocks(path, start, end):
+        events = decode_block(topic, block)
+        valid = [e for e in events if type(e) is not Rejection]
+        if len(valid) != len(events):
+            rejected.update(e.reason for e in events if type(e) is Rejection)
+        batch += valid
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+_BATCH = 8192
 
 
 def _frame(topic: str, packed: dict):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from datetime import datetime, timedelta, timezone
+from datetime import time as dtime
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +139,7 @@ def faulty(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_fast_reading_equals_line_by_line(faulty, workers, monkeypatch):
-    monkeypatch.setattr(archive, "BLOCK_BYTES", 4096)  # many blocks, many with a bad line
+    monkeypatch.setattr(archive, "BLOCK_BYTES", 2048)  # many blocks, many with a bad line
     tables, tallies, unpriced, open_inspections = simple_reading(faulty)
     report = archive.observe(faulty, (fast := Tables()).update, workers=workers, unit_bytes=1 << 16)
     assert {t: x.as_dict() for t, x in report.tallies.items()} == {t: x.as_dict() for t, x in tallies.items()}
@@ -165,7 +167,9 @@ def test_files_with_nothing_valid(tmp_path, workers):
     assert {t: x.as_dict() for t, x in report.tallies.items()} == {t: x.as_dict() for t, x in tallies.items()}
 
 
-VALID = [line(t) for t in (c.DEPARTURES, c.PAYMENTS)]
+VALID = [line(t) for t in (c.DEPARTURES, c.PAYMENTS)] + [  # and JSON objects refused
+    line(c.PAYMENTS, traveller_id=None), line(c.PAYMENTS, amount=-1), line(c.DEPARTURES, border_post="X"),
+]
 BAD = [b"", b" ", b"{", b"}", b"{}", b"[]", b"{} {}", b'{"a": 1}', b"\xff", b"\r"]
 
 
@@ -241,3 +245,41 @@ def test_bulk_state_updates_equal_single_ones():
     assert one == bulk
     with pytest.raises(ValueError):
         bulk.add_payments("gold", True, 1, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    times=st.lists(
+        st.tuples(
+            st.datetimes(min_value=datetime(1900, 1, 2), max_value=datetime(2100, 1, 1)),
+            st.integers(min_value=-12 * 60, max_value=14 * 60),
+            st.sampled_from([0, 1800, 3600 * 20 + 1800, 3600 * 19 + 1800]),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_week_codes_are_week_of(times):
+    """Per day and offset, per half hour, or one by one: always the label week_of gives."""
+    from streams.crossings import week_of
+
+    class E:  # an event with just a time
+        def __init__(self, t):
+            self.event_time = t
+
+    events = []
+    for naive, minutes, snap in times:
+        zone = timezone(timedelta(minutes=minutes))
+        t = naive.replace(tzinfo=zone)
+        if snap:  # near Tehran midnights and half hours
+            t = datetime.combine(t.date(), dtime(0), tzinfo=timezone.utc) + timedelta(seconds=snap)
+        events.append(E(t))
+    want = [week_of(e.event_time) for e in events]
+    for codes_of in (
+        lambda labels: archive._week_codes_by_day(events, labels),
+        lambda labels: archive._week_codes(events, [e.event_time.timestamp() for e in events], labels),
+    ):
+        labels: dict[str, int] = {}
+        codes = codes_of(labels)
+        names = list(labels)
+        assert [names[k] for k in codes] == want
