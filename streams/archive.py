@@ -6,21 +6,23 @@ accepted ``event_id`` earlier in the file) or rejected (with its reason).
 
 Reading is fast without doing different work:
 
-- Lines are decoded a block (about a megabyte) at a time with one msgspec
-  ``decode_lines`` call and the same typed decoder as :func:`streams.contract.decode`,
-  then :func:`streams.contract.check` on every event. The block path is taken only when
-  it must give what line-by-line decoding gives: every line starts with ``{`` and ends
-  with ``}`` (so no JSON value can run over a line end, and no line is blank), the call
-  succeeds and returns one event per line. Otherwise the block is halved until the
-  halves decode, and blocks of a few lines are decoded line by line; rejection reasons
-  are always those of :func:`~streams.contract.decode` on the line.
+- Lines are decoded a block (32 KB) at a time with one msgspec ``decode_lines`` call
+  and the same typed decoder as :func:`streams.contract.decode`, then
+  :func:`streams.contract.check` on every event. The block path is taken only when it
+  must give what line-by-line decoding gives: every line starts with ``{`` and ends with
+  ``}`` (so no JSON value can run over a line end, and no line is blank), the call
+  succeeds and returns one event per line. Otherwise the block is cut around the line
+  msgspec's error names (or in halves), that line goes through
+  :func:`~streams.contract.decode` and the rest through the block path again; so
+  rejection reasons are always those of ``decode`` on the line.
 - The two big topics (departures and card payments) are cut into byte ranges of whole
   lines that worker processes decode into columns (:func:`read_unit`); the parent keeps
   the ranges in file order, so "first occurrence of an ``event_id`` wins" is decided over
   the whole file exactly as line by line.
-- The Tehran ISO week is computed once per half hour of event time, not per event
-  (events within a millisecond of a half hour, or in a half hour that holds a local
-  midnight or an offset change, get :func:`streams.crossings.week_of` itself).
+- The Tehran ISO week is computed once per local date and offset of the event times
+  (departures) or per half hour of epoch time (payments), not per event; a day or half
+  hour that holds a Tehran midnight or offset change, and times within a millisecond of
+  a half hour, get :func:`streams.crossings.week_of` itself.
 - :func:`observe` reads declarations and inspections first, so it knows the few crossings
   that need the :class:`~streams.crossings.Crossing` join; every other departure only
   counts towards N of its (stratum, region), and these counts (and the payments summed
