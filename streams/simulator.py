@@ -21,21 +21,23 @@ from typing import Final
 
 import polars as pl
 
+from streams.contract import (
+    DECLARATIONS,
+    DEPARTURES,
+    EXPORTS,
+    INSPECTIONS,
+    PAYMENTS,
+    TOPICS,
+)
+from streams.contract import RATES as FX_RATES
 from streams.reference import CATEGORIES, DESTINATION_REGIONS, DOMAINS
 from streams.simulation.day import build_world, generate_day
 from streams.simulation.faults import Faults
 from streams.simulation.fx import fx_events
 from streams.simulation.world import (
     DAY_S,
-    DECLARATIONS,
-    DEPARTURES,
-    EXPORTS,
-    FX_RATES,
-    INSPECTIONS,
-    PAYMENTS,
     POSTS,
     PURCHASE_DAYS_BEFORE,
-    TOPICS,
     iso_week,
 )
 

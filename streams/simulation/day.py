@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from streams.contract import DECLARATIONS, DEPARTURES, EXPORTS, INSPECTIONS, PAYMENTS
 from streams.reference import CATEGORIES, DESTINATION_REGIONS
 from streams.simulation import world
 from streams.simulation.draws import (
@@ -251,7 +252,7 @@ def generate_day(w: World, g: int) -> _DayOutput:
     frames: dict[str, pl.DataFrame] = {}
     truth = None
     if in_window:
-        frames[world.DEPARTURES] = pl.DataFrame({
+        frames[DEPARTURES] = pl.DataFrame({
             "t": t_dep, "id": pseudonyms("BD", id_key(NS_EV_DEP, ordinal, idx), w.salt),
             "x": crossing, "tr": traveller, "post": codes_of(world.POSTS, post),
             "nat": codes_of(world.COUNTRIES, nat), "res": resident,
@@ -280,7 +281,7 @@ def generate_day(w: World, g: int) -> _DayOutput:
         }).select(json_line(
             '{"category":"§"§,"quantity":§,"value":§,"currency":"§","purpose":"§"}',
             "cat", "hs", "q", amount_json("v", "cur"), "cur", "purpose")).to_series()
-        frames[world.DECLARATIONS] = pl.DataFrame({
+        frames[DECLARATIONS] = pl.DataFrame({
             "t": t_decl[decl], "id": pseudonyms("TD", id_key(NS_EV_DECL, ordinal, decl), w.salt),
             "x": crossing[decl], "tr": traveller[decl], "post": codes_of(world.POSTS, post[decl]),
             "dest": codes_of(world.COUNTRIES, dest[decl]),
@@ -303,7 +304,7 @@ def generate_day(w: World, g: int) -> _DayOutput:
             "cur": codes_of(world.CURRENCIES, i_cur),
         }).select(json_line('{"category":"§","quantity":§,"assessed_value":§,"currency":"§"}',
                             "cat", "q", amount_json("v", "cur"), "cur")).to_series()
-        frames[world.INSPECTIONS] = pl.DataFrame({
+        frames[INSPECTIONS] = pl.DataFrame({
             "t": t_insp[insp], "id": pseudonyms("CI", id_key(NS_EV_INSP, ordinal, insp), w.salt),
             "x": crossing[insp], "tr": traveller[insp], "post": codes_of(world.POSTS, post[insp]),
             "sel": np.where(random_pick[insp], "random", "targeted"),
@@ -332,11 +333,11 @@ def generate_day(w: World, g: int) -> _DayOutput:
                     traveller=traveller, trader_of=trader_of, it_dep=it_dep, cat=cat,
                     value=value, wd=wd, ordinal=ordinal, day0=day0, in_window=in_window)
     keep = (pay["t"] >= win_lo) & (pay["t"] < win_hi) & (pay["t0"] >= win_lo)
-    frames[world.PAYMENTS] = _render_payments({k: a[keep] for k, a in pay.items()})
+    frames[PAYMENTS] = _render_payments({k: a[keep] for k, a in pay.items()})
 
     out = _DayOutput(frames=frames, truth=truth)
     if in_window:
-        frames[world.EXPORTS], out.formal_handicraft_usd, out.formal_total_usd = _exports(
+        frames[EXPORTS], out.formal_handicraft_usd, out.formal_total_usd = _exports(
             w, rng, date, ordinal, day0)
     return out
 

@@ -13,15 +13,21 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 import numpy as np
 
-from streams.simulation.draws import NS_EV_FAULT, STREAM_FAULTS, id_key, pseudonyms, random_stream
-from streams.simulation.world import (
+from streams.contract import (
     DECLARATIONS,
     DEPARTURES,
     EXPORTS,
-    FX_RATES,
     INSPECTIONS,
     PAYMENTS,
     TOPICS,
+)
+from streams.contract import RATES as FX_RATES
+from streams.simulation.draws import (
+    NS_EV_FAULT,
+    STREAM_FAULTS,
+    id_key,
+    pseudonyms,
+    random_stream,
 )
 
 if TYPE_CHECKING:

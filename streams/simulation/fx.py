@@ -16,7 +16,13 @@ import polars as pl
 
 from streams.simulation.draws import STREAM_FX, random_stream
 from streams.simulation.render import codes_of, event_time_json, json_line
-from streams.simulation.world import CURRENCIES, DAY_S, DECIMALS, EPOCH_ORDINAL, epoch_day
+from streams.simulation.world import (
+    CURRENCIES,
+    DAY_S,
+    DECIMALS,
+    EPOCH_ORDINAL,
+    epoch_day,
+)
 
 #: Units per USD at 2026-01-01, yearly drift, daily volatility, updates a day.
 FX_MODEL: Final = {

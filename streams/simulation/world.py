@@ -24,17 +24,6 @@ from streams.reference import (
 )
 from streams.simulation.draws import cdf_of, cdf_of_weights, cdf_rows
 
-DEPARTURES: Final = "border.departures"
-DECLARATIONS: Final = "travellers.declarations"
-INSPECTIONS: Final = "customs.inspections"
-EXPORTS: Final = "customs.exports"
-PAYMENTS: Final = "payments.transactions"
-FX_RATES: Final = "fx.rates"
-#: The contract's topics, in the order files and summaries list them.
-TOPICS: Final[tuple[str, ...]] = (
-    DEPARTURES, DECLARATIONS, INSPECTIONS, EXPORTS, PAYMENTS, FX_RATES,
-)
-
 POSTS: Final[tuple[str, ...]] = tuple(BORDER_POSTS)
 P: Final = {p: i for i, p in enumerate(POSTS)}
 AIR, SEA, LAND = 0, 1, 2
