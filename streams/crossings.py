@@ -81,15 +81,13 @@ class PricedInspection(NamedTuple):
 
 def priced_declaration(declaration: Declaration, rates: RateBook) -> PricedDeclaration | None:
     """Declared value per category in US cents, or None if a currency has no rate yet."""
-    at = declaration.event_time.timestamp()
-    cents = [0] * len(CATEGORIES)
-    for item in declaration.items:
-        value = rates.to_cents(item.value, item.currency, at)
-        if value is None:
-            return None
-        cents[_CATEGORY_INDEX[item.category]] += value
+    cents = _cents_by_category(
+        ((i.category, i.value, i.currency) for i in declaration.items), declaration.event_time, rates
+    )
+    if cents is None:
+        return None
     return PricedDeclaration(
-        tuple(cents),
+        cents,
         any(item.purpose == "resale" for item in declaration.items),
         traveller_key(declaration.traveller_id, PSEUDONYM_KEY),
     )
@@ -97,19 +95,19 @@ def priced_declaration(declaration: Declaration, rates: RateBook) -> PricedDecla
 
 def priced_inspection(inspection: Inspection, rates: RateBook) -> PricedInspection | None:
     """The inspection with assessed values in US cents, or None if a rate is missing."""
-    at = inspection.event_time.timestamp()
-    cents = [0] * len(CATEGORIES)
-    for item in inspection.items:
-        value = rates.to_cents(item.assessed_value, item.currency, at)
-        if value is None:
-            return None
-        cents[_CATEGORY_INDEX[item.category]] += value
+    cents = _cents_by_category(
+        ((i.category, i.assessed_value, i.currency) for i in inspection.items),
+        inspection.event_time,
+        rates,
+    )
+    if cents is None:
+        return None
     return PricedInspection(
         unit_key(inspection.crossing_id),
         inspection.selection == "random",
         inspection.selection_probability,
         inspection.declared,
-        tuple(cents),
+        cents,
         traveller_key(inspection.traveller_id, PSEUDONYM_KEY),
     )
 
@@ -129,22 +127,33 @@ def payment_seen(payment: Payment, rates: RateBook) -> PaymentSeen | None:
 
 def formal_export_seen(export: FormalExport, rates: RateBook) -> FormalExportSeen | None:
     """The handicraft lines of a formal export in US cents, or None without a rate."""
-    at = export.event_time.timestamp()
-    cents = [0] * len(CATEGORIES)
-    for item in export.items:
-        category = hs_category(item.hs_code)
-        if category is None:
-            continue  # not a handicraft heading
-        value = rates.to_cents(item.value, item.currency, at)
-        if value is None:
-            return None
-        cents[_CATEGORY_INDEX[category]] += value
+    handicraft_lines = (
+        (category, i.value, i.currency)
+        for i in export.items
+        if (category := hs_category(i.hs_code)) is not None  # else not a handicraft heading
+    )
+    cents = _cents_by_category(handicraft_lines, export.event_time, rates)
+    if cents is None:
+        return None
     return FormalExportSeen(
         week_of(export.event_time),
         export.border_post,
         destination_region(export.destination_country),
-        tuple(cents),
+        cents,
     )
+
+
+def _cents_by_category(lines, at: datetime, rates: RateBook) -> tuple[int, ...] | None:
+    """Sum (category, amount, currency) lines in US cents per category at time ``at``;
+    None if some currency has no rate yet (the event is held, not priced in part)."""
+    stamp = at.timestamp()
+    cents = [0] * len(CATEGORIES)
+    for category, amount, currency in lines:
+        value = rates.to_cents(amount, currency, stamp)
+        if value is None:
+            return None
+        cents[_CATEGORY_INDEX[category]] += value
+    return tuple(cents)
 
 
 class Crossing:
