@@ -544,6 +544,7 @@ class _ColumnReader:
         if workers is None:
             workers = (os.cpu_count() or 1) if size >= PARALLEL_BYTES else 0
         self.pool = None
+        self.broken = False
         self.futures: dict[str, list] = {}
         if workers > 1:
             import multiprocessing
@@ -563,7 +564,20 @@ class _ColumnReader:
         import polars as pl
 
         if self.pool is not None:
-            parts = [f.result() for f in self.futures.pop(topic)]
+            from concurrent.futures.process import BrokenProcessPool
+
+            parts = []
+            for (a, b), future in zip(self.units[topic], self.futures.pop(topic)):
+                try:
+                    parts.append(future.result())
+                except BrokenProcessPool:  # a worker was killed: read its part here
+                    if not self.broken:
+                        import warnings
+
+                        warnings.warn("a reader process died; reading the rest in this one", stacklevel=2)
+                        self.broken = True
+                    with _gc_paused():
+                        parts.append(read_unit(topic, str(self.files[topic]), a, b))
         else:
             with _gc_paused():
                 parts = [read_unit(topic, str(self.files[topic]), a, b) for a, b in self.units[topic]]

@@ -283,3 +283,27 @@ def test_week_codes_are_week_of(times):
         codes = codes_of(labels)
         names = list(labels)
         assert [names[k] for k in codes] == want
+
+
+def test_a_killed_reader_process_costs_time_not_results(faulty, monkeypatch):
+    """If a worker process dies (killed from outside), its parts are read in this process."""
+    import os
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    submit = ProcessPoolExecutor.submit
+    calls = []
+
+    def submit_then_kill(self, fn, *args, **kwargs):
+        future = submit(self, fn, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(next(iter(self._processes)), signal.SIGKILL)
+        return future
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit_then_kill)
+    tables, tallies, unpriced, _ = simple_reading(faulty)
+    with pytest.warns(UserWarning, match="reader process died"):
+        report = archive.observe(faulty, (fast := Tables()).update, workers=2, unit_bytes=1 << 16)
+    assert fast == tables and report.unpriced == unpriced
+    assert {t: x.as_dict() for t, x in report.tallies.items()} == {t: x.as_dict() for t, x in tallies.items()}
