@@ -8,12 +8,16 @@ records:
 
 - ``aiokafka getmany``: a consumer that fetches everything and does nothing;
 - ``plain faust``: one faust agent over the six topics that json-decodes each value;
-- ``suitcase worker x1``: one LiveWorker, timed from its first record to the final
+- ``suitcase worker <mode> x1``: one LiveWorker, timed from its first record to the final
   estimate table of every record (the observation log covering every written offset);
-- ``suitcase worker x2``: two worker processes in one group, same measure.
+  mode ``faust`` (lane agents) and ``raw`` (record batches from one aiokafka consumer);
+- ``suitcase worker <mode> x2``: two worker processes in one group, same measure.
 
-Every consumer is timed from its first record to its last, so group joins (about half
-the session timeout on Tansu) are not counted. Printed: events/s and ratios.
+Every consumer is timed from its first record (the baselines) or from a start signal
+given once the group has settled (the workers: each joined, was assigned its partitions
+and recovered its state) to its last record, so group joins (about half the session
+timeout on Tansu) are not counted. Printed: events/s, ratios, and CPU seconds of the
+workers and of the broker during the timed run.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ async def faust_baseline(bootstrap: str, total: int) -> float:
         await app.stop()
 
 
-def _worker_process(bootstrap: str, app_id: str, last: dict, queue, profile: str | None) -> None:
+def _worker_process(bootstrap: str, app_id: str, last: dict, queue, go, profile: str | None, consumer: str) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
@@ -121,18 +125,26 @@ def _worker_process(bootstrap: str, app_id: str, last: dict, queue, profile: str
     async def run():
         from streams.worker import LiveWorker, WorkerSettings
 
-        worker = LiveWorker(WorkerSettings(bootstrap=bootstrap, app_id=app_id, data_dir=CACHE / app_id))
+        worker = LiveWorker(WorkerSettings(
+            bootstrap=bootstrap, app_id=app_id, data_dir=CACHE / app_id, consumer=consumer, start_paused=True,
+        ))
         await worker.start()
         try:
+            queue.put(("ready", sorted(worker.states)))
+            await asyncio.to_thread(go.wait)
+            cpu0 = time.process_time()
+            started = time.time()
+            worker.resume()
             await worker.wait_caught_up(last)
             table = worker.estimate_table()
             done = time.time()
             tally = worker.tallies()
-            queue.put({
-                "first": worker.first_record_at, "done": done, "rows": len(table),
+            queue.put(("done", {
+                "first": started, "done": done, "rows": len(table), "states": sorted(worker.states),
                 "processed_here": sum(tally.accepted.values()) + sum(tally.duplicates.values()) + sum(tally.rejected.values()),
                 "estimate_s": worker.estimate_seconds,
-            })
+                "cpu_s": time.process_time() - cpu0,
+            }))
         finally:
             await worker.stop()
 
@@ -144,27 +156,41 @@ def _worker_process(bootstrap: str, app_id: str, last: dict, queue, profile: str
         asyncio.run(run())
 
 
-def live_workers(bootstrap: str, n: int, last: dict, total: int, profile: str | None = None) -> dict:
+def live_workers(bootstrap: str, n: int, last: dict, total: int, profile: str | None = None, consumer: str = "faust") -> dict:
+    """n worker processes in one group; timed from a common start signal, given once
+    the group has settled (every worker joined and recovered), to the final estimates."""
     app_id = f"bench-live-{uuid.uuid4().hex[:8]}"
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
+    queue, go = ctx.Queue(), ctx.Event()
     procs = [
-        ctx.Process(target=_worker_process, args=(bootstrap, app_id, last, queue, profile if i == 0 else None))
+        ctx.Process(target=_worker_process, args=(bootstrap, app_id, last, queue, go, profile if i == 0 else None, consumer))
         for i in range(n)
     ]
     for p in procs:
         p.start()
-    results = [queue.get(timeout=600) for _ in procs]
+    for _ in procs:
+        kind, _states = queue.get(timeout=120)
+        assert kind == "ready"
+    time.sleep(3 * n)  # let a rebalance triggered by the last join settle
+    go.set()
+    results = [queue.get(timeout=300)[1] for _ in procs]
     for p in procs:
         p.join(60)
-    first = min(r["first"] for r in results if r["first"])
+    first = min(r["first"] for r in results)
     done = max(r["done"] for r in results)
     return {
         "events_per_s": total / (done - first),
         "seconds": done - first,
         "split": [r["processed_here"] for r in results],
         "estimate_s": max(r["estimate_s"] for r in results),
+        "worker_cpu_s": [round(r["cpu_s"], 1) for r in results],
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -172,6 +198,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.03)
     parser.add_argument("--weeks", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--consumers", nargs="*", default=["faust", "raw"], help="worker consumer modes to run")
     parser.add_argument("--archive", type=Path, help="Use this archive instead of simulating one.")
     parser.add_argument("--profile", action="store_true", help="cProfile the first worker to /tmp/suitcase-worker.prof")
     args = parser.parse_args()
@@ -188,18 +215,24 @@ def main() -> None:
         plain = asyncio.run(faust_baseline(broker.bootstrap, total))
         print(f"plain faust, json.loads   : {plain:>10,.0f} events/s   ({plain / base:.3f} x aiokafka)")
         results = {}
-        for n in args.workers:
-            r = results[n] = live_workers(broker.bootstrap, n, last, total, "/tmp/suitcase-worker.prof" if args.profile and n == args.workers[0] else None)
-            print(
-                f"suitcase worker x{n}       : {r['events_per_s']:>10,.0f} events/s   "
-                f"({r['events_per_s'] / plain:.3f} x plain faust; {r['seconds']:.1f} s; records per worker {r['split']}; "
-                f"last estimate {r['estimate_s']:.2f} s)"
-            )
-        if 1 in results and 2 in results:
-            print(f"two workers / one worker  : {results[2]['events_per_s'] / results[1]['events_per_s']:.2f} x (target >= 1.6)")
-        if 1 in results:
-            print(f"one worker / plain faust  : {results[1]['events_per_s'] / plain:.2f} x (target >= 0.75)")
-
+        for consumer in args.consumers:
+            for n in args.workers:
+                prof = f"/tmp/suitcase-worker-{consumer}.prof" if args.profile and n == args.workers[0] else None
+                before = cpu_seconds(broker._process.pid)
+                r = results[consumer, n] = live_workers(broker.bootstrap, n, last, total, prof, consumer)
+                r["broker_cpu_s"] = cpu_seconds(broker._process.pid) - before
+                print(
+                    f"suitcase worker {consumer:5} x{n} : {r['events_per_s']:>10,.0f} events/s   "
+                    f"({r['events_per_s'] / plain:.2f} x plain faust; {r['seconds']:.1f} s; records per worker "
+                    f"{r['split']}; CPU s: workers {r['worker_cpu_s']}, broker {r['broker_cpu_s']:.1f})"
+                )
+        for consumer in args.consumers:
+            one, two = results.get((consumer, 1)), results.get((consumer, 2))
+            if one:
+                print(f"{consumer:5}: one worker / plain faust = {one['events_per_s'] / plain:.2f} (target >= 0.75)", end="")
+                if two:
+                    print(f"; two workers / one = {two['events_per_s'] / one['events_per_s']:.2f} (target >= 1.6)", end="")
+                print()
 
 if __name__ == "__main__":
     main()

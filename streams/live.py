@@ -31,7 +31,8 @@ Processing a batch mutates the state and returns a :class:`Step`: the changelog
 watermarks, tallies), the released estimator observations, and the dead letters. The
 worker writes the segment to a changelogged table under ``lane|p|seq`` and the
 observations to the observation log; every ``COMPACT_EVERY`` segments it writes a full
-snapshot under ``lane|p|base`` and deletes the segments it covers. Recovery is
+snapshot (in parts of at most ~512 KB) under ``lane|p|base|k`` and deletes the segments
+it covers. Recovery is
 :meth:`PartitionState.restore` over the table's keys of that partition.
 
 The observations (never ids: the inspection's ``unit_key`` is a digest) are the only
@@ -94,7 +95,8 @@ HORIZON_DAYS: Final = 35
 COMPACT_EVERY: Final = 64
 #: Dead-letter reason of events beyond the horizon (beside the contract's reasons).
 TOO_LATE: Final = "too_late"
-#: Dead-letter reason of records whose topic no lane handles (should not happen).
+#: Largest changelog record a snapshot part aims at (Kafka's default limit is ~1 MB).
+MAX_RECORD_BYTES: Final = 512 * 1024
 _WEEK: Final = 7 * 86400
 
 
@@ -158,7 +160,9 @@ class Segment:
     crossing_expiry: dict[str, float]
     held_added: dict[tuple[str, int], tuple[bytes, float, float]]  # (topic, offset) -> (raw, record ts, event ts)
     held_removed: list[tuple[str, int]]
-    base: bool = False  # a full snapshot: replaces everything before ``seq``
+    base: bool = False  # a snapshot: replaces everything before ``seq``
+    part: int = 0  # a snapshot comes in ``parts`` records (see PartitionState.snapshot)
+    parts: int = 1
 
     def dumps(self) -> bytes:
         return pickle.dumps(self, protocol=5)
@@ -361,25 +365,44 @@ class PartitionState:
 
     # ------------------------------------------------------------------ changelog
 
-    def snapshot(self) -> Segment:
-        """A full snapshot of the state (a base segment) at the current ``seq``."""
-        return Segment(
-            seq=self.seq,
-            offsets=dict(self.offsets),
-            watermark=dict(self.watermark),
-            tally=self.tally.copy(),
-            seen=[(t, i, e) for t, ids in self.seen.items() for i, e in ids.items()],
-            crossings={c: x.__getstate__() for c, x in self.crossings.items()},
-            crossing_expiry=dict(self.crossing_expiry),
-            held_added=dict(self.held),
-            held_removed=[],
+    def snapshot(self, max_bytes: int = MAX_RECORD_BYTES) -> list[Segment]:
+        """A full snapshot at the current ``seq``, in parts of at most ~``max_bytes``
+        pickled (Kafka refuses records above ~1 MB by default).
+
+        Every part carries the offsets, watermarks and tallies; the ids, crossings and
+        held events are spread over the parts.
+        """
+        seen = [(t, i, e) for t, ids in self.seen.items() for i, e in ids.items()]
+        crossings = list(self.crossings.items())
+        held = list(self.held.items())
+        whole = Segment(
+            seq=self.seq, offsets=dict(self.offsets), watermark=dict(self.watermark),
+            tally=self.tally.copy(), seen=seen,
+            crossings={c: x.__getstate__() for c, x in crossings},
+            crossing_expiry=dict(self.crossing_expiry), held_added=dict(held), held_removed=[],
             base=True,
         )
+        size = len(whole.dumps())
+        parts = max(1, -(-size * 5 // (4 * max_bytes)))  # a 25% margin for uneven items
+        if parts == 1:
+            return [whole]
+        out = []
+        for k in range(parts):
+            chunk = crossings[k::parts]
+            out.append(Segment(
+                seq=self.seq, offsets=dict(self.offsets), watermark=dict(self.watermark),
+                tally=self.tally.copy(), seen=seen[k::parts],
+                crossings={c: x.__getstate__() for c, x in chunk},
+                crossing_expiry={c: self.crossing_expiry[c] for c, _ in chunk if c in self.crossing_expiry},
+                held_added=dict(held[k::parts]), held_removed=[], base=True, part=k, parts=parts,
+            ))
+        return out
 
     def apply(self, segment: Segment) -> None:
         """Replay one changelog record (recovery)."""
         if segment.base:
-            self.__init__(self.lane, self.partition, self.horizon / 86400.0)
+            if segment.part == 0:
+                self.__init__(self.lane, self.partition, self.horizon / 86400.0)
             self.base_seq = segment.seq
         elif segment.seq <= self.seq:
             return  # covered by a later snapshot or already applied
@@ -406,18 +429,23 @@ class PartitionState:
     def restore(
         cls, lane: str, partition: int, records: dict[bytes, bytes], horizon_days: float = HORIZON_DAYS
     ) -> "PartitionState":
-        """Rebuild from the table's records of this partition (``lane|p|...`` keys)."""
+        """Rebuild from the table's records of this partition (``lane|p|...`` keys):
+        the newest complete snapshot, then the segments after it, in order."""
         state = cls(lane, partition, horizon_days)
         prefix = segment_prefix(lane, partition)
         segments = [Segment.loads(v) for k, v in records.items() if k.startswith(prefix) and v]
-        segments.sort(key=lambda s: (s.seq, not s.base))
-        base = [s for s in segments if s.base]
-        start = base[-1].seq if base else 0
-        if base:
-            state.apply(base[-1])
+        bases: dict[int, dict[int, Segment]] = {}
         for s in segments:
-            if not s.base and s.seq > start:
-                state.apply(s)
+            if s.base:
+                bases.setdefault(s.seq, {})[s.part] = s
+        complete = [seq for seq, parts in bases.items()
+                    if len(parts) == next(iter(parts.values())).parts]
+        start = max(complete, default=0)
+        if complete:
+            for k in sorted(bases[start]):
+                state.apply(bases[start][k])
+        for s in sorted((s for s in segments if not s.base and s.seq > start), key=lambda s: s.seq):
+            state.apply(s)
         return state
 
     @property
@@ -433,8 +461,12 @@ def segment_key(lane: str, partition: int, seq: int) -> bytes:
     return f"{lane}|{partition}|{seq:012d}".encode()
 
 
-def base_key(lane: str, partition: int) -> bytes:
-    return f"{lane}|{partition}|base".encode()
+def base_key(lane: str, partition: int, part: int = 0) -> bytes:
+    return f"{lane}|{partition}|base|{part:04d}".encode()
+
+
+def is_base_key(key: bytes) -> bool:
+    return b"|base|" in key
 
 
 # ---------------------------------------------------------------------- estimator state

@@ -54,6 +54,7 @@ from streams.live import (
     Summaries,
     Tally,
     base_key,
+    is_base_key,
     segment_key,
     segment_prefix,
 )
@@ -115,9 +116,25 @@ class WorkerSettings:
     #: of faust events) or ``"raw"`` (one aiokafka consumer fetching record batches for
     #: the partitions faust assigned; see :meth:`LiveWorker._raw_loop`).
     consumer: str = "faust"
+    #: Benchmarks: join the group and recover, but process nothing until ``resume()``.
+    start_paused: bool = False
     #: Benchmarks: carry record timestamps through the observation log and collect
     #: production-to-estimate latencies in ``LiveWorker.estimate_latencies``.
     track_latency: bool = False
+
+
+def _chunks(first: dict, last: dict, observations: list, stamps: list | None, size: int = 1000):
+    """A step's observation record, split so that each stays well below ~1 MB. The first
+    chunk carries the step's first offsets (crash dedup), the last one its last offsets
+    (progress); chunks in between carry neither."""
+    if len(observations) <= size:
+        return [(first, last, observations, stamps)]
+    pieces = [observations[i:i + size] for i in range(0, len(observations), size)]
+    n = len(pieces)
+    return [
+        (first if k == 0 else {}, last if k == n - 1 else {}, piece, stamps if k == n - 1 else None)
+        for k, piece in enumerate(pieces)
+    ]
 
 
 class BroadcastReader:
@@ -231,6 +248,9 @@ class LiveWorker:
         self._raw: AIOKafkaConsumer | None = None
         self._raw_ready = asyncio.Event()
         self._recovered = asyncio.Event()
+        self._go = asyncio.Event()
+        if not settings.start_paused:
+            self._go.set()
         self.states: dict[tuple[str, int], PartitionState] = {}
         self.book = RateBook()
         self.rates = BroadcastReader(settings.bootstrap, RATES, self._add_rate)
@@ -297,6 +317,10 @@ class LiveWorker:
         await self.rates.stop()
         await self.observations.stop()
 
+    def resume(self) -> None:
+        """Start processing (see ``WorkerSettings.start_paused``)."""
+        self._go.set()
+
     async def _every(self, seconds: float, job) -> None:
         while True:
             await asyncio.sleep(seconds)
@@ -316,6 +340,7 @@ class LiveWorker:
         Records of a partition this worker does not hold (revoked while the batch
         waited) are left unacknowledged: the partition's next owner reads them again.
         """
+        await self._go.wait()
         if self.first_record_at is None:
             self.first_record_at = time.time()
         await self._recovered.wait()  # the first recovery builds the states
@@ -356,13 +381,14 @@ class LiveWorker:
             # Sent even without observations: the log then also says how far each
             # partition is, which is what wait_caught_up reads (on any worker).
             stamps = [ts for _, ts in step.lags] if self.settings.track_latency else None
-            self.topics.observations.send_soon(
-                key=f"{lane}|{p}|{state.seq}".encode(),
-                value=pickle.dumps(
-                    (lane, p, state.seq, step.first, dict(state.offsets), step.observations, stamps), protocol=5
-                ),
-                partition=p,
-            )
+            for first, last, observations, stamps in _chunks(
+                step.first, dict(state.offsets), step.observations, stamps
+            ):
+                self.topics.observations.send_soon(
+                    key=f"{lane}|{p}|{state.seq}".encode(),
+                    value=pickle.dumps((lane, p, state.seq, first, last, observations, stamps), protocol=5),
+                    partition=p,
+                )
         for dead in step.dead:
             r = dead.record
             self.topics.deadletter.send_soon(
@@ -384,13 +410,17 @@ class LiveWorker:
 
     def _compact(self, state: PartitionState) -> None:
         lane, p = state.lane, state.partition
-        snapshot = state.snapshot()
-        self._write(p, base_key(lane, p), snapshot.dumps())
+        parts = state.snapshot()
+        for k, part in enumerate(parts):
+            self._write(p, base_key(lane, p, k), part.dumps())
         prefix = segment_prefix(lane, p)
-        for key in [k for k in self._table_records() if k.startswith(prefix) and not k.endswith(b"base")]:
-            if int(key[len(prefix):]) <= snapshot.seq:
+        for key in [k for k in self._table_records() if k.startswith(prefix)]:
+            if is_base_key(key):
+                if int(key.rsplit(b"|", 1)[1]) >= len(parts):
+                    self._write(p, key, None)  # a part of an older, longer snapshot
+            elif int(key[len(prefix):]) <= state.seq:
                 self._write(p, key, None)
-        state.base_seq = snapshot.seq
+        state.base_seq = state.seq
 
     async def _on_recover(self) -> None:
         actives = self.app.assignor.assigned_actives()
@@ -441,6 +471,7 @@ class LiveWorker:
         the recovered state stopped, and a record is applied exactly once.
         """
         raw = self._raw
+        await self._go.wait()
         while True:
             await self._raw_ready.wait()
             batches = await raw.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=BATCH_MAX)
