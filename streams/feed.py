@@ -103,16 +103,39 @@ def replay(
     return sent
 
 
+class PausedFeeds:
+    """Topics whose simulated feed is held back, read from a file (one topic a line).
+
+    A drill, not a fault model: an operator (or a test) writes a topic into the file to
+    make that feed go quiet while the others flow, and removes it to let the feed resume;
+    what was held back is then sent, late, so nothing is lost.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def __call__(self) -> frozenset[str]:
+        if self.path is None:
+            return frozenset()
+        try:
+            text = self.path.read_text("utf-8")
+        except OSError:
+            return frozenset()
+        return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
 def simulated_feed(
     bootstrap: str,
     days: Iterable,
     seconds_per_day: float,
     stop: threading.Event,
     on_day: Callable[[object, int], None] | None = None,
+    paused: Callable[[], frozenset[str]] = PausedFeeds(None),
 ) -> int:
     """Send the simulator's days, each spread over ``seconds_per_day`` of wall clock."""
     prod = producer(bootstrap)
     sent = 0
+    held: list[tuple[str, bytes]] = []  # events of paused feeds, in order
     try:
         for day in days:
             started = time.monotonic()
@@ -128,7 +151,12 @@ def simulated_feed(
             for i in range(0, len(rest), size):
                 if stop.is_set():
                     return sent
-                for topic, raw in rest[i:i + size]:
+                quiet = paused()
+                due, held = held + rest[i:i + size], []
+                for topic, raw in due:
+                    if topic in quiet:
+                        held.append((topic, raw))
+                        continue
                     prod.send(topic, key=key_of(topic, raw), value=raw)
                     sent += 1
                 prod.flush()

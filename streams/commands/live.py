@@ -69,6 +69,7 @@ def up(
     data_dir: Path = typer.Option(Path(".suitcase"), "--data-dir", help="Worker data directory."),
     app_id: str = typer.Option(None, "--app-id", help="Consumer group / app id (default: a fresh one on the embedded broker, 'suitcase' otherwise)."),
     consumer: str = typer.Option("faust", "--consumer", help="faust: the lane agents; raw: record batches from one aiokafka consumer on the partitions faust assigns (faster)."),
+    paused_feeds_file: Path = typer.Option(None, "--paused-feeds-file", help="Drill: the simulated feed holds back the topics listed in this file (one a line) until they are removed, e.g. to rehearse the feed-quiet alert."),
 ) -> None:
     """The main job: broker (embedded unless --broker), topics, a worker, and a feed."""
     _check_consumer(consumer)
@@ -114,15 +115,15 @@ def up(
             asyncio.run(_up(
                 bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
                 estimates_out, speed, dict(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults),
-                consumer,
+                consumer, paused_feeds_file,
             ))
         except KeyboardInterrupt:
             typer.echo("stopped")
 
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
-              estimates_out, speed, world, consumer) -> None:
-    from streams.feed import Written, replay, simulated_feed
+              estimates_out, speed, world, consumer, paused_feeds_file=None) -> None:
+    from streams.feed import PausedFeeds, Written, replay, simulated_feed
     from streams.worker import LiveWorker, WorkerSettings
 
     worker = LiveWorker(WorkerSettings(
@@ -152,7 +153,8 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
 
             config = WorldConfig(**world)
             feed = asyncio.ensure_future(asyncio.to_thread(
-                simulated_feed, bootstrap, iter_days(config), speed, stop
+                simulated_feed, bootstrap, iter_days(config), speed, stop,
+                paused=PausedFeeds(paused_feeds_file),
             ))
         await _summary_loop(worker, feed)
     finally:

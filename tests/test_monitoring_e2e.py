@@ -1,0 +1,142 @@
+"""The monitoring mixin end to end, on the real servers.
+
+`suitcase up` (embedded broker, worker, simulated border) is scraped by Debian's
+Prometheus loaded with the mixin's rules; alerts go through Debian's Alertmanager, loaded
+with the shipped alertmanager.yml, to a webhook receiver. Every dashboard query must
+return data; pausing one simulated feed must fire SuitcaseFeedQuiet for that topic at the
+operators' webhook, and resuming it must resolve the alert. Rules come from the mixin's
+``fast`` profile (windows of tens of seconds) so that this happens within minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+import yaml
+
+from deploy.mixin import render
+from deploy.mixin.config import FAST
+from deploy.mixin.dashboards import panel_queries
+from tests.servers import WebhookReceiver, alertmanager, eventually, free_port, prometheus
+
+pytestmark = [pytest.mark.broker, pytest.mark.servers]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAUSED_TOPIC = "travellers.declarations"
+
+
+def shipped(path: str) -> dict:
+    with open(os.path.join(ROOT, "deploy", path)) as f:
+        return yaml.safe_load(f)
+
+
+def alertmanager_config(webhook: str) -> str:
+    """The shipped routing and inhibition, with the webhooks on the test's receiver and
+    the waits shortened; email receivers are dropped (no mail relay here)."""
+    config = shipped("alertmanager/alertmanager.yml")
+    for receiver in config["receivers"]:
+        receiver.pop("email_configs", None)
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = webhook + "/" + hook["url"].rsplit("/", 1)[1]
+
+    def shorten(route: dict) -> None:
+        route.update(group_wait="1s", group_interval="2s", repeat_interval="1h")
+        for child in route.get("routes", []):
+            shorten(child)
+
+    shorten(config["route"])
+    return yaml.safe_dump(config)
+
+
+def prometheus_config(metrics: str, alertmanager_url: str, rule_files: list[str]) -> str:
+    """The shipped scrape and alerting settings, pointed at the test's worker and Alertmanager."""
+    config = shipped("prometheus/prometheus.yml")
+    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    config["rule_files"] = rule_files
+    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager_url]
+    config["scrape_configs"] = [
+        dict(job, static_configs=[{"targets": [metrics]}])
+        for job in config["scrape_configs"]
+        if job["job_name"] == "suitcase"
+    ]
+    return yaml.safe_dump(config)
+
+
+@pytest.fixture
+def suitcase_up(tmp_path):
+    """`suitcase up` on its own embedded broker, a simulated day per second."""
+    port = free_port()
+    paused = tmp_path / "paused-feeds"
+    paused.write_text("")
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "up", "--metrics-port", str(port), "--speed", "1",
+         "--scale", "0.005", "--weeks", "8", "--data-dir", str(tmp_path / "data"),
+         "--paused-feeds-file", str(paused)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+    )
+
+    def metrics() -> str:
+        if process.poll() is not None:
+            raise AssertionError((tmp_path / "up.log").read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            return ""
+
+    eventually(lambda: "suitcase_events_accepted_total{" in metrics())
+    try:
+        yield f"127.0.0.1:{port}", paused
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_dashboards_have_data_and_a_quiet_feed_notifies_the_operators(tmp_path, suitcase_up):
+    metrics, paused = suitcase_up
+    generated = render(FAST, profile="fast")
+    rules = {name.rsplit("/", 1)[1]: text for name, text in generated.items() if name.endswith(".yml")}
+    with WebhookReceiver() as hook, alertmanager(tmp_path / "am", alertmanager_config(hook.url)) as am:
+        config = prometheus_config(metrics, am.removeprefix("http://"), sorted(rules))
+        with prometheus(tmp_path / "prom", config, rules) as prom:
+            eventually(lambda: prom.query('up{job="suitcase"} == 1'))
+
+            # Every panel of every dashboard shows data.
+            def empty_panels():
+                return [(q["dashboard"], q["panel"], q["expr"]) for q in panel_queries(FAST)
+                        if not prom.query(q["expr"])]
+
+            eventually(lambda: not empty_panels() or None, attempts=480)
+            assert empty_panels() == []
+            assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "SuitcaseFeedQuiet"]
+
+            # One feed goes quiet while the others flow: the operators hear of it.
+            paused.write_text(PAUSED_TOPIC + "\n")
+
+            def quiet_notifications(status):
+                return [a for s, a in hook.alerts("/operators")
+                        if s == status and a["labels"]["alertname"] == "SuitcaseFeedQuiet"]
+
+            firing = eventually(lambda: quiet_notifications("firing"), attempts=480)
+            labels = firing[0]["labels"]
+            assert labels["topic"] == PAUSED_TOPIC
+            assert labels["team"] == "operators" and labels["severity"] == "warning"
+            assert "runbook_url" in firing[0]["annotations"]
+            assert not [a for _, a in hook.alerts("/economists")
+                        if a["labels"]["alertname"] == "SuitcaseFeedQuiet"]
+            assert {a["labels"]["topic"] for a in quiet_notifications("firing")} == {PAUSED_TOPIC}
+
+            # The feed comes back: the alert resolves.
+            paused.write_text("")
+            resolved = eventually(lambda: quiet_notifications("resolved"), attempts=480)
+            assert resolved[0]["labels"]["topic"] == PAUSED_TOPIC
