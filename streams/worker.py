@@ -547,6 +547,9 @@ class LiveWorker:
             actives = self.app.assignor.assigned_actives()
         except Exception:
             return False
+        if self.raw:  # raw mode: lane partition p goes with state changelog partition p
+            changelog = self.table.changelog_topic.get_topic_name()
+            return any(tp.topic == changelog and tp.partition == 0 for tp in actives)
         return any(tp.topic == DEPARTURES and tp.partition == 0 for tp in actives)
 
     async def publish(self, force: bool = False) -> int:
