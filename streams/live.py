@@ -118,19 +118,24 @@ class DeadLetter(NamedTuple):
     reason: str
 
 
-_week_end_cache: dict[_dt.date, float] = {}
+_week_end_cache: dict[int, float] = {}
 
 
 def week_end(at: float) -> float:
-    """Epoch seconds at which the ISO week (Asia/Tehran) of ``at`` closes."""
-    day = tehran_date(_dt.datetime.fromtimestamp(at, TEHRAN))
-    end = _week_end_cache.get(day)
+    """Epoch seconds at which the ISO week (Asia/Tehran) of ``at`` closes.
+
+    Cached per half hour of ``at``: Asia/Tehran's offsets (+03:30, formerly +04:30 in
+    summer) put every local midnight on a half-hour boundary of UTC.
+    """
+    bucket = int(at // 1800)
+    end = _week_end_cache.get(bucket)
     if end is None:
+        day = _dt.datetime.fromtimestamp(bucket * 1800, TEHRAN).date()
         monday = day + _dt.timedelta(days=7 - day.weekday())
         end = _dt.datetime.combine(monday, _dt.time(), TEHRAN).timestamp()
-        if len(_week_end_cache) > 4096:
+        if len(_week_end_cache) > 65536:
             _week_end_cache.clear()
-        _week_end_cache[day] = end
+        _week_end_cache[bucket] = end
     return end
 
 

@@ -69,6 +69,10 @@ PUBLISH_INTERVAL_S = 0.25
 #: Most of the leader's time spent recomputing estimates while data flows in: after a
 #: recomputation of t seconds the next waits t * (1 / share - 1).
 ESTIMATE_SHARE = 0.15
+#: ... and while the worker is more than CATCHING_UP_RECORDS behind (a replay, a
+#: restart after an outage), when intermediate estimates matter less than catching up.
+ESTIMATE_SHARE_CATCHING_UP = 0.03
+CATCHING_UP_RECORDS = 10_000
 #: Seconds between two retries of held events and two consumer-lag readings.
 HOUSEKEEPING_INTERVAL_S = 1.0
 #: Longest a fetch waits on the broker for data. faust fixes it at 1500 ms, and Tansu
@@ -577,8 +581,9 @@ class LiveWorker:
         table = self.summaries.estimate()
         stamps, self._pending_stamps = self._pending_stamps, []
         self.estimate_seconds = time.perf_counter() - started
+        share = ESTIMATE_SHARE if sum(self._lag.values()) < CATCHING_UP_RECORDS else ESTIMATE_SHARE_CATCHING_UP
         self._next_estimate = time.monotonic() + max(
-            self.settings.publish_interval, self.estimate_seconds * (1 / ESTIMATE_SHARE - 1)
+            self.settings.publish_interval, self.estimate_seconds * (1 / share - 1)
         )
         if stamps:
             now = time.time()

@@ -217,3 +217,19 @@ def test_a_snapshot_in_parts_restores_the_state_and_an_incomplete_one_is_ignored
     broken.update({k: v for k, v in list(only_parts.items())[:-1]})
     again = PartitionState.restore(lane, p, broken)
     assert (again.offsets, again.crossings, again.seen) == (state.offsets, state.crossings, state.seen)
+
+
+def test_week_end_matches_the_tehran_calendar_at_every_local_midnight():
+    import datetime as dt
+
+    from streams.crossings import TEHRAN
+    from streams.live import week_end
+
+    def expected(at: float) -> float:
+        day = dt.datetime.fromtimestamp(at, TEHRAN).date()
+        return dt.datetime.combine(day + dt.timedelta(days=7 - day.weekday()), dt.time(), TEHRAN).timestamp()
+
+    for d in range(0, 4000, 3):  # 2015..2025 crosses the years Iran kept summer time
+        midnight = dt.datetime.combine(dt.date(2015, 1, 1) + dt.timedelta(days=d), dt.time(), TEHRAN).timestamp()
+        for eps in (-0.001, 0.0, 0.001, 4000.0):
+            assert week_end(midnight + eps) == expected(midnight + eps)
