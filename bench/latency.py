@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--scale", type=float, default=0.03)
     parser.add_argument("--weeks", type=int, default=2)
+    parser.add_argument("--consumer", default="faust", choices=["faust", "raw"])
     args = parser.parse_args()
 
     from prometheus_client import CollectorRegistry
@@ -78,7 +79,7 @@ def main() -> None:
     async def run(bootstrap: str):
         worker = LiveWorker(WorkerSettings(
             bootstrap=bootstrap, app_id=f"bench-lat-{uuid.uuid4().hex[:8]}", data_dir=CACHE / "latency",
-            registry=CollectorRegistry(), track_latency=True,
+            registry=CollectorRegistry(), track_latency=True, consumer=args.consumer,
         ))
         await worker.start()
         try:
@@ -101,7 +102,7 @@ def main() -> None:
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap)
         offered, worker = asyncio.run(run(broker.bootstrap))
-    print(f"offered {offered:,.0f} records/s for {len(records) / offered:.0f} s ({len(records):,} records)")
+    print(f"consumer {args.consumer}: offered {offered:,.0f} records/s for {len(records) / offered:.0f} s ({len(records):,} records)")
     print(f"production -> processed       : {quantiles(worker.processing_latencies)}")
     print(f"production -> estimate/metric : {quantiles(worker.estimate_latencies)}   (target p99 < 2000 ms)")
     print(f"last estimate recomputation   : {worker.estimate_seconds * 1e3:.0f} ms")

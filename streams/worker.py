@@ -68,7 +68,7 @@ log = logging.getLogger("suitcase.worker")
 PUBLISH_INTERVAL_S = 0.25
 #: Most of the leader's time spent recomputing estimates while data flows in: after a
 #: recomputation of t seconds the next waits t * (1 / share - 1).
-ESTIMATE_SHARE = 0.15
+ESTIMATE_SHARE = 0.3
 #: ... and while the worker is more than CATCHING_UP_RECORDS behind (a replay, a
 #: restart after an outage), when intermediate estimates matter less than catching up.
 ESTIMATE_SHARE_CATCHING_UP = 0.03
