@@ -127,6 +127,13 @@ class WorkerSettings:
     track_latency: bool = False
 
 
+def row_json(row: dict) -> bytes:
+    """An estimate row as strict JSON (a NaN, e.g. an interval the estimator could not
+    give, becomes null)."""
+    clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+    return json.dumps(clean, default=str, allow_nan=False).encode()
+
+
 def _chunks(first: dict, last: dict, observations: list, stamps: list | None, size: int = 1000):
     """A step's observation record, split so that each stays well below ~1 MB. The first
     chunk carries the step's first offsets (crash dedup), the last one its last offsets
@@ -598,9 +605,7 @@ class LiveWorker:
             if row.get("estimate_usd") is not None:
                 self._first.setdefault(key, float(row["estimate_usd"]))
             if leader:
-                self.topics.estimates.send_soon(
-                    key="|".join(key).encode(), value=json.dumps(row, default=str).encode()
-                )
+                self.topics.estimates.send_soon(key="|".join(key).encode(), value=row_json(row))
                 self._published += 1
         return len(changed)
 
