@@ -69,7 +69,7 @@ TEHRAN = ZoneInfo("Asia/Tehran")
 #: events in.
 DEFAULT_FLASH_DELAY = datetime.timedelta(days=7)
 #: Where the store lives when neither ``--vintages`` nor :data:`VINTAGES_ENV` says.
-DEFAULT_VINTAGES_DIR = Path("vintages")
+DEFAULT_VINTAGES_DIR = Path(".suitcase") / "vintages"  # under the workers' default --data-dir
 #: Environment variable naming the vintage store directory.
 VINTAGES_ENV = "SUITCASE_VINTAGES"
 #: A money figure (US dollars) counts as changed only when it moved by more than this:
@@ -87,9 +87,12 @@ _STATUSES = ("flash", "revised")
 _META = "suitcase."
 
 
-def default_vintages_dir() -> Path:
-    """``$SUITCASE_VINTAGES`` if set, else ``./vintages``."""
-    return Path(os.environ.get(VINTAGES_ENV) or DEFAULT_VINTAGES_DIR)
+def default_vintages_dir(data_dir: Path | None = None) -> Path:
+    """``$SUITCASE_VINTAGES`` if set, else ``vintages`` in the worker's data directory
+    (``.suitcase/vintages`` for the default one)."""
+    if os.environ.get(VINTAGES_ENV):
+        return Path(os.environ[VINTAGES_ENV])
+    return DEFAULT_VINTAGES_DIR if data_dir is None else Path(data_dir) / "vintages"
 
 
 def week_closes_at(week: str) -> datetime.datetime:

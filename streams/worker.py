@@ -26,6 +26,7 @@ over the whole topic gives both.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import pickle
@@ -38,6 +39,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
+from estimators.disclosure import suppress
 from streams.agents import BATCH_MAX, define_agents
 from streams.app import create_app
 from streams.broker import DEFAULT_PARTITIONS
@@ -120,6 +122,16 @@ class WorkerSettings:
     #: of faust events) or ``"raw"`` (one aiokafka consumer fetching record batches for
     #: the partitions faust assigned; see :meth:`LiveWorker._raw_loop`).
     consumer: str = "faust"
+    #: Vintage store (append-only Parquet) the leader publishes flash and revised
+    #: estimates of closed weeks into; None: no vintages.
+    vintages_dir: Path | None = None
+    #: Where the week's files are written when its flash vintage is published.
+    exports_dir: Path | None = None
+    #: A week's flash is published this long after it closed, on the event clock.
+    flash_delay_days: float = 7.0
+    #: Disclosure control of the estimate metrics (see estimators.disclosure).
+    min_travellers: int = 10
+    min_inspected: int = 3
     #: Benchmarks: join the group and recover, but process nothing until ``resume()``.
     start_paused: bool = False
     #: Benchmarks: carry record timestamps through the observation log and collect
@@ -269,7 +281,17 @@ class LiveWorker:
         self.observations = BroadcastReader(settings.bootstrap, self.topics.observations.get_topic_name(), self._add_observations)
         self._applied: dict[tuple[str, int], dict[str, int]] = {}
         self._rows: dict[tuple[str, str, str], dict] = {}
+        self._shown: dict[tuple[str, str, str], dict] = {}  # _rows after disclosure control
         self._first: dict[tuple[str, str, str], float] = {}
+        self.publisher = None
+        if settings.vintages_dir is not None:
+            from streams.publishing import VintagePublisher
+            from streams.vintages import VintageStore
+
+            self.publisher = VintagePublisher(
+                VintageStore(settings.vintages_dir), settings.exports_dir,
+                dt.timedelta(days=settings.flash_delay_days),
+            )
         self._computed_version = -1
         self._published = 0
         self._last_processed: dict[str, float] = {}
@@ -599,7 +621,16 @@ class LiveWorker:
         rows = {(r["week"], r["domain"], r["key"]): r for r in table.iter_rows(named=True)}
         changed = [k for k, r in rows.items() if self._rows.get(k) != r]
         self._rows = rows
+        self._shown = {
+            (r["week"], r["domain"], r["key"]): r
+            for r in suppress(table, self.settings.min_travellers, self.settings.min_inspected).iter_rows(named=True)
+        }
         leader = force or self.is_leader()
+        clock = self.clock()
+        caught_up = sum(self._lag.values()) < CATCHING_UP_RECORDS
+        if leader and self.publisher is not None and clock is not None and (caught_up or force):
+            # vintages come from a worker that has caught up, not from a half-read backlog
+            self.publisher.consider(table, dt.datetime.fromtimestamp(clock, dt.timezone.utc))
         for key in changed:
             row = rows[key]
             if row.get("estimate_usd") is not None:
@@ -669,7 +700,8 @@ class LiveWorker:
         return None
 
     def estimate_rows(self) -> dict[tuple[str, str, str], dict]:
-        return self._rows
+        """Rows the metrics show: small cells blanked by the disclosure rule."""
+        return self._shown
 
     def first_published(self) -> dict[tuple[str, str, str], float]:
         return self._first

@@ -12,7 +12,7 @@ import typer
 from estimators.disclosure import DEFAULT_K, DEFAULT_MIN_INSPECTED
 from streams.commands import CliError, app
 
-_VINTAGES_HELP = "Vintage store directory (default: $SUITCASE_VINTAGES, else ./vintages)."
+_VINTAGES_HELP = "Vintage store directory (default: $SUITCASE_VINTAGES, else .suitcase/vintages, where suitcase up and worker keep them)."
 
 
 def _week(value: str) -> str:

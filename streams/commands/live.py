@@ -68,7 +68,7 @@ def up(
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of the topics created on the embedded broker."),
     data_dir: Path = typer.Option(Path(".suitcase"), "--data-dir", help="Worker data directory."),
     app_id: str = typer.Option(None, "--app-id", help="Consumer group / app id (default: a fresh one on the embedded broker, 'suitcase' otherwise)."),
-    consumer: str = typer.Option("faust", "--consumer", help="faust: the lane agents; raw: record batches from one aiokafka consumer on the partitions faust assigns (faster)."),
+    consumer: str = typer.Option("raw", "--consumer", help="raw: record batches from one aiokafka consumer on the partitions faust assigns (faster; faust still runs the group, the table and recovery); faust: the lane agents."),
     paused_feeds_file: Path = typer.Option(None, "--paused-feeds-file", help="Drill: the simulated feed holds back the topics listed in this file (one a line) until they are removed, e.g. to rehearse the feed-quiet alert."),
 ) -> None:
     """The main job: broker (embedded unless --broker), topics, a worker, and a feed."""
@@ -128,7 +128,7 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
 
     worker = LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir, registry=registry,
-        consumer=consumer,
+        consumer=consumer, **_publishing(data_dir),
     ))
     stop = threading.Event()
     feed: asyncio.Future | None = None
@@ -233,7 +233,7 @@ def worker(
     app_id: str = typer.Option("suitcase", "--app-id", help="Consumer group / app id shared by the cluster's workers."),
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of the topics (must match the input topics)."),
     create: bool = typer.Option(True, "--create-topics/--no-create-topics", help="Create missing topics first."),
-    consumer: str = typer.Option("faust", "--consumer", help="faust: the lane agents; raw: record batches from one aiokafka consumer on the partitions faust assigns (faster)."),
+    consumer: str = typer.Option("raw", "--consumer", help="raw: record batches from one aiokafka consumer on the partitions faust assigns (faster; faust still runs the group, the table and recovery); faust: the lane agents."),
 ) -> None:
     """Run one live worker (several share the work by partition) until Ctrl-C."""
     from streams.broker import create_topics
@@ -257,7 +257,7 @@ async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer) -
 
     live = LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir,
-        registry=registry, consumer=consumer,
+        registry=registry, consumer=consumer, **_publishing(data_dir),
     ))
     await live.start()
     try:
@@ -293,3 +293,12 @@ def replay_command(
         sent = replay(events, bootstrap, progress=lambda n: bar.update(task, completed=n))
     elapsed = time.monotonic() - started
     typer.echo(f"sent {sent:,} records in {elapsed:.1f} s ({sent / max(elapsed, 1e-9):,.0f}/s)")
+
+
+def _publishing(data_dir: Path) -> dict:
+    """Where the leader keeps vintages and writes the weekly files: ``$SUITCASE_VINTAGES``
+    (or DATA_DIR/vintages) and DATA_DIR/exports, so that ``suitcase export`` and
+    ``suitcase revisions`` find them with their defaults."""
+    from streams.vintages import default_vintages_dir
+
+    return {"vintages_dir": default_vintages_dir(data_dir), "exports_dir": Path(data_dir) / "exports"}
