@@ -55,7 +55,7 @@ def alertmanager_config(webhook: str) -> str:
 def prometheus_config(metrics: str, alertmanager_url: str, rule_files: list[str]) -> str:
     """The shipped scrape and alerting settings, pointed at the test's worker and Alertmanager."""
     config = shipped("prometheus/prometheus.yml")
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+    config["global"].update(scrape_interval="2s", scrape_timeout="2s", evaluation_interval="1s")
     config["rule_files"] = rule_files
     config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [alertmanager_url]
     config["scrape_configs"] = [
@@ -75,7 +75,7 @@ def suitcase_up(tmp_path):
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "up", "--metrics-port", str(port), "--speed", "1",
-         "--scale", "0.005", "--weeks", "8", "--data-dir", str(tmp_path / "data"),
+         "--scale", "0.05", "--weeks", "8", "--data-dir", str(tmp_path / "data"),
          "--paused-feeds-file", str(paused)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
     )
@@ -116,8 +116,11 @@ def test_dashboards_have_data_and_a_quiet_feed_notifies_the_operators(tmp_path, 
                 return [(q["dashboard"], q["panel"], q["expr"]) for q in panel_queries(FAST)
                         if not prom.query(q["expr"])]
 
-            eventually(lambda: not empty_panels() or None, attempts=480)
-            assert empty_panels() == []
+            try:
+                eventually(lambda: not empty_panels() or None, attempts=480)
+            except AssertionError:
+                assert empty_panels() == []  # names the panels that never had data
+                raise
             assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "SuitcaseFeedQuiet"]
 
             # One feed goes quiet while the others flow: the operators hear of it.
@@ -127,7 +130,10 @@ def test_dashboards_have_data_and_a_quiet_feed_notifies_the_operators(tmp_path, 
                 return [a for s, a in hook.alerts("/operators")
                         if s == status and a["labels"]["alertname"] == "SuitcaseFeedQuiet"]
 
-            firing = eventually(lambda: quiet_notifications("firing"), attempts=480)
+            try:
+                firing = eventually(lambda: quiet_notifications("firing"), attempts=720)
+            except AssertionError:  # say which alerts Prometheus had instead
+                raise AssertionError(f"no SuitcaseFeedQuiet notification; alerts: {prom.alerts()}") from None
             labels = firing[0]["labels"]
             assert labels["topic"] == PAUSED_TOPIC
             assert labels["team"] == "operators" and labels["severity"] == "warning"
@@ -138,5 +144,8 @@ def test_dashboards_have_data_and_a_quiet_feed_notifies_the_operators(tmp_path, 
 
             # The feed comes back: the alert resolves.
             paused.write_text("")
-            resolved = eventually(lambda: quiet_notifications("resolved"), attempts=480)
+            try:
+                resolved = eventually(lambda: quiet_notifications("resolved"), attempts=720)
+            except AssertionError:
+                raise AssertionError(f"SuitcaseFeedQuiet never resolved; alerts: {prom.alerts()}") from None
             assert resolved[0]["labels"]["topic"] == PAUSED_TOPIC
