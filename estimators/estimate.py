@@ -241,6 +241,29 @@ class _DeclView:
         return self.n - int(self.n_zero[c]) if kind == "R" else int(self.n_zero[c])
 
 
+def _cross_category(kind: str, view) -> tuple[float, np.ndarray] | None:
+    """The coefficient of a category no inspected declarer can inform, from all categories.
+
+    A census category with no inspected declarer who declared it (``R``), in any week or
+    post, borrows the declarers' ratio over all categories: a declared model assumption
+    (under-declaration alike across categories), used rather than leaving every interval
+    of the stratum empty. A mean ``m2`` with no inspected declarer who left the category
+    out is taken as zero (nobody seen carrying it undeclared). None if nothing at all
+    was inspected.
+    """
+    if kind == "m2":
+        return 0.0, np.zeros(view.reps.shape[1])
+    num = sum(int(view.first[D_WA1 + c]) for c in range(C))
+    den = sum(int(view.first[D_WD + c]) for c in range(C))
+    if den <= 0:
+        return None
+    point = num / den
+    reps = _ratio(
+        _f(view.reps[D_WA1 : D_WA1 + C]).sum(0), _f(view.reps[D_WD : D_WD + C]).sum(0), point
+    )
+    return point, reps
+
+
 def _decl_rows(kind: str, c: int) -> tuple[int, int]:
     return (D_WA1 + c, D_WD + c) if kind == "R" else (D_WA2 + c, D_WZ + c)
 
@@ -317,7 +340,12 @@ class _Coefficients:
                             chosen = next((i for i in range(L - 1, -1, -1) if src[i].first[rows[1]] > 0), None)
                     if chosen is None:
                         if need[cls][kind][c] > 0:
-                            self.ok = False
+                            fallback = _cross_category(kind, alls[L - 1])
+                            if fallback is None:
+                                self.ok = False
+                            else:
+                                levels.add(L - 1)
+                                coef[kind][c], reps[kind][:, c] = fallback
                         continue
                     levels.add(chosen)
                     coef[kind][c], reps[kind][:, c] = fit(

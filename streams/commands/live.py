@@ -174,7 +174,7 @@ async def _summary_loop(worker, feed) -> None:
     if not console.is_terminal:
         while feed is None or not feed.done():
             await asyncio.sleep(5)
-            console.print(_summary_line(worker))
+            print(_summary_line(worker), flush=True)
         return
     with Live(_summary(worker), console=console, refresh_per_second=1, screen=False) as live:
         while feed is None or not feed.done():
@@ -184,10 +184,27 @@ async def _summary_loop(worker, feed) -> None:
 
 def _summary_line(worker) -> str:
     tally = worker.tallies()
-    return (
+    line = (
         f"accepted {sum(tally.accepted.values()):,} duplicates {sum(tally.duplicates.values()):,} "
         f"rejected {sum(tally.rejected.values()):,} held {sum(worker.held().values()):,}"
     )
+    totals = sorted((w, row) for (w, domain, _), row in worker.estimate_rows().items() if domain == "total")
+    if totals:
+        week, row = totals[-1]
+        estimate, interval = _estimate_text(row)
+        line += f" | {week} informal USD {estimate} (95% {interval})"
+    return line
+
+
+def _estimate_text(row: dict) -> tuple[str, str]:
+    """An estimate and its interval for the screen; a blanked cell says why."""
+    if row.get("suppressed"):
+        return f"suppressed: {row['suppressed']}", "-"
+    if row.get("estimate_usd") is None:
+        return "-", "-"
+    low, high = row.get("ci_low_usd"), row.get("ci_high_usd")
+    interval = "-" if low is None or high is None or low != low else f"{low:,.0f} .. {high:,.0f}"
+    return f"{row['estimate_usd']:,.0f}", interval
 
 
 def _summary(worker):
@@ -217,9 +234,9 @@ def _summary(worker):
     for week in weeks[-2:]:
         for (w, domain, key), row in rows.items():
             if w == week and domain in ("total", "destination_region"):
+                estimate, interval = _estimate_text(row)
                 estimates.add_row(
-                    w, domain, key, f"{row['estimate_usd']:,.0f}",
-                    f"{row['ci_low_usd']:,.0f} .. {row['ci_high_usd']:,.0f}",
+                    w, domain, key, estimate, interval,
                     f"{row['formal_exports_usd'] or 0:,.0f}", f"{row['n_departures']:,}", f"{row['n_inspected']:,}",
                 )
     return Group(events, estimates)
