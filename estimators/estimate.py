@@ -80,11 +80,10 @@ import numpy as np
 import polars as pl
 
 from estimators.disclosure import DistinctSketch
-from estimators.observations import GROUPS, Stratum
+from estimators.observations import Stratum
 from estimators.replicates import N_REPLICATES
 from estimators.state import (
     C,
-    CARD_TYPES,
     D_W,
     D_WA1,
     D_WA2,
@@ -103,7 +102,7 @@ from estimators.state import (
     StratumState,
     WeekPayments,
 )
-from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS, DOMAINS
+from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
 
 __all__ = ["COLUMNS", "LEVELS", "estimate_weeks", "textbook_weeks", "week_index"]
 

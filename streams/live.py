@@ -49,11 +49,6 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from estimators.observations import (
-    DeclarationSeen,
-    DepartureSeen,
-    FormalExportSeen,
-    InspectionSeen,
-    PaymentSeen,
     Stratum,
 )
 from streams.contract import (
@@ -74,7 +69,6 @@ from streams.crossings import (
     formal_export_seen,
     payment_seen,
     priced_inspection,
-    tehran_date,
 )
 from streams.fx import RateBook
 

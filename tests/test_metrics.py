@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams.crossings import TEHRAN
 from streams.live import Tally
 from streams.metrics import METRICS, register, week_fraction, week_shift
 

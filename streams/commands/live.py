@@ -214,7 +214,6 @@ def _summary(worker):
     from rich.table import Table
 
     from streams.contract import TOPICS
-    from streams.metrics import week_shift
 
     tally, held, lag, newest = worker.tallies(), worker.held(), worker.lag(), worker.newest_event()
     events = Table("topic", "accepted", "duplicates", "rejected", "held", "lag", "event clock", title="events")
