@@ -68,14 +68,15 @@ def prometheus_config(metrics: str, alertmanager_url: str, rule_files: list[str]
 
 @pytest.fixture
 def suitcase_up(tmp_path):
-    """`suitcase up` on its own embedded broker, a simulated day per second."""
+    """`suitcase up` on its own embedded broker, a simulated day per second (a year of
+    days, so the feed outlasts the test: when it ends, `up` stops and the worker is down)."""
     port = free_port()
     paused = tmp_path / "paused-feeds"
     paused.write_text("")
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "up", "--metrics-port", str(port), "--speed", "1",
-         "--scale", "0.05", "--weeks", "8", "--data-dir", str(tmp_path / "data"),
+         "--scale", "0.05", "--weeks", "52", "--data-dir", str(tmp_path / "data"),
          "--paused-feeds-file", str(paused)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
     )
