@@ -11,7 +11,6 @@ operators' webhook, and resuming it must resolve the alert. Rules come from the 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import urllib.request
 
@@ -21,7 +20,7 @@ import yaml
 from deploy.mixin import render
 from deploy.mixin.config import FAST
 from deploy.mixin.dashboards import panel_queries
-from tests.servers import WebhookReceiver, alertmanager, eventually, free_port, prometheus
+from tests.servers import WebhookReceiver, alertmanager, eventually, free_port, prometheus, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.servers]
 
@@ -73,34 +72,20 @@ def suitcase_up(tmp_path):
     port = free_port()
     paused = tmp_path / "paused-feeds"
     paused.write_text("")
-    log = (tmp_path / "up.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "up", "--metrics-port", str(port), "--speed", "1",
-         "--scale", "0.05", "--weeks", "52", "--data-dir", str(tmp_path / "data"),
-         "--paused-feeds-file", str(paused)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
-    )
+    argv = [
+        sys.executable, "-m", "streams.cli", "up", "--metrics-port", str(port), "--speed", "1",
+        "--scale", "0.05", "--weeks", "52", "--data-dir", str(tmp_path / "data"),
+        "--paused-feeds-file", str(paused),
+    ]
+    url = f"http://127.0.0.1:{port}/metrics"
 
     def metrics() -> str:
-        if process.poll() is not None:
-            raise AssertionError((tmp_path / "up.log").read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-                return r.read().decode()
-        except OSError:
-            return ""
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.read().decode()
 
-    eventually(lambda: "suitcase_events_accepted_total{" in metrics())
-    try:
+    with running(argv, url, tmp_path):
+        eventually(lambda: "suitcase_events_accepted_total{" in metrics())
         yield f"127.0.0.1:{port}", paused
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_dashboards_have_data_and_a_quiet_feed_notifies_the_operators(tmp_path, suitcase_up):
