@@ -65,8 +65,10 @@ async def aiokafka_baseline(bootstrap: str, total: int) -> float:
 
     from streams.contract import TOPICS
 
+    from streams.kafka_security import aiokafka_kwargs
+
     consumer = AIOKafkaConsumer(
-        *TOPICS, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        *TOPICS, **aiokafka_kwargs(), bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest", enable_auto_commit=False, max_partition_fetch_bytes=4 << 20,
         fetch_max_bytes=16 << 20,
     )
@@ -89,8 +91,10 @@ async def faust_baseline(bootstrap: str, total: int) -> float:
 
     from streams.contract import TOPICS
 
+    from streams.kafka_security import faust_kwargs
+
     app = faust.App(
-        f"bench-faust-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}", store="memory://",
+        f"bench-faust-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}", **faust_kwargs(), store="memory://",
         web_enabled=False, broker_session_timeout=10, key_serializer="raw", value_serializer="raw",
         consumer_auto_offset_reset="earliest", topic_partitions=4, autodiscover=False,
         datadir=str(CACHE / "faust-baseline"),

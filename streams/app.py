@@ -19,9 +19,12 @@ SESSION_TIMEOUT_S = 10.0
 
 def create_app(app_id: str, bootstrap: str, partitions: int, data_dir: Path) -> faust.App:
     """The faust app of one worker: raw bytes in and out, memory tables, no web server."""
+    from streams.kafka_security import faust_kwargs
+
     return faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
+        **faust_kwargs(),  # TLS / SASL (streams.kafka_security)
         datadir=str(data_dir),
         store="memory://",  # tables live in memory and are recovered from their changelog
         topic_partitions=partitions,  # changelogs co-partitioned with the source topics

@@ -12,7 +12,6 @@ in a table; the batch path keeps them in a dict. Same code, same numbers.
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -31,12 +30,10 @@ from estimators.observations import (
 )
 from streams.contract import Declaration, Departure, FormalExport, Inspection, Payment
 from streams.fx import RateBook
+from streams.pseudonym import key as pseudonym_key  # the secret of every digest
 from streams.reference import CATEGORIES, HANDICRAFT_MCCS, destination_region, hs_category
 
 TEHRAN = ZoneInfo("Asia/Tehran")
-#: Secret of the keyed traveller digests (distinct-traveller counts); the same in every
-#: worker and batch run. Set SUITCASE_PSEUDONYM_KEY in production.
-PSEUDONYM_KEY = os.environ.get("SUITCASE_PSEUDONYM_KEY", "").encode("utf-8")[:64]
 _CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}
 _NO_VALUE = (0,) * len(CATEGORIES)
 
@@ -89,7 +86,7 @@ def priced_declaration(declaration: Declaration, rates: RateBook) -> PricedDecla
     return PricedDeclaration(
         cents,
         any(item.purpose == "resale" for item in declaration.items),
-        traveller_key(declaration.traveller_id, PSEUDONYM_KEY),
+        traveller_key(declaration.traveller_id, pseudonym_key()),
     )
 
 
@@ -108,7 +105,7 @@ def priced_inspection(inspection: Inspection, rates: RateBook) -> PricedInspecti
         inspection.selection_probability,
         inspection.declared,
         cents,
-        traveller_key(inspection.traveller_id, PSEUDONYM_KEY),
+        traveller_key(inspection.traveller_id, pseudonym_key()),
     )
 
 

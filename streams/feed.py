@@ -48,7 +48,10 @@ def count_lines(events_dir: Path) -> int:
 def producer(bootstrap: str):
     from kafka import KafkaProducer
 
+    from streams.kafka_security import kafka_python_kwargs
+
     return KafkaProducer(
+        **kafka_python_kwargs(),
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024,
         max_request_size=8 * 1024 * 1024, acks=1, client_id="suitcase-replay",
     )

@@ -45,6 +45,7 @@ from streams.app import create_app
 from streams.broker import DEFAULT_PARTITIONS
 from streams.contract import DEPARTURES, RATES, FxRate, decode
 from streams.fx import RateBook
+from streams.kafka_security import aiokafka_kwargs
 from streams.live import (
     COMPACT_EVERY,
     HORIZON_DAYS,
@@ -179,6 +180,7 @@ class BroadcastReader:
 
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(
+            **aiokafka_kwargs(),
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_wait_ms=50, client_id=f"suitcase-{self.topic}",
         )
@@ -186,6 +188,7 @@ class BroadcastReader:
         # ListOffsets through the fetching consumer waits behind its long poll (~50 ms);
         # an idle consumer answers in well under a millisecond on loopback.
         self.probe = AIOKafkaConsumer(
+            **aiokafka_kwargs(),
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
             client_id=f"suitcase-{self.topic}-probe",
         )
@@ -319,6 +322,7 @@ class LiveWorker:
         await self.observations.start()
         if self.raw:
             self._raw = AIOKafkaConsumer(
+                **aiokafka_kwargs(),
                 bootstrap_servers=self.settings.bootstrap, group_id=None, enable_auto_commit=False,
                 auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                 max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20,

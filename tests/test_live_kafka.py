@@ -110,7 +110,9 @@ def test_dead_letter_topic_holds_every_malformed_line_with_its_reason(faulty_arc
 def _read_all(bootstrap: str, topic: str):
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    from streams.kafka_security import kafka_python_kwargs
+
+    consumer = KafkaConsumer(topic, **kafka_python_kwargs(), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              consumer_timeout_ms=3000, group_id=None)
     try:
         return list(consumer)
@@ -162,7 +164,9 @@ def test_an_event_that_arrives_before_its_rate_is_held_not_lost(broker, app_id, 
     registry = CollectorRegistry()
 
     def send(topic, raw):
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        from streams.kafka_security import kafka_python_kwargs
+
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, **kafka_python_kwargs())
         producer.send(topic, key=key_of(topic, raw), value=raw)
         producer.flush()
         producer.close()

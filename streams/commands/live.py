@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import sys
 import threading
 import time
 import uuid
@@ -14,7 +17,18 @@ import typer
 from streams.commands import CliError, app
 
 DEFAULT_METRICS_PORT = 9108
+DEFAULT_METRICS_HOST = "127.0.0.1"
 DEFAULT_SECONDS_PER_DAY = 10.0
+#: Signals that ask ``up`` and ``worker`` to stop (everything they started, in order).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Longest an orderly stop may take before the process exits anyway (the embedded
+#: broker is killed with it).
+STOP_GRACE_S = 20.0
+#: Exit status when the broker died or lost its data (a requested stop exits 0).
+BROKER_LOST_STATUS = 1
+
+KAFKA_CONFIG_HELP = "Kafka client settings (TLS, SASL) in Java .properties format: security.protocol, ssl.cafile, sasl.mechanism, ... (see README, Security)."
+KAFKA_SETTING_HELP = "One Kafka client setting, key=value (repeatable; wins over --kafka-config and SUITCASE_KAFKA_* variables)."
 
 
 def _bootstrap(broker: str) -> str:
@@ -28,15 +42,166 @@ def _bootstrap(broker: str) -> str:
     return bootstrap
 
 
-def _metrics_server(port: int):
+def _parse_broker(broker: str) -> None:
+    """Refuse a malformed --broker before anything is started."""
+    from streams.broker import BrokerError, parse_broker_url
+
+    try:
+        parse_broker_url(broker)
+    except BrokerError as err:
+        raise CliError(str(err)) from err
+
+
+def _kafka_security(config: Path | None, settings: list[str] | None, embedded: bool = False) -> str:
+    """Parse and install the Kafka client settings (one line on error); their summary."""
+    from streams import kafka_security
+
+    try:
+        security = kafka_security.from_sources(config, settings or ())
+    except kafka_security.KafkaConfigError as err:
+        raise CliError(str(err)) from err
+    if embedded and security.protocol != "PLAINTEXT":
+        raise CliError(
+            f"security.protocol {security.protocol} needs --broker: the embedded broker speaks PLAINTEXT only"
+        )
+    kafka_security.configure(security)
+    return kafka_security.describe(security)
+
+
+def _metrics_server(host: str, port: int):
     from prometheus_client import CollectorRegistry, start_http_server
 
     registry = CollectorRegistry()
     try:
-        server, _ = start_http_server(port, addr="0.0.0.0", registry=registry)
-    except OSError as err:
-        raise CliError(f"cannot serve metrics on port {port}: {err.strerror or err}") from err
+        server, _ = start_http_server(port, addr=host, registry=registry)
+    except (OSError, ValueError) as err:
+        raise CliError(f"cannot serve metrics on {host} port {port}: {getattr(err, 'strerror', None) or err}") from err
     return registry, server.server_port, server
+
+
+def _metrics_url(host: str, port: int) -> str:
+    from streams.broker import server_address
+
+    shown = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
+    return f"http://{server_address(shown, port)}/metrics"
+
+
+class StopRequested(BaseException):
+    """SIGINT, SIGTERM or SIGHUP arrived: stop everything started, in order, exit 0."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _Stops:
+    """How ``up`` and ``worker`` stop: a stop signal outside the event loop raises
+    :class:`StopRequested` (so every ``with`` and ``finally`` runs: the embedded broker
+    is stopped); inside it, it cancels the main task. Either way a watchdog then makes
+    sure the process is gone within STOP_GRACE_S, and a second signal ends it at once
+    (the embedded broker dies with us: see ``streams.broker._die_with_parent``)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.on_last_resort: list = []
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> "_Stops":
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.getsignal(signum)
+        self.install()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._raise)
+
+    def _raise(self, signum, frame) -> None:
+        if self._first(signum):
+            raise StopRequested(signum)
+
+    def in_loop(self, task: asyncio.Task) -> None:
+        """Inside the running loop: a stop signal cancels ``task``."""
+        loop = asyncio.get_running_loop()
+
+        def cancel(signum: int) -> None:
+            if self._first(signum):
+                task.cancel()
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, cancel, signum)
+
+    def _first(self, signum: int) -> bool:
+        if self.signum is not None:  # asked twice: stop now
+            self.last_resort(128 + signum)
+        self.signum = signum
+        self.arm()
+        return True
+
+    def arm(self, status: int = 0) -> None:
+        """Exit with ``status`` after STOP_GRACE_S whatever is still running."""
+        timer = threading.Timer(STOP_GRACE_S, self.last_resort, (status,))
+        timer.daemon = True
+        timer.start()
+
+    def last_resort(self, status: int) -> None:
+        for action in self.on_last_resort:
+            with contextlib.suppress(BaseException):
+                action()
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
+
+
+def _run(stops: _Stops, main) -> None:
+    """Run the coroutine ``main`` with the stop signals wired to cancel it."""
+
+    async def body():
+        stops.in_loop(asyncio.current_task())
+        await main
+
+    try:
+        asyncio.run(body())
+    except asyncio.CancelledError:
+        if stops.signum is None:
+            raise
+    finally:
+        stops.install()  # the loop restored the default handlers when it closed
+
+
+async def _guarded(job, watches, stops: _Stops) -> None:
+    """Run ``job`` until it ends. A watch that raises (the broker is lost) prints its one
+    line at once, arms the exit watchdog, stops the job and re-raises; cancelling this
+    (a stop signal) stops the job too."""
+    main = asyncio.ensure_future(job)
+    guards = [asyncio.ensure_future(w) for w in watches]
+    try:
+        done, _ = await asyncio.wait([main, *guards], return_when=asyncio.FIRST_COMPLETED)
+        for guard in guards:
+            if guard in done and guard.exception() is not None:
+                typer.echo(f"suitcase: error: {' '.join(str(guard.exception()).split())}", err=True)
+                stops.arm(BROKER_LOST_STATUS)
+    finally:
+        for guard in guards:
+            guard.cancel()
+        if not main.done():
+            main.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(main), STOP_GRACE_S / 2)
+        for guard in guards:
+            with contextlib.suppress(BaseException):
+                await guard
+    for guard in guards:
+        if guard in done and guard.exception() is not None:
+            raise guard.exception()
+    main.result()
+
+
 
 
 def _check_consumer(consumer: str) -> None:
@@ -56,6 +221,7 @@ def _write_table(table, out: Path) -> None:
 def up(
     broker: str = typer.Option(None, "--broker", help="kafka://host:port of an existing Kafka; default: start an embedded Tansu broker."),
     metrics_port: int = typer.Option(DEFAULT_METRICS_PORT, "--metrics-port", min=0, max=65535, help="Port of the Prometheus /metrics endpoint (0: any free port)."),
+    metrics_host: str = typer.Option(DEFAULT_METRICS_HOST, "--metrics-host", help="Address the metrics endpoint listens on (0.0.0.0 or :: for every interface)."),
     speed: float = typer.Option(DEFAULT_SECONDS_PER_DAY, "--speed", min=0.01, help="Wall-clock seconds per simulated day."),
     replay_dir: Path = typer.Option(None, "--replay", help="Feed this archive as fast as possible instead of the simulator."),
     until_caught_up: bool = typer.Option(False, "--until-caught-up", help="With --replay: stop once every replayed event is processed."),
@@ -70,9 +236,19 @@ def up(
     app_id: str = typer.Option(None, "--app-id", help="Consumer group / app id (default: a fresh one on the embedded broker, 'suitcase' otherwise)."),
     consumer: str = typer.Option("raw", "--consumer", help="raw: record batches from one aiokafka consumer on the partitions faust assigns (faster; faust still runs the group, the table and recovery); faust: the lane agents."),
     paused_feeds_file: Path = typer.Option(None, "--paused-feeds-file", help="Drill: the simulated feed holds back the topics listed in this file (one a line) until they are removed, e.g. to rehearse the feed-quiet alert."),
+    kafka_config: Path = typer.Option(None, "--kafka-config", help=KAFKA_CONFIG_HELP),
+    kafka_settings: list[str] = typer.Option(None, "-X", help=KAFKA_SETTING_HELP),
+    deadletter_retention_days: float = typer.Option(7.0, "--deadletter-retention-days", help="retention.ms of suitcase.deadletter when it is created here, in days (-1: keep for ever)."),
 ) -> None:
-    """The main job: broker (embedded unless --broker), topics, a worker, and a feed."""
+    """The main job: broker (embedded unless --broker), topics, a worker, and a feed.
+
+    SIGINT, SIGTERM and SIGHUP stop everything it started (the broker too) and exit 0;
+    if the embedded broker dies it stops with one line and exits 1.
+    """
     _check_consumer(consumer)
+    if broker:
+        _parse_broker(broker)
+    security = _kafka_security(kafka_config, kafka_settings, embedded=not broker)
     if until_caught_up and replay_dir is None:
         raise CliError("--until-caught-up needs --replay DIR")
     if estimates_out is not None and not until_caught_up:
@@ -93,32 +269,57 @@ def up(
     except ValueError:
         raise CliError(f"--start {start!r} is not a date of the form YYYY-MM-DD") from None
 
-    from streams.broker import BrokerError, EmbeddedBroker, create_topics
+    from streams import pseudonym
+    from streams.broker import (
+        BrokerError, BrokerLost, EmbeddedBroker, check_co_partitioned, create_topics,
+        watch_data_loss, watch_embedded,
+    )
 
-    with contextlib.ExitStack() as stack:
-        if broker:
-            bootstrap = _bootstrap(broker)
-            app_id = app_id or "suitcase"
-        else:
+    try:
+        warning = pseudonym.ensure(data_dir)
+    except pseudonym.PseudonymKeyError as err:
+        raise CliError(str(err)) from err
+    if warning:
+        typer.echo(warning, err=True)
+    with _Stops() as stops, contextlib.ExitStack() as stack:
+        try:
+            watches = []
+            if broker:
+                bootstrap = _bootstrap(broker)
+                app_id = app_id or "suitcase"
+                typer.echo(f"Kafka at kafka://{bootstrap} ({security})")
+            else:
+                try:
+                    embedded = stack.enter_context(EmbeddedBroker())
+                except BrokerError as err:
+                    raise CliError(str(err)) from err
+                stops.on_last_resort.append(embedded.stop)
+                bootstrap = embedded.bootstrap
+                app_id = app_id or f"suitcase-{uuid.uuid4().hex[:8]}"
+                typer.echo(f"embedded Tansu broker on {embedded.url} (memory storage)")
+            create_topics(bootstrap, partitions, deadletter_retention_days=deadletter_retention_days)
             try:
-                embedded = stack.enter_context(EmbeddedBroker())
+                check_co_partitioned(bootstrap)
             except BrokerError as err:
                 raise CliError(str(err)) from err
-            bootstrap = embedded.bootstrap
-            app_id = app_id or f"suitcase-{uuid.uuid4().hex[:8]}"
-            typer.echo(f"embedded Tansu broker on {embedded.url} (memory storage)")
-        create_topics(bootstrap, partitions)
-        registry, port, server = _metrics_server(metrics_port)
-        stack.callback(server.shutdown)
-        typer.echo(f"metrics on http://127.0.0.1:{port}/metrics")
-        try:
-            asyncio.run(_up(
+            registry, port, server = _metrics_server(metrics_host, metrics_port)
+            stack.callback(server.shutdown)
+            typer.echo(f"metrics on {_metrics_url(metrics_host, port)}")
+            watches = [watch_embedded(embedded)] if not broker else [watch_data_loss(bootstrap, app_id)]
+            _run(stops, _guarded(_up(
                 bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
                 estimates_out, speed, dict(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults),
                 consumer, paused_feeds_file,
-            ))
-        except KeyboardInterrupt:
-            typer.echo("stopped")
+            ), watches, stops))
+        except StopRequested:
+            pass
+        except BrokerLost:  # its line is printed
+            raise typer.Exit(BROKER_LOST_STATUS) from None
+        finally:
+            for watch in watches:  # never started when the loop did not run
+                watch.close()
+    if stops.signum is not None:
+        typer.echo(f"stopped ({signal.Signals(stops.signum).name})")
 
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
@@ -152,17 +353,35 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
             from streams.simulator import WorldConfig, iter_days
 
             config = WorldConfig(**world)
-            feed = asyncio.ensure_future(asyncio.to_thread(
+            feed = _in_daemon_thread(
                 simulated_feed, bootstrap, iter_days(config), speed, stop,
                 paused=PausedFeeds(paused_feeds_file),
-            ))
+            )
         await _summary_loop(worker, feed)
     finally:
         stop.set()
         if feed is not None:
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(feed, 15)
-        await worker.stop()
+                await asyncio.wait_for(feed, 5)
+        await asyncio.wait_for(worker.stop(), STOP_GRACE_S / 2)
+
+
+def _in_daemon_thread(function, *args, **kwargs) -> asyncio.Future:
+    """``asyncio.to_thread`` in a daemon thread: a feed blocked on a dead broker must
+    not keep the process from exiting."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = function(*args, **kwargs)
+        except BaseException as err:  # handed to the awaiting task
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_exception(err))
+        else:
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+
+    threading.Thread(target=run, name="simulated-feed", daemon=True).start()
+    return future
 
 
 async def _summary_loop(worker, feed) -> None:
@@ -250,22 +469,53 @@ def worker(
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of the topics (must match the input topics)."),
     create: bool = typer.Option(True, "--create-topics/--no-create-topics", help="Create missing topics first."),
     consumer: str = typer.Option("raw", "--consumer", help="raw: record batches from one aiokafka consumer on the partitions faust assigns (faster; faust still runs the group, the table and recovery); faust: the lane agents."),
+    metrics_host: str = typer.Option(DEFAULT_METRICS_HOST, "--metrics-host", help="Address the metrics endpoint listens on (0.0.0.0 or :: for every interface, e.g. in a container)."),
+    kafka_config: Path = typer.Option(None, "--kafka-config", help=KAFKA_CONFIG_HELP),
+    kafka_settings: list[str] = typer.Option(None, "-X", help=KAFKA_SETTING_HELP),
+    deadletter_retention_days: float = typer.Option(7.0, "--deadletter-retention-days", help="retention.ms of suitcase.deadletter when this worker creates it, in days (-1: keep for ever)."),
 ) -> None:
-    """Run one live worker (several share the work by partition) until Ctrl-C."""
-    from streams.broker import create_topics
+    """Run one live worker (several share the work by partition) until stopped.
+
+    Needs SUITCASE_PSEUDONYM_KEY. SIGINT, SIGTERM and SIGHUP stop it in order (exit 0);
+    a cluster that lost its data (topics gone, offsets gone back) stops it with one line
+    (exit 1); co-partitioned topics with different partition counts refuse it (exit 2).
+    """
+    from streams import pseudonym
+    from streams.broker import BrokerError, BrokerLost, check_co_partitioned, create_topics, watch_data_loss
 
     _check_consumer(consumer)
-    bootstrap = _bootstrap(broker)
-    if create:
-        create_topics(bootstrap, partitions)
-    registry, port, server = _metrics_server(metrics_port)
-    typer.echo(f"worker {app_id} on kafka://{bootstrap}; metrics on http://127.0.0.1:{port}/metrics")
+    _parse_broker(broker)
+    security = _kafka_security(kafka_config, kafka_settings)
     try:
-        asyncio.run(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer))
-    except KeyboardInterrupt:
-        typer.echo("stopped")
-    finally:
-        server.shutdown()
+        pseudonym.require()
+    except pseudonym.PseudonymKeyError as err:
+        raise CliError(str(err)) from err
+    with _Stops() as stops:
+        watch = None
+        try:
+            bootstrap = _bootstrap(broker)
+            if create:
+                create_topics(bootstrap, partitions, deadletter_retention_days=deadletter_retention_days)
+            try:
+                check_co_partitioned(bootstrap)
+            except BrokerError as err:
+                raise CliError(str(err)) from err
+            registry, port, server = _metrics_server(metrics_host, metrics_port)
+            try:
+                typer.echo(f"worker {app_id} on kafka://{bootstrap} ({security}); metrics on {_metrics_url(metrics_host, port)}")
+                watch = watch_data_loss(bootstrap, app_id)
+                _run(stops, _guarded(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer), [watch], stops))
+            finally:
+                server.shutdown()
+        except StopRequested:
+            pass
+        except BrokerLost:  # its line is printed
+            raise typer.Exit(BROKER_LOST_STATUS) from None
+        finally:
+            if watch is not None:
+                watch.close()
+    if stops.signum is not None:
+        typer.echo(f"stopped ({signal.Signals(stops.signum).name})")
 
 
 async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer) -> None:
@@ -279,7 +529,7 @@ async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer) -
     try:
         await _summary_loop(live, None)
     finally:
-        await live.stop()
+        await asyncio.wait_for(live.stop(), STOP_GRACE_S / 2)
 
 
 @app.command("replay")
@@ -288,8 +538,11 @@ def replay_command(
     broker: str = typer.Option(..., "--broker", help="kafka://host:port to send to."),
     create: bool = typer.Option(True, "--create-topics/--no-create-topics", help="Create missing topics first."),
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of topics created here."),
+    kafka_config: Path = typer.Option(None, "--kafka-config", help=KAFKA_CONFIG_HELP),
+    kafka_settings: list[str] = typer.Option(None, "-X", help=KAFKA_SETTING_HELP),
 ) -> None:
     """Send an archive to Kafka as fast as possible (rates first; keys per topic)."""
+    _kafka_security(kafka_config, kafka_settings)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from streams.archive import ArchiveError
