@@ -11,6 +11,7 @@ address goes in brackets (``kafka://[::1]:9092``, or bare ``[::1]:9092``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -212,6 +213,10 @@ class EmbeddedBroker:
     port: int = 0
     log_path: Path | None = None
     host: str = "127.0.0.1"
+    #: ``host:port`` the broker tells clients to use, when not its own listener (a TLS
+    #: terminator in front of it, in the tests: Tansu 0.6 serves no TLS itself). Then
+    #: ``start()`` waits for the port only; the caller checks the advertised path.
+    advertised: str | None = None
     _process: subprocess.Popen | None = field(default=None, repr=False)
     _log: object = field(default=None, repr=False)
     _log_dir: Path | None = field(default=None, repr=False)
@@ -246,7 +251,7 @@ class EmbeddedBroker:
             [
                 binary, "broker",
                 "--listener-url", address,
-                "--advertised-listener-url", address,
+                "--advertised-listener-url", f"tcp://{self.advertised}" if self.advertised else address,
                 "--storage-engine", "memory://tansu/",
             ],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env,
@@ -266,7 +271,8 @@ class EmbeddedBroker:
                         break
                 except OSError:
                     time.sleep(0.05)
-            wait_reachable(self.bootstrap, timeout=max(1.0, deadline - time.monotonic()))
+            if self.advertised is None:
+                wait_reachable(self.bootstrap, timeout=max(1.0, deadline - time.monotonic()))
         except BaseException:
             self.stop()
             raise
@@ -335,14 +341,29 @@ async def watch_embedded(broker: EmbeddedBroker, interval: float = 0.2) -> None:
     """Return never; raise BrokerLost once the embedded broker process has exited."""
     import asyncio
 
-    while True:
-        status = broker.exit_status()
-        if status is not None:
-            raise BrokerLost(
-                f"the embedded broker exited ({exit_text(status)}); its memory storage is gone, "
-                "so no estimates are published from partial data"
-            )
-        await asyncio.sleep(interval)
+    exited = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    fd = None
+    try:  # Linux: a pidfd turns readable the moment the process exits
+        fd = os.pidfd_open(broker.pid)
+        loop.add_reader(fd, exited.set)
+    except (AttributeError, OSError, TypeError):
+        fd = None
+    try:
+        while True:
+            status = broker.exit_status()
+            if status is not None:
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(exited.wait(), interval if fd is None else 5.0)
+    finally:
+        if fd is not None:
+            loop.remove_reader(fd)
+            os.close(fd)
+    raise BrokerLost(
+        f"the embedded broker exited ({exit_text(status)}); its memory storage is gone, "
+        "so no estimates are published from partial data"
+    )
 
 
 async def watch_data_loss(bootstrap: str, app_id: str, interval: float = 2.0) -> None:

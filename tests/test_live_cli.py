@@ -26,7 +26,8 @@ def test_bad_flags_are_one_line_and_exit_2(argv, words, capsys):
     assert words in err and err.count("\n") == 1
 
 
-def test_an_unreachable_broker_is_one_line_and_exit_2(capsys, tmp_path):
+def test_an_unreachable_broker_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SUITCASE_PSEUDONYM_KEY", "test-key")
     port = free_port()
     assert main(["worker", "--broker", f"kafka://127.0.0.1:{port}", "--metrics-port", "0"]) == 2
     err = capsys.readouterr().err

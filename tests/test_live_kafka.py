@@ -52,6 +52,7 @@ def test_up_replay_until_caught_up_equals_the_batch_estimate(faulty_archive, bro
     code = main([
         "up", "--broker", broker.url, "--app-id", app_id, "--metrics-port", "0", "--consumer", consumer,
         "--replay", str(faulty_archive), "--until-caught-up", "--estimates-out", str(out),
+        "--data-dir", str(tmp_path / "data"),
     ])
     assert code == 0
     assert_same_rows(pl.read_parquet(out), batch_table(faulty_archive, tmp_path))
@@ -61,7 +62,7 @@ def test_up_starts_its_own_broker(faulty_archive, tmp_path):
     out = tmp_path / "live.csv"
     code = main([
         "up", "--metrics-port", "0", "--replay", str(faulty_archive), "--until-caught-up",
-        "--estimates-out", str(out),
+        "--estimates-out", str(out), "--data-dir", str(tmp_path / "data"),
     ])
     assert code == 0
     assert_same_rows(pl.read_csv(out), pl.read_csv(_csv(batch_table(faulty_archive, tmp_path), tmp_path)))

@@ -26,6 +26,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 STOP_GRACE_S = 20.0
 #: Exit status when the broker died or lost its data (a requested stop exits 0).
 BROKER_LOST_STATUS = 1
+#: ... and the longest the stop may take then: nothing can be flushed to a lost broker.
+BROKER_LOST_GRACE_S = 5.0
 
 KAFKA_CONFIG_HELP = "Kafka client settings (TLS, SASL) in Java .properties format: security.protocol, ssl.cafile, sasl.mechanism, ... (see README, Security)."
 KAFKA_SETTING_HELP = "One Kafka client setting, key=value (repeatable; wins over --kafka-config and SUITCASE_KAFKA_* variables)."
@@ -142,9 +144,9 @@ class _Stops:
         self.arm()
         return True
 
-    def arm(self, status: int = 0) -> None:
-        """Exit with ``status`` after STOP_GRACE_S whatever is still running."""
-        timer = threading.Timer(STOP_GRACE_S, self.last_resort, (status,))
+    def arm(self, status: int = 0, grace: float = STOP_GRACE_S) -> None:
+        """Exit with ``status`` after ``grace`` seconds whatever is still running."""
+        timer = threading.Timer(grace, self.last_resort, (status,))
         timer.daemon = True
         timer.start()
 
@@ -156,6 +158,13 @@ class _Stops:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(status)
+
+
+def _quiet_kafka_clients() -> None:
+    import logging
+
+    for name in ("aiokafka", "kafka", "faust", "mode"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def _run(stops: _Stops, main) -> None:
@@ -184,8 +193,9 @@ async def _guarded(job, watches, stops: _Stops) -> None:
         done, _ = await asyncio.wait([main, *guards], return_when=asyncio.FIRST_COMPLETED)
         for guard in guards:
             if guard in done and guard.exception() is not None:
+                _quiet_kafka_clients()  # their retries against the lost broker are noise now
                 typer.echo(f"suitcase: error: {' '.join(str(guard.exception()).split())}", err=True)
-                stops.arm(BROKER_LOST_STATUS)
+                stops.arm(BROKER_LOST_STATUS, BROKER_LOST_GRACE_S)
     finally:
         for guard in guards:
             guard.cancel()
