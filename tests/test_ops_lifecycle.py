@@ -272,3 +272,18 @@ def test_metrics_host_is_where_the_endpoint_listens():
             assert listening_address(port) == {expected}
         finally:
             server.shutdown()
+
+
+def test_sigterm_stops_a_worker_in_order(tmp_path):
+    metrics_port = free_port()
+    with EmbeddedBroker() as broker:
+        argv = ["worker", "--broker", broker.url, "--metrics-port", str(metrics_port), "--data-dir", str(tmp_path / "data")]
+        with Started(argv, tmp_path, {"SUITCASE_PSEUDONYM_KEY": "test-key"}) as worker:
+            until(lambda: "suitcase_build_info" in metrics(metrics_port), "metrics are served", worker.process)
+            started = children(worker.process.pid)
+            worker.process.send_signal(signal.SIGTERM)
+            code = worker.wait()
+    assert code == 0, worker.stderr()[-2000:]
+    assert "stopped (SIGTERM)" in worker.stdout()
+    assert [pid for pid in started if alive(pid)] == []
+    assert not error_lines(worker.stderr())
