@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import threading
 import time
@@ -57,7 +58,7 @@ def paced(bootstrap: str, records: list[tuple[str, bytes | None, bytes]], rate: 
 
 def main() -> None:
     # workers digest with a key, as in production (streams/pseudonym.py)
-    __import__("os").environ.setdefault("SUITCASE_PSEUDONYM_KEY", "bench-pseudonym-key")
+    os.environ.setdefault("SUITCASE_PSEUDONYM_KEY", "bench-pseudonym-key")
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=20.0)

@@ -228,7 +228,7 @@ def cpu_seconds(pid: int) -> float:
 
 def main() -> None:
     # workers digest with a key, as in production (streams/pseudonym.py)
-    __import__("os").environ.setdefault("SUITCASE_PSEUDONYM_KEY", "bench-pseudonym-key")
+    os.environ.setdefault("SUITCASE_PSEUDONYM_KEY", "bench-pseudonym-key")
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=0.03)
     parser.add_argument("--weeks", type=int, default=2)
