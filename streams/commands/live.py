@@ -386,7 +386,7 @@ def _in_daemon_thread(function, *args, **kwargs) -> asyncio.Future:
         try:
             result = function(*args, **kwargs)
         except BaseException as err:  # handed to the awaiting task
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_exception(err))
+            loop.call_soon_threadsafe(lambda error=err: future.done() or future.set_exception(error))
         else:
             loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
 
