@@ -386,9 +386,11 @@ def _in_daemon_thread(function, *args, **kwargs) -> asyncio.Future:
         try:
             result = function(*args, **kwargs)
         except BaseException as err:  # handed to the awaiting task
-            loop.call_soon_threadsafe(lambda error=err: future.done() or future.set_exception(error))
+            done = (lambda error=err: future.done() or future.set_exception(error))
         else:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+            done = (lambda: future.done() or future.set_result(result))
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(done)
 
     threading.Thread(target=run, name="simulated-feed", daemon=True).start()
     return future
