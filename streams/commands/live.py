@@ -28,15 +28,24 @@ def _bootstrap(broker: str) -> str:
     return bootstrap
 
 
-def _metrics_server(port: int):
-    from prometheus_client import CollectorRegistry, start_http_server
+def _metrics_server(host: str = "127.0.0.1", port: int = DEFAULT_METRICS_PORT):
+    """The live page at ``/``, its JSON and ``/metrics`` on host:port (see streams.web);
+    returns (registry, port, server); ``server.attach(worker)`` shows the worker's numbers."""
+    from prometheus_client import CollectorRegistry
+
+    from streams.web import serve
 
     registry = CollectorRegistry()
     try:
-        server, _ = start_http_server(port, addr="0.0.0.0", registry=registry)
+        server = serve(host, port, registry)
     except OSError as err:
-        raise CliError(f"cannot serve metrics on port {port}: {err.strerror or err}") from err
+        raise CliError(f"cannot serve metrics on {host}:{port}: {err.strerror or err}") from err
     return registry, server.server_port, server
+
+
+def _attach_page(page, worker) -> None:
+    if page is not None:
+        page.attach(worker, worker.publisher.store if worker.publisher is not None else None)
 
 
 def _check_consumer(consumer: str) -> None:
@@ -108,21 +117,21 @@ def up(
             app_id = app_id or f"suitcase-{uuid.uuid4().hex[:8]}"
             typer.echo(f"embedded Tansu broker on {embedded.url} (memory storage)")
         create_topics(bootstrap, partitions)
-        registry, port, server = _metrics_server(metrics_port)
+        registry, port, server = _metrics_server(port=metrics_port)
         stack.callback(server.shutdown)
-        typer.echo(f"metrics on http://127.0.0.1:{port}/metrics")
+        typer.echo(f"live page on http://127.0.0.1:{port}/ (metrics at http://127.0.0.1:{port}/metrics)")
         try:
             asyncio.run(_up(
                 bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
                 estimates_out, speed, dict(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults),
-                consumer, paused_feeds_file,
+                consumer, paused_feeds_file, page=server,
             ))
         except KeyboardInterrupt:
             typer.echo("stopped")
 
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
-              estimates_out, speed, world, consumer, paused_feeds_file=None) -> None:
+              estimates_out, speed, world, consumer, paused_feeds_file=None, page=None) -> None:
     from streams.feed import PausedFeeds, Written, replay, simulated_feed
     from streams.worker import LiveWorker, WorkerSettings
 
@@ -130,6 +139,7 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir, registry=registry,
         consumer=consumer, **_publishing(data_dir),
     ))
+    _attach_page(page, worker)
     stop = threading.Event()
     feed: asyncio.Future | None = None
     await worker.start()
@@ -258,23 +268,24 @@ def worker(
     bootstrap = _bootstrap(broker)
     if create:
         create_topics(bootstrap, partitions)
-    registry, port, server = _metrics_server(metrics_port)
-    typer.echo(f"worker {app_id} on kafka://{bootstrap}; metrics on http://127.0.0.1:{port}/metrics")
+    registry, port, server = _metrics_server(port=metrics_port)
+    typer.echo(f"worker {app_id} on kafka://{bootstrap}; live page on http://127.0.0.1:{port}/ (metrics at /metrics)")
     try:
-        asyncio.run(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer))
+        asyncio.run(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=server))
     except KeyboardInterrupt:
         typer.echo("stopped")
     finally:
         server.shutdown()
 
 
-async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer) -> None:
+async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=None) -> None:
     from streams.worker import LiveWorker, WorkerSettings
 
     live = LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir,
         registry=registry, consumer=consumer, **_publishing(data_dir),
     ))
+    _attach_page(page, live)
     await live.start()
     try:
         await _summary_loop(live, None)
