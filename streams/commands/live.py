@@ -202,18 +202,23 @@ def _summary_line(worker) -> str:
     if totals:
         week, row = totals[-1]
         estimate, interval = _estimate_text(row)
-        line += f" | {week} informal USD {estimate} (95% {interval})"
-    return line
+        line += f" | {week} week to date (Monday-now): informal USD {estimate}, 95% interval {interval}"
+    return line + " | Ctrl-C to stop"
+
+
+#: What a missing interval means, on the screen.
+NO_INTERVAL_YET = "none yet (too few random inspections to measure it)"
 
 
 def _estimate_text(row: dict) -> tuple[str, str]:
-    """An estimate and its interval for the screen; a blanked cell says why."""
+    """An estimate and its interval for the screen; a blanked cell or a missing interval says why."""
     if row.get("suppressed"):
-        return f"suppressed: {row['suppressed']}", "-"
+        return f"blank ({row['suppressed'].replace(';', ', ')}: too few to publish)", "blank"
     if row.get("estimate_usd") is None:
         return "-", "-"
     low, high = row.get("ci_low_usd"), row.get("ci_high_usd")
-    interval = "-" if low is None or high is None or low != low else f"{low:,.0f} .. {high:,.0f}"
+    missing = low is None or high is None or low != low or high != high
+    interval = NO_INTERVAL_YET if missing else f"{low:,.0f} to {high:,.0f}"
     return f"{row['estimate_usd']:,.0f}", interval
 
 
@@ -238,12 +243,14 @@ def _summary(worker):
         )
     rows = worker.estimate_rows()
     estimates = Table("week", "domain", "key", "estimate USD", "95% interval", "formal USD", "departures", "inspected",
-                      title="informal handicraft exports (total, this and last weeks)")
+                      title="informal handicraft exports, USD (this week: week to date, Monday-now; last week: whole week)",
+                      caption="A blank cell rests on too few travellers; no interval: too few random inspections yet. Ctrl-C to stop.")
     weeks = sorted({w for w, _, _ in rows})
     for week in weeks[-2:]:
         for (w, domain, key), row in rows.items():
             if w == week and domain in ("total", "destination_region"):
                 estimate, interval = _estimate_text(row)
+                interval = "none yet" if interval == NO_INTERVAL_YET else interval
                 estimates.add_row(
                     w, domain, key, estimate, interval,
                     f"{row['formal_exports_usd'] or 0:,.0f}", f"{row['n_departures']:,}", f"{row['n_inspected']:,}",

@@ -65,6 +65,10 @@
     }
     return usd(cell.ci_low_usd) + " to " + usd(cell.ci_high_usd);
   }
+  var SHORT = { few_travellers: "too few travellers", few_inspected: "too few inspected", complementary: "protects a blank cell" };
+  function blankShort(reason) {
+    return "blank: " + String(reason).split(";").map(function (r) { return SHORT[r] || r; }).join(", ");
+  }
   function hijri(w) { return w.solar_hijri_start + " to " + w.solar_hijri_end; }
   function name(key) { return LABELS[key] || key; }
 
@@ -187,7 +191,9 @@
         g.appendChild(svg("rect", { x: left, y: y + 15, width: Math.max(1, plot * c.formal_exports_usd / max), height: 4, fill: "#b5651d", opacity: 0.8 }));
       }
       if (c.suppressed) {
-        g.appendChild(svg("text", { x: left + 4, y: y + 13, fill: "#9aa4b1", "font-size": 12, "font-style": "italic" }, c.note));
+        var t = svg("text", { x: left + 4, y: y + 13, fill: "#9aa4b1", "font-size": 12, "font-style": "italic" }, blankShort(c.suppressed));
+        t.appendChild(svg("title", {}, c.note));
+        g.appendChild(t);
       } else if (c.estimate_usd !== null) {
         g.appendChild(svg("rect", { x: left, y: y + 3, width: Math.max(1, plot * c.estimate_usd / max), height: 11, fill: "#1f5f99", opacity: 0.85 }));
         if (c.ci_low_usd !== null && c.ci_high_usd !== null) {
@@ -256,14 +262,17 @@
     root.appendChild(svg("line", { x1: sx, x2: sx, y1: sy - 4, y2: sy + 4, stroke: "#1d2733" }));
     root.appendChild(svg("line", { x1: sx + len, x2: sx + len, y1: sy - 4, y2: sy + 4, stroke: "#1d2733" }));
     root.appendChild(svg("text", { x: sx, y: sy - 7, "font-size": 10, fill: "#1d2733" }, km + " km"));
-    root.appendChild(svg("text", { x: width - 8, y: height - 8, "font-size": 10, fill: "#7d93a8", "text-anchor": "end" }, "dashed circle: blank cell; rough outline"));
+    root.appendChild(svg("text", { x: width - 8, y: 14, "font-size": 10, fill: "#7d93a8", "text-anchor": "end" }, "dashed circle: blank cell; outline is rough"));
     box.appendChild(root);
   }
 
   function sourcesText(sources) {
     var keys = Object.keys(sources || {});
     if (!keys.length) { return "first figure (all events so far)"; }
-    return keys.map(function (t) { return count(sources[t]) + " " + (SOURCES[t] || t); }).join(", ");
+    return keys.map(function (t) {
+      var what = SOURCES[t] || t;
+      return count(sources[t]) + " " + (sources[t] === 1 ? what.replace(/s$/, "") : what);
+    }).join(", ");
   }
 
   function drawRevisions(d) {
@@ -331,16 +340,19 @@
       status.className = "status";
       return;
     }
-    drawHeadline(d);
-    drawWeeklyChart(d);
-    drawWeeklyTable(d);
-    drawBreakdowns(d);
-    drawRevisions(d);
+    var same = JSON.stringify(Object.assign({}, d, { generated_at: null }));
+    if (same !== state.drawnFrom) {
+      state.drawnFrom = same;
+      drawHeadline(d);
+      drawWeeklyChart(d);
+      drawWeeklyTable(d);
+      drawBreakdowns(d);
+      drawRevisions(d);
+      document.body.setAttribute("data-drawn", d.generated_at);
+    }
     status.textContent = "live, updated " + new Date().toLocaleTimeString("en-GB") + " (every " + d.poll_seconds + " s)";
     status.className = "status live";
-    document.body.setAttribute("data-drawn", d.generated_at);
   }
-
   function poll() {
     var wait = (state.data && state.data.poll_seconds) || 3;
     fetch("/api/estimates", { cache: "no-store" })
