@@ -155,15 +155,15 @@
         { values: function (u, ticks) { return ticks.map(usdShort); }, size: 64, grid: { stroke: "#eef1f4" } }
       ],
       series: [
-        { label: "week", value: function (u, i) { return i === null || weeks[i] === undefined ? "" : weeks[i].week; } },
-        { label: "95% low", stroke: "rgba(31,95,153,0.35)", width: 1, value: function (u, v) { return usd(v); } },
-        { label: "95% high", stroke: "rgba(31,95,153,0.35)", width: 1, value: function (u, v) { return usd(v); } },
-        { label: "informal estimate", stroke: "#1f5f99", width: 2.5, points: { size: 7, fill: "#1f5f99" }, value: function (u, v) { return usd(v); } },
-        { label: "this week so far", stroke: "#1f5f99", width: 0, points: { size: 9, fill: "#ffffff", stroke: "#1f5f99", width: 2 }, value: function (u, v) { return usd(v); } },
-        { label: "formal exports", stroke: "#b5651d", width: 2, dash: [6, 4], points: { size: 5, fill: "#b5651d" }, value: function (u, v) { return usd(v); } }
+        { label: "ISO week" },
+        { label: "95% interval, low", stroke: "rgba(31,95,153,0.35)", width: 1 },
+        { label: "high", stroke: "rgba(31,95,153,0.35)", width: 1 },
+        { label: "informal estimate (whole weeks)", stroke: "#1f5f99", width: 2.5, points: { size: 7, fill: "#1f5f99" } },
+        { label: "this week so far", stroke: "#1f5f99", width: 0, points: { size: 9, fill: "#ffffff", stroke: "#1f5f99", width: 2 } },
+        { label: "formal exports", stroke: "#b5651d", width: 2, dash: [6, 4], points: { size: 5, fill: "#b5651d" } }
       ],
       bands: [{ series: [2, 1], fill: "rgba(31,95,153,0.16)" }],
-      legend: { live: true }
+      legend: { live: false }
     };
     state.chart = new uPlot(opts, data, box);
   }
