@@ -150,7 +150,7 @@ def topic_rows(bootstrap: str, expected: int) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -164,7 +164,11 @@ def browser():
                  "--window-size=1400,1000", "--force-device-scale-factor=1", "--lang=en-US"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    # the profile and chromium's scratch files live in pytest's temp dir, not in /tmp
+    scratch = tmp_path_factory.mktemp("chromium")
+    options.add_argument(f"--user-data-dir={scratch / 'profile'}")
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    driver = webdriver.Chrome(service=Service(driver_path, env=env), options=options)
     try:
         yield driver
     finally:
