@@ -96,7 +96,7 @@ COLUMN_HELP: dict[str, str] = {
     "tourist_handicraft_card_usd": "Net spending on tourist cards at handicraft merchants that week, US dollars (total row): a timely trend signal, not part of the estimate.",
     "informal_to_formal_ratio": "estimate_usd divided by formal_exports_usd: dollars carried informally for each dollar exported formally. Empty when there were no formal exports.",
     "suppressed": "Empty when the row is published. Otherwise why its values are blank: few_travellers (fewer than k distinct travellers), few_inspected (fewer than the minimum of inspected travellers), complementary (blanked so that a suppressed cell cannot be worked out from the total).",
-    "status": "flash: the first estimate of the week, published once the week has closed plus a delay; revised: a later estimate that late-arriving records changed.",
+    "status": "flash: the first estimate of the week, published once the week has closed plus a delay; revised: a later estimate that late-arriving records of the week changed.",
     "vintage_time": "When this vintage of the estimate was published (UTC). Every vintage is kept.",
     "solar_hijri_week_start": "First day (Monday) of the week in the Iranian (Solar Hijri) calendar, YYYY-MM-DD.",
     "solar_hijri_week_end": "Last day (Sunday) of the week in the Iranian (Solar Hijri) calendar, YYYY-MM-DD.",
@@ -112,7 +112,7 @@ METHOD_TEXT: tuple[str, ...] = (
     "Declarations: for travellers who declared their goods, the declared values are scaled up by the ratio of assessed to declared value found among the inspected declarers (declared values tend to be too low); travellers who declared nothing are estimated from the inspected non-declarers.",
     "95% intervals: the estimate is recomputed on many bootstrap replicates (each inspected traveller given a random weight); the spread of these replicates gives the standard error and the 95% confidence interval.",
     "Formal exports are shown beside the estimate and never added to it; the ratio column compares the two.",
-    "Vintages: a flash estimate is published for each week once it has closed plus a delay (7 days by default). Records that arrive later revise it: a new 'revised' vintage is published whenever the figures change by more than rounding. Every vintage is kept; vintage_time says which one this file holds.",
+    "Vintages: a flash estimate is published for each week once it has closed plus a delay (7 days by default). Records that arrive later revise it: a new 'revised' vintage is published when late records of the week arrived and the figures changed by more than rounding. Every vintage is kept; vintage_time says which one this file holds.",
     "Confidentiality: a figure resting on fewer than k distinct travellers or fewer than a minimum number of inspected travellers is not published (blank, with the reason in 'suppressed'). Where one cell of a breakdown is blanked, a second is blanked too, so that it cannot be worked out from the total. Totals are always computed from all travellers.",
 )
 
@@ -269,8 +269,20 @@ def _text_times(table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+#: CSV money is rounded to the cent (no float noise such as 79408.04999999999); Parquet,
+#: Excel and SDMX keep the full values.
+CSV_MONEY_DECIMALS = 2
+
+
+def _rounded(table: pl.DataFrame) -> pl.DataFrame:
+    return table.with_columns(
+        pl.col(c).round(CSV_MONEY_DECIMALS)
+        for c, kind in table.schema.items() if kind.is_float() and c.endswith("_usd")
+    )
+
+
 def write_csv(table: pl.DataFrame, path: Path) -> None:
-    _text_times(table).write_csv(path)
+    _rounded(_text_times(table)).write_csv(path)
 
 
 def write_parquet(table: pl.DataFrame, path: Path) -> None:
@@ -381,7 +393,8 @@ def write_xlsx(
         money = book.add_format({"num_format": "#,##0"})
         count = book.add_format({"num_format": "#,##0"})
         ratio = book.add_format({"num_format": "0.00"})
-        bold = book.add_format({"bold": True})
+        plain = book.add_format({"num_format": "0"})  # years and months: 1405, not 1,405
+        bold = book.add_format({"bold": True, "valign": "top"})
         wrap = book.add_format({"text_wrap": True, "valign": "top"})
         title = book.add_format({"bold": True, "font_size": 14})
 
@@ -390,6 +403,7 @@ def write_xlsx(
             sheet.write_string(0, j, column, header)
             kind = data.schema[column]
             fmt = (money if column.endswith("_usd") else ratio if column == "informal_to_formal_ratio"
+                   else plain if column in ("iranian_year", "iranian_month")
                    else count if kind.is_integer() else None)
             sheet.set_column(j, j, _width(column), fmt)
             for i, value in enumerate(data[column].to_list(), start=1):
@@ -402,10 +416,13 @@ def write_xlsx(
         sheet.freeze_panes(1, 3)
         sheet.autofilter(0, 0, max(data.height, 1), len(data.columns) - 1)
         sheet.set_row(0, 30)
+        _print_setup(sheet, landscape=True)
+        sheet.repeat_rows(0)  # the header row on every printed page
 
         about = book.add_worksheet("about")
-        about.set_column(0, 0, 28)
-        about.set_column(1, 1, 110, wrap)
+        about.set_column(0, 0, 28, wrap)
+        about.set_column(1, 1, ABOUT_WIDTH, wrap)
+        _print_setup(about, landscape=False)
         about.write(0, 0, f"Informal (suitcase) handicraft exports, week {week}", title)
         r = 2
         for label, text in {
@@ -417,19 +434,23 @@ def write_xlsx(
         }.items():
             about.write(r, 0, label, bold)
             about.write(r, 1, str(text))
+            about.set_row(r, _row_height(str(text), label))
             r += 1
         r += 1
         about.write(r, 0, "Columns", title)
         r += 1
         for column in data.columns:
+            text = COLUMN_HELP.get(column, "Produced by the estimator (see the project documentation).")
             about.write(r, 0, column, bold)
-            about.write(r, 1, COLUMN_HELP.get(column, "Produced by the estimator (see the project documentation)."))
+            about.write(r, 1, text)
+            about.set_row(r, _row_height(text, column))
             r += 1
         r += 1
         about.write(r, 0, "Method", title)
         r += 1
         for paragraph in METHOD_TEXT:
             about.write(r, 1, paragraph)
+            about.set_row(r, _row_height(paragraph))
             r += 1
 
         trend = book.add_worksheet("trend")
@@ -471,10 +492,38 @@ def write_xlsx(
             band.set_legend({"position": "bottom", "delete_series": [0]})
             band.set_size({"width": 820, "height": 420})
             trend.insert_chart(1, 6, band)
+            # the table and the whole chart (820 x 420 px from G2: to column T, row 23) on one page
+            trend.print_area(0, 0, max(n, 23), 19)
         else:
             trend.write(1, 0, "no weekly totals to chart")
+        _print_setup(trend, landscape=True, pages_high=1)
     finally:
         book.close()
+
+
+#: Width of the about sheet's text column (characters), and how many characters of
+#: wrapped text a line of it holds (a little less: words do not fill lines).
+ABOUT_WIDTH = 110
+_CHARS_PER_LINE = 100
+_LINE_POINTS = 15.0
+
+
+def _row_height(text: str, label: str = "") -> float:
+    """Points for a row of wrapped text: LibreOffice does not grow rows that xlsxwriter
+    leaves at the default height, so wrapped text would overlap the next row."""
+    lines = max(math.ceil(len(text) / _CHARS_PER_LINE), math.ceil(len(label) / 26), 1)
+    return lines * _LINE_POINTS + 2
+
+
+def _print_setup(sheet, *, landscape: bool, pages_high: int = 0) -> None:
+    """A4, fit to one page wide (and ``pages_high`` pages high; 0: as many as needed)."""
+    sheet.set_paper(9)
+    if landscape:
+        sheet.set_landscape()
+    else:
+        sheet.set_portrait()
+    sheet.fit_to_pages(1, pages_high)
+    sheet.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.6)
 
 
 def write_export(

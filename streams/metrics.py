@@ -31,7 +31,7 @@ METRICS: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
     "suitcase_estimate_std_error_usd": ("gauge", ("period", "domain", "key"), "Standard error of the estimate, US dollars."),
     "suitcase_formal_exports_usd": ("gauge", ("period", "domain", "key"), "Formal (declared) handicraft exports, US dollars."),
     "suitcase_estimate_recent_range_usd": ("gauge", ("bound", "domain", "key"), "Min (low) and max (high) of the last 4 closed weeks' estimates prorated to the week-to-date point, US dollars."),
-    "suitcase_estimate_revision_usd": ("gauge", ("domain", "key", "week_offset"), "Change of a past week's estimate since its first published value, US dollars."),
+    "suitcase_estimate_revision_usd": ("gauge", ("domain", "key", "week_offset"), "Change of a past week's estimate since its flash vintage, US dollars (absent before the flash)."),
     "suitcase_events_accepted_total": ("counter", ("topic",), "Events accepted (valid, first of their event_id, within the horizon)."),
     "suitcase_events_duplicate_total": ("counter", ("topic",), "Events dropped as repeats of an accepted event_id."),
     "suitcase_events_rejected_total": ("counter", ("topic", "reason"), "Events refused, by reason (contract reasons and too_late)."),
@@ -72,7 +72,7 @@ class MetricsView(Protocol):
     def published(self) -> int: ...
     def clock(self) -> float | None: ...  # event clock: newest departure event time
     def estimate_rows(self) -> dict[tuple[str, str, str], dict]: ...  # (week, domain, key) -> row
-    def first_published(self) -> dict[tuple[str, str, str], float]: ...
+    def flash_estimates(self, week: str) -> dict[tuple[str, str], float]: ...  # (domain, key) -> flash USD
     def week_counts(self, week: str) -> tuple[dict, dict]: ...  # departures, random inspections
 
 
@@ -182,15 +182,15 @@ class SuitcaseCollector(Collector):
             for (domain, key), values in sorted(past.items()):
                 recent.add_metric(["low", domain, key], min(values))
                 recent.add_metric(["high", domain, key], max(values))
-            first = v.first_published()
             for k in range(1, RECENT_WEEKS + 1):
                 week = week_shift(current, -k)
+                flash = v.flash_estimates(week)  # empty before the week's flash
                 for (w, domain, key), row in rows.items():
                     if w != week or row.get("estimate_usd") is None:
                         continue
-                    if (w, domain, key) in first:
+                    if (domain, key) in flash:
                         revision.add_metric(
-                            [domain, key, str(k)], float(row["estimate_usd"]) - first[(w, domain, key)]
+                            [domain, key, str(k)], float(row["estimate_usd"]) - flash[(domain, key)]
                         )
             deps, insp = v.week_counts(current)
             for (post, group), n in sorted(deps.items()):

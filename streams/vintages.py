@@ -19,8 +19,12 @@ file and an existing vintage is never replaced. Names sort in time order.
 
 The worker calls :func:`due_for_flash` to decide when a week's flash is due, then
 :meth:`VintageStore.publish` with the rows whenever it has new numbers: the first call for
-a week writes the flash; later calls write a ``revised`` vintage only when a number moved
-beyond :data:`TOLERANCE_USD` (or a count changed, or a cell appeared or vanished).
+a week writes the flash; later calls write a ``revised`` vintage only when accepted events
+of the week arrived since the last vintage (``sources_changed`` names them) AND a number
+moved beyond :data:`TOLERANCE_USD` (or a count changed, or a cell appeared or vanished).
+Numbers that move with no event of the week (the ratios borrow strength from the
+neighbouring weeks, so a later week's inspections nudge a closed week) wait for the next
+late event of the week: a vintage is always explained by the events that moved it.
 
 Examples
 --------
@@ -195,6 +199,7 @@ class VintageStore:
     def __init__(self, root: Path | str, tolerance_usd: float = TOLERANCE_USD) -> None:
         self.root = Path(root)
         self.tolerance_usd = tolerance_usd
+        self._flash: dict[str, pl.DataFrame] = {}  # a flash is never rewritten: cache it
 
     # -- writing -----------------------------------------------------------------------
     def publish(
@@ -207,8 +212,9 @@ class VintageStore:
         """Publish ``rows`` as the week's next vintage if they are new; return its status.
 
         Returns ``"flash"`` for the week's first vintage, ``"revised"`` for a later one
-        whose numbers changed (see :func:`numbers_changed`), and None when nothing
-        changed (no file is written).
+        whose numbers changed (see :func:`numbers_changed`) after events of the week
+        arrived (a positive count in ``sources_changed``), and None otherwise (no file
+        is written).
 
         ``sources_changed`` maps topic to the number of this week's events accepted since
         the previous *published* vintage: keep counting across calls that return None and
@@ -234,6 +240,8 @@ class VintageStore:
         if previous is None:
             status = "flash"
         else:
+            if not any(int(n) > 0 for n in (sources_changed or {}).values()):
+                return None  # no late event of the week: nothing explains a revision
             if not numbers_changed(previous.rows(), rows, self.tolerance_usd):
                 return None  # also for a replay after a restart: nothing new to say
             if moment <= previous.vintage_time:
@@ -301,6 +309,15 @@ class VintageStore:
         folder = self.root / f"week={week}"
         files = sorted(folder.glob("vintage-*.parquet")) if folder.is_dir() else []
         return self._describe(week, files[-1]) if files else None
+
+    def flash(self, week: str) -> pl.DataFrame | None:
+        """The rows of the week's flash vintage (its first), or None before its flash."""
+        if week not in self._flash:
+            history = self.history(week)
+            if not history:
+                return None
+            self._flash[week] = history[0].rows()
+        return self._flash[week]
 
     def latest(self, week: str) -> pl.DataFrame | None:
         """The rows of the newest vintage of the week, or None when it has none."""

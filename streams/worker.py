@@ -710,5 +710,18 @@ class LiveWorker:
     def first_published(self) -> dict[tuple[str, str, str], float]:
         return self._first
 
+    def flash_estimates(self, week: str) -> dict[tuple[str, str], float]:
+        """The week's flash estimates by (domain, key), small cells blanked as in the
+        metrics; empty before the flash (or without a vintage store)."""
+        rows = self.publisher.store.flash(week) if self.publisher is not None else None
+        if rows is None:
+            return {}
+        shown = suppress(rows, self.settings.min_travellers, self.settings.min_inspected)
+        return {
+            (r["domain"], r["key"]): float(r["estimate_usd"])
+            for r in shown.select("domain", "key", "estimate_usd").iter_rows(named=True)
+            if r["estimate_usd"] is not None and r["estimate_usd"] == r["estimate_usd"]
+        }
+
     def week_counts(self, week: str) -> tuple[dict, dict]:
         return self.summaries.departures(week), self.summaries.random_inspections(week)

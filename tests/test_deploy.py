@@ -307,6 +307,16 @@ def test_economists_dashboard_has_the_band_and_a_geomap_of_posts():
     assert {v["name"] for v in model["templating"]["list"]} >= {"period", "domain", "key"}
 
 
+def test_informal_per_formal_dollar_is_a_ratio_not_a_percentage():
+    """3.38 informal dollars per formal dollar shows as 3.38, not 338%; shares stay in %."""
+    model = dashboards(DEFAULT)["suitcase-estimates.json"]
+    panels = {p["title"]: p for p in model["panels"]}
+    for title in ("Informal per formal dollar", "Informal per formal dollar by $domain"):
+        assert panels[title]["fieldConfig"]["defaults"]["unit"] == "none", title
+    assert "percentunit" not in json.dumps([p for t, p in panels.items() if "per formal dollar" in t])
+    assert panels["Precision (±)"]["fieldConfig"]["defaults"]["unit"] == "percentunit"
+
+
 def test_dashboards_default_to_the_provisioned_datasource():
     provisioned = load(DEPLOY / "grafana/provisioning/datasources/prometheus.yml")
     assert provisioned["datasources"][0]["uid"] == DEFAULT.datasource_uid

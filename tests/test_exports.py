@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import random
 import zipfile
@@ -76,7 +77,8 @@ def exported(table):
     return export_table(table, WEEK, "flash", FLASH_TIME)
 
 
-def check_against_estimate(got: pl.DataFrame, estimate: pl.DataFrame, status="flash", vintage_time=FLASH_TIME):
+def check_against_estimate(got: pl.DataFrame, estimate: pl.DataFrame, status="flash", vintage_time=FLASH_TIME,
+                           cents: bool = False):
     """Every row of the week is there with the estimate's numbers, small cells blank and explained."""
     want = estimate.filter(pl.col("week") == WEEK)
     assert got.height == want.height
@@ -88,7 +90,8 @@ def check_against_estimate(got: pl.DataFrame, estimate: pl.DataFrame, status="fl
         g = by_key[(w["domain"], w["key"])]
         for column in ("n_departures", "n_inspected", "method"):
             assert g[column] == w[column]
-        assert g["formal_exports_usd"] == pytest.approx(w["formal_exports_usd"], rel=1e-12)
+        money = {"abs": 0.005} if cents else {"rel": 1e-12}  # CSV: rounded to the cent
+        assert g["formal_exports_usd"] == pytest.approx(w["formal_exports_usd"], **money)
         if w["key"] == SMALL_POST:
             assert g["suppressed"] == "few_travellers;few_inspected"
         elif w["key"] == THIN_CATEGORY:
@@ -98,7 +101,7 @@ def check_against_estimate(got: pl.DataFrame, estimate: pl.DataFrame, status="fl
             complementary += 1
         if g["suppressed"] is None:
             for column in ("estimate_usd", "ci_low_usd", "ci_high_usd", "std_error_usd"):
-                assert g[column] == pytest.approx(w[column], rel=1e-12), column
+                assert g[column] == pytest.approx(w[column], **money), column
             if w["formal_exports_usd"] == 0:
                 assert g["informal_to_formal_ratio"] is None
             else:
@@ -126,7 +129,7 @@ def test_export_table_matches_the_estimate(table, exported):
 def test_csv(tmp_path, table, exported):
     path = write_export(exported, tmp_path / "w07.csv")
     got = pl.read_csv(path)
-    check_against_estimate(got, table)
+    check_against_estimate(got, table, cents=True)
     assert got["vintage_time"][0] == "2026-02-23T00:05:12.000000Z"
 
 
@@ -231,7 +234,7 @@ def test_export_command_from_the_vintage_store(tmp_path, table, name, reader, ca
     out = tmp_path / name
     assert main(["export", "--week", WEEK, "--vintages", str(tmp_path / "vintages"), "--out", str(out)]) == 0
     assert "flash" in capsys.readouterr().out
-    check_against_estimate(reader(out), table)
+    check_against_estimate(reader(out), table, cents=name.endswith(".csv"))
 
 
 def test_export_command_default_store_from_environment(tmp_path, table, monkeypatch):
@@ -250,7 +253,7 @@ def test_export_command_from_an_archive(tmp_path, table, monkeypatch):
                  "--vintage-time", "2026-03-01T12:00:00+00:00"]) == 0
     assert seen == [tmp_path]
     check_against_estimate(pl.read_csv(out), table, status="revised",
-                           vintage_time=dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC))
+                           vintage_time=dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC), cents=True)
 
 
 def test_thresholds_are_configurable(tmp_path, table):
@@ -334,3 +337,44 @@ def test_export_from_an_archive_matches_suitcase_estimate(tmp_path, capsys):
     from estimators.disclosure import DEFAULT_K, DEFAULT_MIN_INSPECTED
     own = (totals["n_travellers"] < DEFAULT_K) | (totals["n_inspected"] < DEFAULT_MIN_INSPECTED)
     assert totals["suppressed"].is_null().equals(~own)
+
+
+def test_csv_money_is_rounded_to_cents(tmp_path, exported):
+    noisy = exported.with_columns(pl.col("estimate_usd") + 0.049999999999, pl.col("formal_exports_usd") + 1e-9)
+    path = write_export(noisy, tmp_path / "w07.csv")
+    header, *lines = path.read_text().splitlines()
+    columns = header.split(",")
+    for line in lines:
+        for name, value in zip(columns, next(csv.reader([line]))):
+            if name.endswith("_usd") and value:
+                assert len(value.partition(".")[2]) <= 2, (name, value)
+    got = pl.read_csv(path)
+    assert got["estimate_usd"].to_list() == pytest.approx(noisy["estimate_usd"].round(2).to_list(), nan_ok=True)
+
+
+def test_xlsx_reads_and_prints_well(tmp_path, table, exported):
+    """Wrapped text of the about sheet gets row heights (LibreOffice does not grow rows),
+    the Iranian year prints as 1405, and every sheet prints one page wide, landscape for
+    the data (its header on every page) and the chart on one page."""
+    path = write_export(exported, tmp_path / "w07.xlsx", history=exports._history_totals(table, 10, 3))
+    book = openpyxl.load_workbook(path)
+    about = book["about"]
+    for row in about.iter_rows(min_row=3):
+        text = row[1].value
+        if text and len(str(text)) > 110:
+            height = about.row_dimensions[row[1].row].height
+            assert height is not None and height >= 15 * (len(str(text)) // 110 + 1), (text[:40], height)
+    sheet = book["estimates"]
+    year = [c.value for c in sheet[1]].index("iranian_year") + 1
+    assert sheet.cell(row=2, column=year).value == exported["iranian_year"][0]
+    assert sheet.cell(row=2, column=year).number_format == "0"
+    assert sheet.page_setup.orientation == "landscape"
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    # (OOXML's default of fitToWidth and fitToHeight is 1, so a writer may leave a 1 out)
+    assert (sheet.page_setup.fitToWidth or 1, sheet.page_setup.fitToHeight) == (1, 0)
+    assert sheet.print_title_rows.replace("$", "") == "1:1"
+    trend = book["trend"]
+    assert trend.page_setup.orientation == "landscape"
+    assert trend.sheet_properties.pageSetUpPr.fitToPage
+    assert (trend.page_setup.fitToWidth or 1, trend.page_setup.fitToHeight or 1) == (1, 1)
+    assert str(trend.print_area).endswith("$A$1:$T$24")  # the table and all of the chart

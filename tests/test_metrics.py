@@ -60,8 +60,10 @@ class View:
     def estimate_rows(self):
         return self.rows
 
-    def first_published(self):
-        return {("2026-W11", "total", "all"): 900.0}
+    def flash_estimates(self, week):
+        # W11's flash said 900 and it moved to 1000; W10's flash equals its estimate now
+        # (a week that never moved after its flash); W09 has no flash yet.
+        return {"2026-W11": {("total", "all"): 900.0}, "2026-W10": {("total", "all"): 2000.0}}.get(week, {})
 
     def week_counts(self, week):
         assert week == "2026-W12"
@@ -116,10 +118,11 @@ def test_recent_range_is_prorated_to_the_same_point_of_the_week(registry):
     assert g("suitcase_estimate_recent_range_usd", {"bound": "high", "domain": "total", "key": "all"}) == pytest.approx(3000 * f)
 
 
-def test_revision_is_the_change_since_the_first_published_value(registry):
+def test_revision_is_the_change_since_the_flash(registry):
     g = registry.get_sample_value
     assert g("suitcase_estimate_revision_usd", {"domain": "total", "key": "all", "week_offset": "1"}) == 100
-    assert g("suitcase_estimate_revision_usd", {"domain": "total", "key": "all", "week_offset": "2"}) is None
+    assert g("suitcase_estimate_revision_usd", {"domain": "total", "key": "all", "week_offset": "2"}) == 0
+    assert g("suitcase_estimate_revision_usd", {"domain": "total", "key": "all", "week_offset": "3"}) is None
 
 
 def test_exactly_the_declared_names_and_no_id_or_week_labels(registry):

@@ -77,14 +77,26 @@ def test_flash_then_revised_and_nothing_rewritten(tmp_path, rows):
     assert store.weeks() == [WEEK]
 
 
+def test_no_revision_without_late_events_of_the_week(tmp_path, rows):
+    """Numbers that moved with no event of the week (borrowed strength from the
+    neighbouring weeks) write no vintage; the next late event of the week does."""
+    store = VintageStore(tmp_path)
+    assert store.publish(WEEK, rows, T0, {"border.departures": 10}) == "flash"
+    moved = bump_total(rows, 5_000.0)
+    assert store.publish(WEEK, moved, T0 + dt.timedelta(hours=1), {}) is None
+    assert store.publish(WEEK, moved, T0 + dt.timedelta(hours=2), {"border.departures": 0}) is None
+    assert store.publish(WEEK, moved, T0 + dt.timedelta(hours=3), {"customs.declarations": 3}) == "revised"
+    assert [v.sources_changed for v in store.history(WEEK)] == [{"border.departures": 10}, {"customs.declarations": 3}]
+
+
 def test_vintage_times_only_move_forward(tmp_path, rows):
     store = VintageStore(tmp_path)
     store.publish(WEEK, rows, T0)
     assert store.publish(WEEK, rows, T0 - dt.timedelta(days=1)) is None  # a replay: nothing new
     with pytest.raises(ValueError, match="not after"):
-        store.publish(WEEK, bump_total(rows, 1e6), T0)
+        store.publish(WEEK, bump_total(rows, 1e6), T0, {"customs.declarations": 1})
     with pytest.raises(ValueError, match="not after"):
-        store.publish(WEEK, bump_total(rows, 1e6), T0 - dt.timedelta(seconds=1))
+        store.publish(WEEK, bump_total(rows, 1e6), T0 - dt.timedelta(seconds=1), {"customs.declarations": 1})
     with pytest.raises(ValueError, match="timezone"):
         store.publish(WEEK, rows, dt.datetime(2026, 3, 1))
     assert len(store.history(WEEK)) == 1
@@ -214,7 +226,7 @@ def test_weekly_exports_after_the_flash(tmp_path, rows):
     store.publish(WEEK, rows, T0)
     [path] = write_weekly_exports(store, WEEK, tmp_path / "exports", formats=["xlsx"])
     assert path.name == f"suitcase-{WEEK}-flash-20260223T000500Z.xlsx"
-    store.publish(WEEK, bump_total(rows, 10.0), T0 + dt.timedelta(days=1))
+    store.publish(WEEK, bump_total(rows, 10.0), T0 + dt.timedelta(days=1), {"customs.declarations": 2})
     [later] = write_weekly_exports(store, WEEK, tmp_path / "exports", formats=["xlsx"])
     assert later.name.startswith(f"suitcase-{WEEK}-revised-") and path.exists()
 

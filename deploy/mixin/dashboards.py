@@ -31,7 +31,10 @@ from .rules import Names, estimate
 DOMAINS = ("total", "category", "border_post", "destination_region")
 TAGS = ["suitcase"]
 USD = "currencyUSD"
-RATIO = "percentunit"
+#: Shares (0.1 reads 10%).
+SHARE = "percentunit"
+#: Informal dollars per formal dollar: a plain ratio (3.38, not 338%).
+PER_DOLLAR = "none"
 
 
 @dataclass(frozen=True)
@@ -189,11 +192,11 @@ def estimates_dashboard(config: Config) -> dash.Dashboard:
     d = d.with_panel(_stat(config, "Informal per formal dollar", """Informal estimate divided by
         recorded exports: 0.8 means 80 cents carried in luggage per recorded dollar.""",
         [Q(f'{n.informal_formal}{{period="$period",domain="total",key="all"}}', "ratio")],
-        RATIO, w=5))
+        PER_DOLLAR, w=5))
     d = d.with_panel(_stat(config, "Precision (±)", """Half-width of the 95% interval as a share
         of the estimate: 10% reads "plus or minus 10%".""",
         [Q(f'{n.ci_halfwidth}{{period="$period",domain="total",key="all"}}', "±")],
-        RATIO, w=4))
+        SHARE, w=4))
 
     d = d.with_row(dash.Row("Estimate of $domain $key with its 95% interval"))
     band = _ts(config, "Informal estimate, 95% band, and formal exports", """The estimate
@@ -226,7 +229,7 @@ def estimates_dashboard(config: Config) -> dash.Dashboard:
              Q(f'max by (key) ({n.informal_formal}{{period="$period",domain="{domain}"}})',
                instant=True)],
             {"A": ("Estimate", USD), "B": ("95% low", USD), "C": ("95% high", USD),
-             "D": ("Formal", USD), "E": ("Informal / formal", RATIO)}, w=12, h=9)
+             "D": ("Formal", USD), "E": ("Informal / formal", PER_DOLLAR)}, w=12, h=9)
 
     d = d.with_row(dash.Row("By category"))
     d = d.with_panel(_panel(config, bargauge.Panel()
@@ -297,7 +300,7 @@ def estimates_dashboard(config: Config) -> dash.Dashboard:
         divided by recorded exports, for every cell of the selected breakdown. Cells without
         recorded exports have no ratio.""",
         [Q(f'{n.informal_formal}{{period="$period",domain="$domain"}}', "{{key}}")],
-        RATIO, w=12, h=9))
+        PER_DOLLAR, w=12, h=9))
     d = d.with_panel(_ts(config, "Revisions of past weeks ($domain $key)", """How much each of
         the last 4 closed weeks has changed since its first (flash) estimate, as late events
         arrived: week 1 is last week.""",
@@ -310,7 +313,7 @@ def estimates_dashboard(config: Config) -> dash.Dashboard:
     d = d.with_panel(_ts(config, "Precision (±) by $domain", """Half-width of the 95%
         interval as a share of the estimate, per cell of the selected breakdown.""",
         [Q(f'{n.ci_halfwidth}{{period="$period",domain="$domain"}}', "{{key}}")],
-        RATIO, w=12, h=8))
+        SHARE, w=12, h=8))
     return d
 
 
@@ -338,7 +341,7 @@ def operations_dashboard(config: Config) -> dash.Dashboard:
         [Q(f"sum({up})", "up"), Q(f"count({up})", "targets")], "none", w=4))
     d = d.with_panel(_stat(config, "Rejected share", """Share of all events read in the last
         """ + config.rate_window + """ that were rejected.""",
-        [Q(n.reject_ratio_all, "rejected")], RATIO, w=4))
+        [Q(n.reject_ratio_all, "rejected")], SHARE, w=4))
     d = d.with_panel(_stat(config, "Estimates published per minute", """How often the workers
         publish a new estimate.""",
         [Q(f"sum(rate(suitcase_estimates_published_total{{{config.sel()}}}[$__rate_interval])) * 60",
@@ -366,7 +369,7 @@ def operations_dashboard(config: Config) -> dash.Dashboard:
         reason (missing_field:<f>, bad_type:<f>, unknown_code:<f>, ...).""",
         [Q(n.rejected_by_reason + t, "{{topic}} {{reason}}")], "ops"))
     d = d.with_panel(_ts(config, "Rejected share per topic", """Share of each topic's events
-        that were rejected.""", [Q(n.reject_ratio + t, "{{topic}}")], RATIO))
+        that were rejected.""", [Q(n.reject_ratio + t, "{{topic}}")], SHARE))
     d = d.with_panel(_ts(config, "Dead-letter writes per second", """Events written to the
         dead-letter topic, against all rejections; the two lines should coincide.""",
         [Q(n.deadletter, "dead-letter {{topic}}"),
@@ -397,7 +400,7 @@ def operations_dashboard(config: Config) -> dash.Dashboard:
         [Q(n.inspections, instant=True), Q(n.departures, instant=True),
          Q(n.sampling_fraction, instant=True)],
         {"A": ("Random inspections", "none"), "B": ("Departures", "none"),
-         "C": ("Inspected share", RATIO)}, w=12, h=12))
+         "C": ("Inspected share", SHARE)}, w=12, h=12))
     d = d.with_panel(_ts(config, "Random inspections per stratum", """Random inspections so far
         this week per border post and traveller group.""",
         [Q(n.inspections, "{{border_post}} {{group}}")], "none", w=12, h=12))

@@ -71,21 +71,30 @@ def _kafka_security(config: Path | None, settings: list[str] | None, embedded: b
 
 
 def _metrics_server(host: str, port: int):
-    from prometheus_client import CollectorRegistry, start_http_server
+    """The live page at ``/``, its JSON and ``/metrics`` on host:port (see streams.web);
+    returns (registry, port, server); ``server.attach(worker)`` shows the worker's numbers."""
+    from prometheus_client import CollectorRegistry
+
+    from streams.web import serve
 
     registry = CollectorRegistry()
     try:
-        server, _ = start_http_server(port, addr=host, registry=registry)
+        server = serve(host, port, registry)
     except (OSError, ValueError) as err:
         raise CliError(f"cannot serve metrics on {host} port {port}: {getattr(err, 'strerror', None) or err}") from err
     return registry, server.server_port, server
+
+
+def _attach_page(page, worker) -> None:
+    if page is not None:
+        page.attach(worker, worker.publisher.store if worker.publisher is not None else None)
 
 
 def _metrics_url(host: str, port: int) -> str:
     from streams.broker import server_address
 
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
-    return f"http://{server_address(shown, port)}/metrics"
+    return f"http://{server_address(shown, port)}"
 
 
 class StopRequested(BaseException):
@@ -314,12 +323,13 @@ def up(
                 raise CliError(str(err)) from err
             registry, port, server = _metrics_server(metrics_host, metrics_port)
             stack.callback(server.shutdown)
-            typer.echo(f"metrics on {_metrics_url(metrics_host, port)}")
+            url = _metrics_url(metrics_host, port)
+            typer.echo(f"live page on {url}/ (metrics at {url}/metrics)")
             watches = [watch_embedded(embedded)] if not broker else [watch_data_loss(bootstrap, app_id)]
             _run(stops, _guarded(_up(
                 bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
                 estimates_out, speed, dict(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults),
-                consumer, paused_feeds_file,
+                consumer, paused_feeds_file, page=server,
             ), watches, stops))
         except StopRequested:
             pass
@@ -333,7 +343,7 @@ def up(
 
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
-              estimates_out, speed, world, consumer, paused_feeds_file=None) -> None:
+              estimates_out, speed, world, consumer, paused_feeds_file=None, page=None) -> None:
     from streams.feed import PausedFeeds, Written, replay, simulated_feed
     from streams.worker import LiveWorker, WorkerSettings
 
@@ -341,6 +351,7 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir, registry=registry,
         consumer=consumer, **_publishing(data_dir),
     ))
+    _attach_page(page, worker)
     stop = threading.Event()
     feed: asyncio.Future | None = None
     await worker.start()
@@ -423,18 +434,23 @@ def _summary_line(worker) -> str:
     if totals:
         week, row = totals[-1]
         estimate, interval = _estimate_text(row)
-        line += f" | {week} informal USD {estimate} (95% {interval})"
-    return line
+        line += f" | {week} week to date (Monday-now): informal USD {estimate}, 95% interval {interval}"
+    return line + " | Ctrl-C to stop"
+
+
+#: What a missing interval means, on the screen.
+NO_INTERVAL_YET = "none yet (too few random inspections to measure it)"
 
 
 def _estimate_text(row: dict) -> tuple[str, str]:
-    """An estimate and its interval for the screen; a blanked cell says why."""
+    """An estimate and its interval for the screen; a blanked cell or a missing interval says why."""
     if row.get("suppressed"):
-        return f"suppressed: {row['suppressed']}", "-"
+        return f"blank ({row['suppressed'].replace(';', ', ')}: too few to publish)", "blank"
     if row.get("estimate_usd") is None:
         return "-", "-"
     low, high = row.get("ci_low_usd"), row.get("ci_high_usd")
-    interval = "-" if low is None or high is None or low != low else f"{low:,.0f} .. {high:,.0f}"
+    missing = low is None or high is None or low != low or high != high
+    interval = NO_INTERVAL_YET if missing else f"{low:,.0f} to {high:,.0f}"
     return f"{row['estimate_usd']:,.0f}", interval
 
 
@@ -459,12 +475,14 @@ def _summary(worker):
         )
     rows = worker.estimate_rows()
     estimates = Table("week", "domain", "key", "estimate USD", "95% interval", "formal USD", "departures", "inspected",
-                      title="informal handicraft exports (total, this and last weeks)")
+                      title="informal handicraft exports, USD (this week: week to date, Monday-now; last week: whole week)",
+                      caption="A blank cell rests on too few travellers; no interval: too few random inspections yet. Ctrl-C to stop.")
     weeks = sorted({w for w, _, _ in rows})
     for week in weeks[-2:]:
         for (w, domain, key), row in rows.items():
             if w == week and domain in ("total", "destination_region"):
                 estimate, interval = _estimate_text(row)
+                interval = "none yet" if interval == NO_INTERVAL_YET else interval
                 estimates.add_row(
                     w, domain, key, estimate, interval,
                     f"{row['formal_exports_usd'] or 0:,.0f}", f"{row['n_departures']:,}", f"{row['n_inspected']:,}",
@@ -514,9 +532,10 @@ def worker(
                 raise CliError(str(err)) from err
             registry, port, server = _metrics_server(metrics_host, metrics_port)
             try:
-                typer.echo(f"worker {app_id} on kafka://{bootstrap} ({security}); metrics on {_metrics_url(metrics_host, port)}")
+                url = _metrics_url(metrics_host, port)
+                typer.echo(f"worker {app_id} on kafka://{bootstrap} ({security}); live page on {url}/ (metrics at {url}/metrics)")
                 watch = watch_data_loss(bootstrap, app_id)
-                _run(stops, _guarded(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer), [watch], stops))
+                _run(stops, _guarded(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=server), [watch], stops))
             finally:
                 server.shutdown()
         except StopRequested:
@@ -530,13 +549,14 @@ def worker(
         typer.echo(f"stopped ({signal.Signals(stops.signum).name})")
 
 
-async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer) -> None:
+async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=None) -> None:
     from streams.worker import LiveWorker, WorkerSettings
 
     live = LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir,
         registry=registry, consumer=consumer, **_publishing(data_dir),
     ))
+    _attach_page(page, live)
     await live.start()
     try:
         await _summary_loop(live, None)
