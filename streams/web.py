@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import socket
 import threading
 from importlib.resources import files
 from socketserver import ThreadingMixIn
@@ -329,7 +330,10 @@ class PageServer:
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry) -> None:
         self.app = PageApp(registry)
-        self.httpd = make_server(host, port, self.app, _ThreadingServer, handler_class=_QuietHandler)
+        server_class = _ThreadingServer
+        if ":" in host:  # an IPv6 address (``::1``, ``::``): the server's socket family
+            server_class = type("_ThreadingServer6", (_ThreadingServer,), {"address_family": socket.AF_INET6})
+        self.httpd = make_server(host, port, self.app, server_class, handler_class=_QuietHandler)
         self.server_port = self.httpd.server_port
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="suitcase-page", daemon=True)
         self.thread.start()
