@@ -15,6 +15,8 @@ from streams.commands import CliError, app
 
 DEFAULT_METRICS_PORT = 9108
 DEFAULT_SECONDS_PER_DAY = 10.0
+#: Exit status of ``up --replay --until-caught-up`` when an event was too late.
+EXIT_TOO_LATE = 3
 
 
 def _bootstrap(broker: str) -> str:
@@ -70,11 +72,14 @@ def up(
     app_id: str = typer.Option(None, "--app-id", help="Consumer group / app id (default: a fresh one on the embedded broker, 'suitcase' otherwise)."),
     consumer: str = typer.Option("raw", "--consumer", help="raw: record batches from one aiokafka consumer on the partitions faust assigns (faster; faust still runs the group, the table and recovery); faust: the lane agents."),
     paused_feeds_file: Path = typer.Option(None, "--paused-feeds-file", help="Drill: the simulated feed holds back the topics listed in this file (one a line) until they are removed, e.g. to rehearse the feed-quiet alert."),
+    allow_late: bool = typer.Option(False, "--allow-late", help=f"With --until-caught-up: exit 0 even if events were too late (else exit {EXIT_TOO_LATE})."),
 ) -> None:
     """The main job: broker (embedded unless --broker), topics, a worker, and a feed."""
     _check_consumer(consumer)
     if until_caught_up and replay_dir is None:
         raise CliError("--until-caught-up needs --replay DIR")
+    if allow_late and not until_caught_up:
+        raise CliError("--allow-late needs --until-caught-up")
     if estimates_out is not None and not until_caught_up:
         raise CliError("--estimates-out needs --until-caught-up")
     if estimates_out is not None and estimates_out.suffix not in (".parquet", ".csv"):
@@ -112,18 +117,25 @@ def up(
         stack.callback(server.shutdown)
         typer.echo(f"metrics on http://127.0.0.1:{port}/metrics")
         try:
-            asyncio.run(_up(
+            tally = asyncio.run(_up(
                 bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
                 estimates_out, speed, dict(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults),
                 consumer, paused_feeds_file,
             ))
         except KeyboardInterrupt:
             typer.echo("stopped")
+            return
+    if until_caught_up and tally is not None:
+        late = _too_late(tally)
+        if late and not allow_late:
+            typer.echo(f"suitcase: {late:,} events were too late (dead-lettered as too_late); "
+                       "--allow-late accepts that", err=True)
+            raise typer.Exit(EXIT_TOO_LATE)
 
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
               estimates_out, speed, world, consumer, paused_feeds_file=None) -> None:
-    from streams.feed import PausedFeeds, Written, replay, simulated_feed
+    from streams.feed import PausedFeeds, Written, replay_counts, simulated_feed
     from streams.worker import LiveWorker, WorkerSettings
 
     worker = LiveWorker(WorkerSettings(
@@ -137,8 +149,8 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
         if replay_dir is not None:
             written = Written()
             started = time.monotonic()
-            sent = await asyncio.to_thread(replay, replay_dir, bootstrap, None, stop, written)
-            typer.echo(f"replayed {sent:,} records in {time.monotonic() - started:.1f} s")
+            sent = await asyncio.to_thread(replay_counts, replay_dir, bootstrap, None, stop, written)
+            typer.echo(_sent_line(sent, time.monotonic() - started))
             if until_caught_up:
                 await worker.wait_caught_up(written.last)
                 await worker.publish(force=True)
@@ -147,7 +159,9 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
                 if estimates_out is not None:
                     _write_table(table, estimates_out)
                     typer.echo(f"wrote {estimates_out}")
-                return
+                tally = worker.tallies()
+                typer.echo(_account_line(tally))
+                return tally
         else:
             from streams.simulator import WorldConfig, iter_days
 
@@ -157,12 +171,44 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
                 paused=PausedFeeds(paused_feeds_file),
             ))
         await _summary_loop(worker, feed)
+        return None
     finally:
         stop.set()
         if feed is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(feed, 15)
         await worker.stop()
+
+
+def _sent_line(sent, seconds: float) -> str:
+    """One line: the lines replayed, in how long, and per topic."""
+    total = sum(sent.values())
+    per_topic = ", ".join(f"{topic} {n:,}" for topic, n in sent.items())
+    return (f"replayed {total:,} lines in event-time order in {seconds:.1f} s "
+            f"({total / max(seconds, 1e-9):,.0f}/s): {per_topic}")
+
+
+def _too_late(tally) -> int:
+    from streams.live import TOO_LATE
+
+    return sum(n for (_, reason), n in tally.rejected.items() if reason == TOO_LATE)
+
+
+def _account_line(tally) -> str:
+    """One line: what became of the events (accepted, duplicates, rejected by reason,
+    too late), over every topic."""
+    from collections import Counter
+
+    from streams.live import TOO_LATE
+
+    reasons = Counter()
+    for (_, reason), n in tally.rejected.items():
+        if reason != TOO_LATE and n:
+            reasons[reason] += n
+    detail = ", ".join(f"{reason} {n:,}" for reason, n in sorted(reasons.items()))
+    return (f"account: accepted {sum(tally.accepted.values()):,}; duplicates {sum(tally.duplicates.values()):,}; "
+            f"rejected {sum(reasons.values()):,}" + (f" ({detail})" if detail else "")
+            + f"; too late {_too_late(tally):,}")
 
 
 async def _summary_loop(worker, feed) -> None:
@@ -288,27 +334,31 @@ def replay_command(
     broker: str = typer.Option(..., "--broker", help="kafka://host:port to send to."),
     create: bool = typer.Option(True, "--create-topics/--no-create-topics", help="Create missing topics first."),
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of topics created here."),
+    record_time: str = typer.Option("event", "--record-time", help="Kafka timestamp of each record: 'event' (its event_time) or 'now' (the send time; use it when the topics' retention.ms is shorter than the archive's age)."),
+    tmp_dir: Path = typer.Option(None, "--tmp-dir", help="Where the sort spills its runs (removed at the end); default: the system's temporary directory."),
 ) -> None:
-    """Send an archive to Kafka as fast as possible (rates first; keys per topic)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from streams.archive import ArchiveError
+    """Send an archive to Kafka as fast as possible, in event-time order (rates first)."""
+    from streams.archive import ArchiveError, topic_files
     from streams.broker import create_topics
-    from streams.feed import count_lines, replay
+    from streams.feed import RECORD_TIMES, replay_counts
 
+    if record_time not in RECORD_TIMES:
+        raise CliError(f"--record-time must be 'event' or 'now', not {record_time!r}")
+    if tmp_dir is not None and not tmp_dir.is_dir():
+        raise CliError(f"--tmp-dir {tmp_dir} is not a directory")
     try:
-        total = count_lines(events)
+        topic_files(events)
     except ArchiveError as err:
         raise CliError(str(err)) from err
     bootstrap = _bootstrap(broker)
     if create:
         create_topics(bootstrap, partitions)
     started = time.monotonic()
-    with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
-        task = bar.add_task("records", total=total)
-        sent = replay(events, bootstrap, progress=lambda n: bar.update(task, completed=n))
-    elapsed = time.monotonic() - started
-    typer.echo(f"sent {sent:,} records in {elapsed:.1f} s ({sent / max(elapsed, 1e-9):,.0f}/s)")
+    try:
+        sent = replay_counts(events, bootstrap, record_time=record_time, tmp_dir=tmp_dir)
+    except OSError as err:
+        raise CliError(f"cannot replay {events}: {err}") from err
+    typer.echo(_sent_line(sent, time.monotonic() - started))
 
 
 def _publishing(data_dir: Path) -> dict:
