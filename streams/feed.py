@@ -625,7 +625,11 @@ async def _send(streams, bootstrap, sent, progress, stop, written, record_time) 
         bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_batch_size=BATCH_BYTES,
         max_request_size=16 * BATCH_BYTES, request_timeout_ms=120_000, client_id="suitcase-replay",
     )
-    await client.start()
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
     loop = asyncio.get_running_loop()
     built: queue.Queue = queue.Queue(maxsize=64)
     halt = threading.Event()
