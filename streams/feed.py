@@ -327,20 +327,44 @@ class Chunk(NamedTuple):
 _INDEX: Final = np.dtype([("micros", "<i8"), ("hash", "<i8"), ("klen", "<i4"), ("vlen", "<i4"), ("topic", "u1")])
 
 
+class _Pending:
+    """Lines read for the next run: flat lists filled while each block is fresh in the
+    cache (a later pass over half a million cold objects is bound by memory latency)."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+        self.keys: list[bytes | None] = []
+        self.topics: list[np.ndarray] = []
+        self.hashes: list[np.ndarray] = []
+        self.micros: list[np.ndarray] = []
+        self.sizes: list[np.ndarray] = []  # bytes of each value
+
+    def add(self, block: _Block) -> None:
+        self.values += block.values
+        self.keys += block.keys
+        self.topics.append(np.full(len(block.values), block.topic, dtype=np.uint8))
+        self.hashes.append(block.hashes)
+        self.micros.append(block.micros)
+        self.sizes.append(np.array(list(map(len, block.values)), dtype=np.int32))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
 class _Run:
     """A sorted run: in memory, or spilled to three files (index, keys, values) that are
     read back a window at a time."""
 
-    def __init__(self, parts: list[_Block], spill: Path | None = None) -> None:
-        micros = np.concatenate([p.micros for p in parts])
+    def __init__(self, pending: _Pending, spill: Path | None = None) -> None:
+        micros = np.concatenate(pending.micros)
         order = np.argsort(micros, kind="stable")  # ties keep file order
         at = order.tolist()
-        values = [v for p in parts for v in p.values]
-        keys = [k for p in parts for k in p.keys]
+        values, keys = pending.values, pending.keys
+        pending.values = pending.keys = None
         index = np.empty(len(at), dtype=_INDEX)
         index["micros"] = micros[order]
-        index["hash"] = np.concatenate([p.hashes for p in parts])[order]
-        index["topic"] = np.concatenate([np.full(len(p.values), p.topic, dtype=np.uint8) for p in parts])[order]
+        index["hash"] = np.concatenate(pending.hashes)[order]
+        index["topic"] = np.concatenate(pending.topics)[order]
         self.n, self.pos = len(at), 0
         self._files = None
         if spill is None:
@@ -348,16 +372,18 @@ class _Run:
             self.keys: list | None = [keys[i] for i in at]
             self._index, self._lo = index, 0  # records _lo .. _lo + len(_index) are loaded
             return
-        # straight to disk, each line touched once (a gather is bound by memory latency)
-        klen = np.array([len(k) if k is not None else 0 for k in keys], dtype=np.int32)
-        vlen = np.array(list(map(len, values)), dtype=np.int32)
-        index["klen"], index["vlen"] = klen[order], vlen[order]
+        index["vlen"] = np.concatenate(pending.sizes)[order]
         paths = [spill.with_suffix(f".{part}") for part in ("index", "keys", "values")]
+        with paths[1].open("wb") as kf, paths[2].open("wb") as vf:
+            klen = index["klen"]
+            for start in range(0, len(at), 8192):  # each line touched once, while fresh
+                picked = at[start:start + 8192]
+                ks = [keys[i] for i in picked]
+                klen[start:start + len(picked)] = [len(k) if k is not None else 0 for k in ks]
+                kf.write(b"".join([k for k in ks if k is not None]))
+                vf.write(b"".join([values[i] for i in picked]))
+        del keys, values
         index.tofile(paths[0])
-        paths[1].write_bytes(b"".join([keys[i] or b"" for i in at]))
-        del keys
-        paths[2].write_bytes(b"".join([values[i] for i in at]))
-        del values
         self.keys = self.values = None
         self._index, self._lo = np.empty(0, dtype=_INDEX), 0
         self._files = [path.open("rb") for path in paths]
@@ -400,19 +426,17 @@ def event_order(
     order of ``files`` and of their lines: an external sort whose full runs are
     spilled into ``folder`` (the caller removes it) and whose last run stays in memory."""
     runs: list[_Run] = []
-    parts: list[_Block] = []
-    held = 0
+    pending = _Pending()
     try:
         for topic, path in files:
             for block in _read(topic, path):
-                parts.append(block)
-                held += len(block.values)
-                if held >= run_lines:  # a full run goes to disk at once
-                    runs.append(_Run(parts, spill=folder / f"run{len(runs)}"))
-                    parts, held = [], 0
-        if parts:  # the last run stays in memory
-            runs.append(_Run(parts))
-            parts = []
+                pending.add(block)
+                if len(pending) >= run_lines:  # a full run goes to disk at once
+                    runs.append(_Run(pending, spill=folder / f"run{len(runs)}"))
+                    pending = _Pending()
+        if len(pending):  # the last run stays in memory
+            runs.append(_Run(pending))
+        del pending
         yield from _merge(runs, max(1000, merge_records // max(1, len(runs))))
     finally:
         for run in runs:

@@ -354,9 +354,11 @@ def replay_command(
     if create:
         create_topics(bootstrap, partitions)
     started = time.monotonic()
+    from aiokafka.errors import KafkaError
+
     try:
         sent = replay_counts(events, bootstrap, record_time=record_time, tmp_dir=tmp_dir)
-    except OSError as err:
+    except (OSError, ValueError, KafkaError) as err:
         raise CliError(f"cannot replay {events}: {err}") from err
     typer.echo(_sent_line(sent, time.monotonic() - started))
 
