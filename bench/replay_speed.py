@@ -1,6 +1,7 @@
 """Replay speed: ``suitcase replay`` beside the aiokafka ceiling, in the same run.
 
     .venv/bin/python -m bench.replay_speed [--weeks 12] [--scale 0.2] [--seed 11] [--no-shuffle]
+    .venv/bin/python -m bench.replay_speed --order-only DIR   # any archive, e.g. a year at scale 1
 
 One seeded archive (``suitcase simulate --faults``, cached under ``bench/.cache``), its
 lines shuffled in every file (seeded) unless ``--no-shuffle``, so the replayer's
@@ -145,13 +146,38 @@ async def aiokafka_getmany(bootstrap: str, total: int) -> float:
         await consumer.stop()
 
 
+def order_only(events: Path, tmp_dir: Path | None) -> None:
+    """The replay order of an archive, sent nowhere: lines/s and peak RSS of the sort."""
+    import tempfile
+
+    from streams.feed import replay_order
+
+    started = time.perf_counter()
+    n = 0
+    with tempfile.TemporaryDirectory(prefix="suitcase-replay-bench-", dir=tmp_dir) as folder:
+        for stream in replay_order(events, Path(folder)):
+            for chunk in stream:
+                n += len(chunk.values)
+    seconds = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"archive: {events} ({n:,} lines)")
+    print(f"replay order only (read, sort, spill, merge): {n / seconds:,.0f} lines/s ({seconds:.1f} s), "
+          f"peak RSS {rss:,.0f} MB")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weeks", type=int, default=12)
     parser.add_argument("--scale", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-shuffle", dest="shuffle", action="store_false")
+    parser.add_argument("--order-only", type=Path, metavar="DIR",
+                        help="only sort this archive into replay order (no broker): lines/s and peak RSS")
+    parser.add_argument("--tmp-dir", type=Path, help="where the sort spills (with --order-only)")
     args = parser.parse_args(argv)
+    if args.order_only is not None:
+        order_only(args.order_only, args.tmp_dir)
+        return
 
     from streams.broker import EmbeddedBroker, create_topics
 
