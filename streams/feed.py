@@ -444,8 +444,10 @@ def event_order(
 
 
 def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
-    """k-way merge of sorted runs, a window of each at a time: every record below the
-    smallest last time of the windows (of runs with more to come) is final."""
+    """k-way merge of sorted runs, vectorized a window of each run at a time (a heap
+    would compare record by record): every record below the smallest last time of the
+    windows of runs with more to come is final, and is emitted in (time, run, position)
+    order."""
     size = {id(r): window for r in runs}
     while True:
         live = [r for r in runs if r.pos < r.n]
@@ -467,6 +469,7 @@ def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
                 if ends[id(r)] < r.n and lasts[id(r)] == cut:
                     size[id(r)] *= 2
             continue
+        size = dict.fromkeys(size, window)
         index = np.concatenate([t[0] for t in taken]) if len(taken) > 1 else taken[0][0]
         keys = [k for t in taken for k in t[1]]
         values = [v for t in taken for v in t[2]]
