@@ -495,12 +495,6 @@ def archive_order(events_dir: Path) -> list[tuple[str, Path]]:
     return sorted(files.items(), key=lambda kv: (kv[0] != RATES, TOPICS.index(kv[0])))
 
 
-def count_lines(events_dir: Path) -> int:
-    return sum(
-        block.count(b"\n") + 1 for _, path in archive_order(events_dir) for block in blocks(path, size=_READ_BYTES)
-    )
-
-
 # ---------------------------------------------------------------------- sending
 
 def producer(bootstrap: str):

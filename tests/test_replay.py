@@ -166,3 +166,15 @@ def test_merge_windows_smaller_than_a_run_of_equal_times_still_progress(tmp_path
     out = [v for c in event_order([(DEPARTURES, tmp_path / f"{DEPARTURES}.ndjson")], spill, run_lines=1000,
                                   merge_records=1000) for v in c.values]
     assert out == rows[3000:] + rows[:3000]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--record-time", "arrival"], "--record-time must be"),
+    (["--tmp-dir", "/nonexistent/spill"], "is not a directory"),
+])
+def test_bad_replay_flags_are_one_line_and_exit_2(argv, words, faulty_small, capsys):
+    from streams.cli import main
+
+    assert main(["replay", "--events", str(faulty_small), "--broker", "kafka://127.0.0.1:1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
