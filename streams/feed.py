@@ -1,22 +1,62 @@
-"""Putting events on Kafka: an archive replayed as fast as possible, or the simulator on
-an accelerated clock. Keys follow :data:`streams.contract.TOPIC_KEYS` (a line whose key
-cannot be read, e.g. a malformed one, is sent without a key).
+"""Putting events on Kafka: an archive replayed in event-time order as fast as possible,
+or the simulator on an accelerated clock. Keys follow :data:`streams.contract.TOPIC_KEYS`
+(a line whose key cannot be read, e.g. a malformed one, is sent without a key); a key
+goes to partition ``murmur2(key) & 0x7fffffff % partitions``, as the Java client and
+kafka-python put it, so a crossing's departure, declaration and inspection share one.
 
-fx.rates goes first (the whole file, or the day's rates before the day's events), as a
-rate feed publishes a rate before the amounts priced with it.
+Replay order (the contract lets archive lines come in any order; a live worker's
+lateness rule does not, so the replayer restores the order a live feed would have):
+
+- fx.rates first, the whole topic in event-time order, and on the broker before any
+  amount (Kafka orders nothing across partitions; the worker prices an amount with the
+  rates on the broker when its batch arrives, so every rate is there before any amount);
+- then the five other topics merged into one event-time order.
+
+The order is an external sort in bounded memory: runs of ``RUN_LINES`` lines are sorted
+by event time (ties in file order) and spilled to a temporary directory that is always
+removed, then a k-way merge streams them. A line whose ``event_time`` cannot be read
+keeps its place in its file (it takes the time of the line before it) and is sent like
+any other, so the worker dead-letters exactly what ``suitcase validate`` rejects.
+Each record's Kafka timestamp is its event time (``record_time="event"``) or the send
+time (``"now"``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import queue
+import re
+import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Final, NamedTuple
 
 import msgspec
+import numpy as np
 
-from streams.archive import lines, topic_files
+from streams.archive import blocks, lines, topic_files
 from streams.contract import RATES, TOPIC_KEYS, TOPICS
+
+#: Lines sorted in memory per run of the external sort (about 150 MB of lines at the
+#: simulator's ~250 bytes a line; at most two runs are in memory at once).
+RUN_LINES: Final = 500_000
+#: Records the merge holds over all runs at once.
+MERGE_RECORDS: Final = 200_000
+#: Bytes of a record batch the replayer builds (and of each read of an archive file).
+BATCH_BYTES: Final = 1 << 20
+#: Record-time choices: the event's own time, or the time it is sent.
+RECORD_TIMES: Final = ("event", "now")
+
+_READ_BYTES: Final = 1 << 20
+_UNKNOWN: Final = np.iinfo(np.int64).min  # event time not readable: sorts first
+_MAX_TIMESTAMP_MS: Final = 253402300799999  # 9999-12-31T23:59:59.999Z
+_TOPIC_INDEX: Final = {t: i for i, t in enumerate(TOPICS)}
+_PARTITION_SLOTS: Final = 1 << 16  # (topic, partition) -> topic * slots + partition
 
 _KEY_DECODERS = {
     topic: msgspec.json.Decoder(dict[str, msgspec.Raw]) for topic in TOPICS
@@ -35,17 +75,430 @@ def key_of(topic: str, raw: bytes) -> bytes | None:
     return key.encode() if isinstance(key, str) else None
 
 
+# ---------------------------------------------------------------------- partitioning
+
+_M: Final = np.uint32(0x5BD1E995)
+#: Keys longer than this are hashed one at a time (keeps the key matrix small).
+_WIDE_KEY: Final = 64
+
+
+def murmur2_partition_hash(keys: list[bytes | None]) -> np.ndarray:
+    """``murmur2(key) & 0x7fffffff`` of each key (Kafka's Java client and kafka-python:
+    ``partition = hash % partitions``), -1 for a missing key; vectorized."""
+    from kafka.partitioner.default import murmur2
+
+    n = len(keys)
+    if not n:
+        return np.empty(0, dtype=np.int64)
+    missing = np.array([k is None for k in keys], dtype=bool)
+    present = [b"" if k is None else k for k in keys] if missing.any() else keys
+    length = np.fromiter(map(len, present), dtype=np.int64, count=n)
+    width = max(4, -(-min(int(length.max()), _WIDE_KEY) // 4) * 4)
+    data = np.frombuffer(np.array(present, dtype=f"S{width}").tobytes(), dtype=np.uint8).reshape(n, width)
+    words = data.view("<u4")
+    whole = length // 4
+    with np.errstate(over="ignore"):
+        h = np.uint32(0x9747B28C) ^ length.astype(np.uint32)
+        for i in range(width // 4):
+            k = words[:, i] * _M
+            k ^= k >> np.uint32(24)
+            k *= _M
+            h = np.where(i < whole, (h * _M) ^ k, h)
+        tail = length % 4
+        rows = np.arange(n)
+        base = whole * 4
+
+        def byte(j: int) -> np.ndarray:
+            return data[rows, np.minimum(base + j, width - 1)].astype(np.uint32)
+
+        h = np.where(tail >= 3, h ^ (byte(2) << np.uint32(16)), h)
+        h = np.where(tail >= 2, h ^ (byte(1) << np.uint32(8)), h)
+        h = np.where(tail >= 1, (h ^ byte(0)) * _M, h)
+        h ^= h >> np.uint32(13)
+        h *= _M
+        h ^= h >> np.uint32(15)
+    out = (h & np.uint32(0x7FFFFFFF)).astype(np.int64)
+    for i in np.flatnonzero(length > _WIDE_KEY).tolist():
+        out[i] = murmur2(present[i]) & 0x7FFFFFFF
+    out[missing] = -1
+    return out
+
+
+# ---------------------------------------------------------------------- event times
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_DIGITS: Final = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+_OFFSET_DIGITS: Final = [20, 21, 23, 24]
+_MONTH_DAYS: Final = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def event_micros(times: list) -> np.ndarray:
+    """Epoch microseconds of each ``event_time`` value (as decoded from JSON), or
+    ``_UNKNOWN``. The forms ``YYYY-MM-DDTHH:MM:SS+HH:MM`` and ``...Z`` are read in bulk;
+    any other string goes through msgspec's RFC 3339 parser, the contract decoder's."""
+    n = len(times)
+    out = np.full(n, _UNKNOWN, dtype=np.int64)
+    if not n:
+        return out
+    # str() of anything else cannot look like a time; a longer string has length 26
+    text = np.array(times, dtype="U26")
+    length = np.char.str_len(text)
+    c = text.view(np.uint32).reshape(n, 26)[:, :25].astype(np.int64)
+    d = c - 48
+
+    def number(*at: int) -> np.ndarray:
+        value = d[:, at[0]]
+        for i in at[1:]:
+            value = value * 10 + d[:, i]
+        return value
+
+    ok = (length == 25) | (length == 20)
+    ok &= ((d[:, _DIGITS] >= 0) & (d[:, _DIGITS] <= 9)).all(axis=1)
+    ok &= (c[:, 4] == 45) & (c[:, 7] == 45) & (c[:, 10] == 84) & (c[:, 13] == 58) & (c[:, 16] == 58)
+    zulu = (length == 20) & (c[:, 19] == 90)
+    sign = np.where(c[:, 19] == 43, -1, np.where(c[:, 19] == 45, 1, 0))
+    offset = (length == 25) & (sign != 0) & (c[:, 22] == 58)
+    offset &= ((d[:, _OFFSET_DIGITS] >= 0) & (d[:, _OFFSET_DIGITS] <= 9)).all(axis=1)
+    oh, om = number(20, 21), number(23, 24)
+    offset &= (oh <= 23) & (om <= 59)
+    ok &= zulu | offset
+    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
+    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+    month_ok = (month >= 1) & (month <= 12)
+    m = np.where(month_ok, month, 1)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    last_day = _MONTH_DAYS[m - 1] + ((m == 2) & leap)
+    ok &= month_ok & (year >= 1) & (day >= 1) & (day <= last_day)
+    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
+    # days from civil (H. Hinnant), proleptic Gregorian
+    y = year - (m <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second + np.where(offset, sign * (oh * 3600 + om * 60), 0)
+    out[ok] = seconds[ok] * 1_000_000
+    for i in np.flatnonzero(~ok).tolist():
+        out[i] = _micros_one(times[i])
+    return out
+
+
+def _micros_one(value) -> int:
+    if type(value) is not str:
+        return _UNKNOWN
+    try:
+        at = msgspec.convert(value, datetime)
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=timezone.utc)
+        return (at - _EPOCH) // _MICROSECOND
+    except Exception:  # noqa: BLE001 - not a time: the line keeps its place
+        return _UNKNOWN
+
+
+# ---------------------------------------------------------------------- reading
+
+def _key_time_decoder(topic: str) -> msgspec.json.Decoder:
+    fields = [("event_time", object, None), ("key", object, None)]
+    struct = msgspec.defstruct(f"KeyTime{_TOPIC_INDEX[topic]}", fields, rename={"key": TOPIC_KEYS[topic]})
+    return msgspec.json.Decoder(struct)
+
+
+_KEY_TIME = {topic: _key_time_decoder(topic) for topic in TOPICS}
+_AT_BYTE = re.compile(r"\(byte (\d+)\)")
+
+
+def _key_times(decoder, block: bytes, rows: list[bytes]) -> tuple[list, list]:
+    """(event_time values, key values) of the lines ``rows`` (= ``block.split(b"\\n")``).
+
+    Runs of lines that start with ``{`` and end with ``}`` (so one JSON value each) are
+    decoded with one msgspec call each; any other line alone (a line that does not
+    decode has neither time nor key)."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    newlines = np.flatnonzero(data == 10)
+    starts = np.r_[0, newlines + 1]
+    stops = np.r_[newlines, len(block)]
+    full = stops > starts
+    shaped = full.copy()
+    shaped[full] = (data[starts[full]] == 123) & (data[stops[full] - 1] == 125)
+    if shaped.all():
+        return _decode_run(decoder, block, rows)
+    times, keys = [], []
+    odd = np.flatnonzero(~shaped).tolist()
+    at = 0
+    for i in odd + [len(rows)]:
+        if i > at:
+            t, k = _decode_run(decoder, block[starts[at]:stops[i - 1]], rows[at:i])
+            times += t
+            keys += k
+        if i < len(rows):
+            t, k = _decode_run(decoder, rows[i], rows[i:i + 1])
+            times += t
+            keys += k
+        at = i + 1
+    return times, keys
+
+
+def _decode_run(decoder, block: bytes, rows: list[bytes]) -> tuple[list, list]:
+    """``_key_times`` of lines each shaped as one JSON object (or a single line)."""
+    n = len(rows)
+    if n > 1:
+        try:
+            found = decoder.decode_lines(block)
+        except Exception as err:  # noqa: BLE001 - a line does not decode: cut it out
+            at = _AT_BYTE.search(str(err))
+            cut = block.count(b"\n", 0, int(at.group(1))) if at is not None else n // 2
+            cut = min(cut, n - 1)
+            left = _decode_run(decoder, b"\n".join(rows[:cut]), rows[:cut]) if cut else ([], [])
+            one = _decode_run(decoder, rows[cut], rows[cut:cut + 1])
+            right = _decode_run(decoder, b"\n".join(rows[cut + 1:]), rows[cut + 1:]) if cut + 1 < n else ([], [])
+            return left[0] + one[0] + right[0], left[1] + one[1] + right[1]
+        if len(found) == n:
+            return [e.event_time for e in found], [e.key for e in found]
+    times, keys = [], []
+    for raw in rows:
+        try:
+            event = decoder.decode(raw)
+        except Exception:  # noqa: BLE001
+            times.append(None)
+            keys.append(None)
+        else:
+            times.append(event.event_time)
+            keys.append(event.key)
+    return times, keys
+
+
+def _key_bytes(keys: list) -> list[bytes | None]:
+    try:
+        return [k.encode() if type(k) is str else None for k in keys]
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape: no key
+        out = []
+        for k in keys:
+            try:
+                out.append(k.encode() if type(k) is str else None)
+            except UnicodeEncodeError:
+                out.append(None)
+        return out
+
+
+class _Block(NamedTuple):
+    topic: int
+    values: list[bytes]
+    keys: list[bytes | None]
+    hashes: np.ndarray
+    micros: np.ndarray
+
+
+def _read(topic: str, path: Path) -> Iterator[_Block]:
+    """A topic file in blocks of lines with their keys, key hashes and event times; a
+    line whose time cannot be read gets the time of the line before it."""
+    decoder = _KEY_TIME[topic]
+    carry = _UNKNOWN
+    index = _TOPIC_INDEX[topic]
+    for block in blocks(path, size=_READ_BYTES):
+        rows = block.split(b"\n")
+        times, keys = _key_times(decoder, block, rows)
+        keys = _key_bytes(keys)
+        micros = event_micros(times)
+        known = micros != _UNKNOWN
+        if not known.all():
+            at = np.where(known, np.arange(len(micros)), -1)
+            np.maximum.accumulate(at, out=at)
+            micros = np.where(at >= 0, micros[np.maximum(at, 0)], carry)
+        if len(micros):
+            carry = int(micros[-1])
+        yield _Block(index, rows, keys, murmur2_partition_hash(keys), micros)
+
+
+# ---------------------------------------------------------------------- sorting
+
+class Chunk(NamedTuple):
+    """Records in replay order: topic index (into TOPICS), key hash (-1: no key), event
+    time (epoch microseconds), key, value."""
+
+    topics: np.ndarray
+    hashes: np.ndarray
+    micros: np.ndarray
+    keys: list
+    values: list
+
+
+_INDEX: Final = np.dtype([("micros", "<i8"), ("hash", "<i8"), ("klen", "<i4"), ("vlen", "<i4"), ("topic", "u1")])
+
+
+class _Pending:
+    """Lines read for the next run: flat lists filled while each block is fresh in the
+    cache (a later pass over half a million cold objects is bound by memory latency)."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+        self.keys: list[bytes | None] = []
+        self.topics: list[np.ndarray] = []
+        self.hashes: list[np.ndarray] = []
+        self.micros: list[np.ndarray] = []
+        self.sizes: list[np.ndarray] = []  # bytes of each value
+
+    def add(self, block: _Block) -> None:
+        self.values += block.values
+        self.keys += block.keys
+        self.topics.append(np.full(len(block.values), block.topic, dtype=np.uint8))
+        self.hashes.append(block.hashes)
+        self.micros.append(block.micros)
+        self.sizes.append(np.array(list(map(len, block.values)), dtype=np.int32))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class _Run:
+    """A sorted run: in memory, or spilled to three files (index, keys, values) that are
+    read back a window at a time."""
+
+    def __init__(self, pending: _Pending, spill: Path | None = None) -> None:
+        micros = np.concatenate(pending.micros)
+        order = np.argsort(micros, kind="stable")  # ties keep file order
+        at = order.tolist()
+        values, keys = pending.values, pending.keys
+        pending.values = pending.keys = None
+        index = np.empty(len(at), dtype=_INDEX)
+        index["micros"] = micros[order]
+        index["hash"] = np.concatenate(pending.hashes)[order]
+        index["topic"] = np.concatenate(pending.topics)[order]
+        self.n, self.pos = len(at), 0
+        self._files = None
+        if spill is None:
+            self.values: list | None = [values[i] for i in at]
+            self.keys: list | None = [keys[i] for i in at]
+            self._index, self._lo = index, 0  # records _lo .. _lo + len(_index) are loaded
+            return
+        index["vlen"] = np.concatenate(pending.sizes)[order]
+        paths = [spill.with_suffix(f".{part}") for part in ("index", "keys", "values")]
+        with paths[1].open("wb") as kf, paths[2].open("wb") as vf:
+            klen = index["klen"]
+            for start in range(0, len(at), 8192):  # each line touched once, while fresh
+                picked = at[start:start + 8192]
+                ks = [keys[i] for i in picked]
+                klen[start:start + len(picked)] = [len(k) if k is not None else 0 for k in ks]
+                kf.write(b"".join([k for k in ks if k is not None]))
+                vf.write(b"".join([values[i] for i in picked]))
+        del keys, values
+        index.tofile(paths[0])
+        self.keys = self.values = None
+        self._index, self._lo = np.empty(0, dtype=_INDEX), 0
+        self._files = [path.open("rb") for path in paths]
+
+    def window(self, end: int) -> np.ndarray:
+        """The index of records ``pos .. end`` (loading them if spilled)."""
+        hi = self._lo + len(self._index)
+        if end > hi:
+            more = np.fromfile(self._files[0], dtype=_INDEX, count=end - hi)
+            self._index = np.concatenate([self._index[self.pos - self._lo:], more])
+            self._lo = self.pos
+        return self._index[self.pos - self._lo:end - self._lo]
+
+    def take(self, end: int) -> tuple[np.ndarray, list, list]:
+        """Index, keys and values of records ``pos .. end`` (then ``pos = end``)."""
+        index = self.window(end).copy()
+        start, self.pos = self.pos, end
+        if self._files is None:
+            return index, self.keys[start:end], self.values[start:end]
+        _, kf, vf = self._files
+        klen, vlen = index["klen"].astype(np.int64), index["vlen"].astype(np.int64)
+        kbuf, vbuf = kf.read(int(klen.sum())), vf.read(int(vlen.sum()))
+        keys = [kbuf[a - n:a] for a, n in zip(np.cumsum(klen).tolist(), klen.tolist())]
+        values = [vbuf[a - n:a] for a, n in zip(np.cumsum(vlen).tolist(), vlen.tolist())]
+        for i in np.flatnonzero(index["hash"] < 0).tolist():
+            keys[i] = None
+        return index, keys, values
+
+    def close(self) -> None:
+        for f in self._files or ():
+            f.close()
+        self._files = None
+
+
+def event_order(
+    files: Iterable[tuple[str, Path]], folder: Path, run_lines: int = RUN_LINES,
+    merge_records: int = MERGE_RECORDS,
+) -> Iterator[Chunk]:
+    """The lines of ``files`` ((topic, path) pairs) in event-time order, ties in the
+    order of ``files`` and of their lines: an external sort whose full runs are
+    spilled into ``folder`` (the caller removes it) and whose last run stays in memory."""
+    runs: list[_Run] = []
+    pending = _Pending()
+    try:
+        for topic, path in files:
+            for block in _read(topic, path):
+                pending.add(block)
+                if len(pending) >= run_lines:  # a full run goes to disk at once
+                    runs.append(_Run(pending, spill=folder / f"run{len(runs)}"))
+                    pending = _Pending()
+        if len(pending):  # the last run stays in memory
+            runs.append(_Run(pending))
+        del pending
+        yield from _merge(runs, max(1000, merge_records // max(1, len(runs))))
+    finally:
+        for run in runs:
+            run.close()
+
+
+def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
+    """k-way merge of sorted runs, vectorized a window of each run at a time (a heap
+    would compare record by record): every record below the smallest last time of the
+    windows of runs with more to come is final, and is emitted in (time, run, position)
+    order."""
+    size = {id(r): window for r in runs}
+    while True:
+        live = [r for r in runs if r.pos < r.n]
+        if not live:
+            return
+        ends = {id(r): min(r.n, r.pos + size[id(r)]) for r in live}
+        lasts = {id(r): int(r.window(ends[id(r)])["micros"][-1]) for r in live}
+        bounded = [lasts[id(r)] for r in live if ends[id(r)] < r.n]
+        cut = min(bounded) if bounded else None
+        taken = []
+        for r in live:
+            end = ends[id(r)]
+            if cut is not None:
+                end = r.pos + int(np.searchsorted(r.window(end)["micros"], cut, side="left"))
+            if end > r.pos:
+                taken.append(r.take(end))
+        if not taken:  # every window holds only the cut time: widen those at the cut
+            for r in live:
+                if ends[id(r)] < r.n and lasts[id(r)] == cut:
+                    size[id(r)] *= 2
+            continue
+        size = dict.fromkeys(size, window)
+        index = np.concatenate([t[0] for t in taken]) if len(taken) > 1 else taken[0][0]
+        keys = [k for t in taken for k in t[1]]
+        values = [v for t in taken for v in t[2]]
+        if len(taken) > 1:
+            order = np.argsort(index["micros"], kind="stable")  # ties: earlier run first
+            at = order.tolist()
+            index, keys, values = index[order], [keys[i] for i in at], [values[i] for i in at]
+        yield Chunk(index["topic"], index["hash"], index["micros"], keys, values)
+
+
+def replay_order(events_dir: Path, folder: Path, run_lines: int = RUN_LINES) -> list[Iterator[Chunk]]:
+    """The archive in replay order: fx.rates (event-time order), then the other topics
+    merged in event-time order (see the module docstring)."""
+    files = topic_files(events_dir)
+    rates = [(t, p) for t, p in files.items() if t == RATES]
+    others = [(t, files[t]) for t in TOPICS if t != RATES and t in files]
+    return [event_order(rates, folder, run_lines), event_order(others, folder, run_lines)]
+
+
 def archive_order(events_dir: Path) -> list[tuple[str, Path]]:
-    """Topic files in replay order: rates first, then the contract's order."""
+    """Topic files: rates first, then the contract's order (the order ties are broken)."""
     files = topic_files(events_dir)
     return sorted(files.items(), key=lambda kv: (kv[0] != RATES, TOPICS.index(kv[0])))
 
 
-def count_lines(events_dir: Path) -> int:
-    return sum(sum(1 for _ in lines(path)) for _, path in archive_order(events_dir))
-
+# ---------------------------------------------------------------------- sending
 
 def producer(bootstrap: str):
+    """A kafka-python producer (the simulated feed, benchmarks)."""
     from kafka import KafkaProducer
 
     from streams.kafka_security import kafka_python_kwargs
@@ -69,10 +522,42 @@ class Written:
         self._lock = threading.Lock()
 
     def __call__(self, metadata) -> None:
-        key = (metadata.topic, metadata.partition)
+        self.record(metadata.topic, metadata.partition, metadata.offset)
+
+    def record(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
         with self._lock:
-            if metadata.offset > self.last.get(key, -1):
-                self.last[key] = metadata.offset
+            if offset > self.last.get(key, -1):
+                self.last[key] = offset
+
+
+def replay_counts(
+    events_dir: Path,
+    bootstrap: str,
+    progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+    written: Written | None = None,
+    record_time: str = "event",
+    run_lines: int = RUN_LINES,
+    tmp_dir: Path | None = None,
+) -> Counter:
+    """Send every line of an archive in replay order; returns the lines sent per topic.
+
+    Sorting spills into a temporary directory (under ``tmp_dir``, default the system's)
+    that is removed however this ends."""
+    if record_time not in RECORD_TIMES:
+        raise ValueError(f"record_time must be one of {RECORD_TIMES}, not {record_time!r}")
+    sent: Counter = Counter({t: 0 for t in topic_files(events_dir)})
+    with tempfile.TemporaryDirectory(prefix="suitcase-replay-", dir=tmp_dir) as folder:
+        streams = replay_order(events_dir, Path(folder), run_lines)
+        try:
+            asyncio.run(_send(streams, bootstrap, sent, progress, stop, written, record_time))
+        finally:
+            for stream in streams:
+                stream.close()
+    if progress is not None:
+        progress(sum(sent.values()))
+    return sent
 
 
 def replay(
@@ -81,30 +566,159 @@ def replay(
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
     written: Written | None = None,
+    record_time: str = "event",
 ) -> int:
-    """Send every line of an archive (rates first); returns the number of records sent."""
-    prod = producer(bootstrap)
-    sent = 0
-    try:
-        for topic, path in archive_order(events_dir):
-            for raw in lines(path):
-                if stop is not None and stop.is_set():
-                    return sent
-                future = prod.send(topic, key=key_of(topic, raw), value=raw)
-                if written is not None:
-                    future.add_callback(written)
-                sent += 1
-                if progress is not None and sent % 1000 == 0:
-                    progress(sent)
-            if topic == RATES:
-                prod.flush()  # the rates are on the broker before any amount
-        prod.flush()
-    finally:
-        prod.close()
-    if progress is not None:
-        progress(sent)
-    return sent
+    """Send every line of an archive in replay order; returns the number of records sent."""
+    return sum(replay_counts(events_dir, bootstrap, progress, stop, written, record_time).values())
 
+
+_FLUSH: Final = object()  # between two streams: everything before is acknowledged first
+_DONE: Final = object()
+
+
+def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, sent, progress, record_time) -> None:
+    """Fill one record batch per (topic, partition) from the streams, in order, and put
+    each full one on ``out`` as (topic, partition, batch, records); runs in a thread.
+
+    Records go into the batch's record-batch builder directly (aiokafka's
+    ``BatchBuilder.append`` costs as much again per record); the batch is told its
+    count when it is handed over."""
+    width = max(partitions)
+    spread = np.array(partitions, dtype=np.int64)
+    slots = len(TOPICS) * width
+    batches = [make_batch() for _ in range(slots)]
+    appends = [b._builder.append for b in batches]
+    counts = [0] * slots
+    none: list = []
+
+    def hand_over(slot: int) -> None:
+        batch, count = batches[slot], counts[slot]
+        batch._relative_offset = count
+        batch.close()
+        out.put((TOPICS[slot // width], slot % width, batch, count))
+        batches[slot] = make_batch()
+        appends[slot] = batches[slot]._builder.append
+        counts[slot] = 0
+
+    total = 0
+    for stream in streams:
+        for chunk in stream:
+            if stop is not None and stop.is_set():
+                return
+            n = len(chunk.values)
+            topic = chunk.topics.astype(np.int64)
+            hashed = np.where(chunk.hashes >= 0, chunk.hashes, np.random.randint(0, 1 << 30, n))
+            slot_of = (topic * width + hashed % spread[topic]).tolist()
+            if record_time == "event":
+                stamps = np.clip(chunk.micros // 1000, 0, _MAX_TIMESTAMP_MS)
+                stamps[chunk.micros == _UNKNOWN] = int(time.time() * 1000)
+                stamps = stamps.tolist()
+            else:
+                stamps = [int(time.time() * 1000)] * n
+            for slot, stamp, key, value in zip(slot_of, stamps, chunk.keys, chunk.values):
+                count = counts[slot]
+                if appends[slot](count, stamp, key, value, none) is None:
+                    if not count:
+                        raise ValueError(f"a line of {len(value):,} bytes does not fit a record batch")
+                    hand_over(slot)
+                    appends[slot](0, stamp, key, value, none)
+                    counts[slot] = 1
+                else:
+                    counts[slot] = count + 1
+            tally = np.bincount(topic, minlength=len(TOPICS))
+            for i in np.flatnonzero(tally).tolist():
+                sent[TOPICS[i]] += int(tally[i])
+            total += n
+            if progress is not None:
+                progress(total)
+        for slot in range(slots):
+            if counts[slot]:
+                hand_over(slot)
+        out.put(_FLUSH)
+
+
+async def _send(streams, bootstrap, sent, progress, stop, written, record_time) -> None:
+    """Sort and build batches in a thread while aiokafka sends the ones built.
+
+    aiokafka keeps one request in flight per broker and one batch per partition queued,
+    so each partition's records reach the broker in the order given; between two streams
+    (rates, then the rest) everything sent is acknowledged before the next is sent."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.kafka_security import aiokafka_kwargs
+
+    client = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_batch_size=BATCH_BYTES,
+        max_request_size=16 * BATCH_BYTES, request_timeout_ms=120_000, client_id="suitcase-replay",
+        **aiokafka_kwargs(),
+    )
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+    loop = asyncio.get_running_loop()
+    built: queue.Queue = queue.Queue(maxsize=64)
+    halt = threading.Event()
+    pending: list[asyncio.Future] = []
+
+    def build() -> None:
+        try:
+            _build(streams, partitions, client.create_batch, built, _Either(stop, halt), sent, progress, record_time)
+        except BaseException as err:  # noqa: BLE001 - handed to the sending side
+            built.put(err)
+        else:
+            built.put(_DONE)
+
+    builder = None
+    try:
+        partitions = [len(await client.partitions_for(t)) for t in TOPICS]
+        builder = loop.run_in_executor(None, build)
+        while True:
+            item = built.get_nowait() if not built.empty() else await loop.run_in_executor(None, built.get)
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            if item is _FLUSH:
+                await client.flush()
+                await asyncio.gather(*pending)
+                pending.clear()
+                continue
+            topic, partition, batch, count = item
+            future = await client.send_batch(batch, topic, partition=partition)
+            if written is not None:
+                def note(f, topic=topic, partition=partition, count=count):
+                    if not f.cancelled() and f.exception() is None:
+                        written.record(topic, partition, f.result().offset + count - 1)
+                future.add_done_callback(note)
+            pending.append(future)
+            if len(pending) > 256:
+                for f in pending:
+                    if f.done() and f.exception() is not None:
+                        raise f.exception()
+                pending[:] = [f for f in pending if not f.done()]
+    finally:
+        halt.set()
+        if builder is not None:
+            while not builder.done():  # let a blocked builder finish
+                with contextlib.suppress(queue.Empty):
+                    built.get_nowait()
+                await asyncio.sleep(0.01)
+        await client.stop()
+
+
+class _Either:
+    """Set when either event is set (the caller's stop, or the sender's halt)."""
+
+    def __init__(self, *events) -> None:
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+
+# ---------------------------------------------------------------------- simulated feed
 
 class PausedFeeds:
     """Topics whose simulated feed is held back, read from a file (one topic a line).

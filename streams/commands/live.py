@@ -31,6 +31,8 @@ BROKER_LOST_GRACE_S = 5.0
 
 KAFKA_CONFIG_HELP = "Kafka client settings (TLS, SASL) in Java .properties format: security.protocol, ssl.cafile, sasl.mechanism, ... (see README, Security)."
 KAFKA_SETTING_HELP = "One Kafka client setting, key=value (repeatable; wins over --kafka-config and SUITCASE_KAFKA_* variables)."
+#: Exit status of ``up --replay --until-caught-up`` when an event was too late.
+EXIT_TOO_LATE = 3
 
 
 def _bootstrap(broker: str) -> str:
@@ -176,23 +178,25 @@ def _quiet_kafka_clients() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
-def _run(stops: _Stops, main) -> None:
-    """Run the coroutine ``main`` with the stop signals wired to cancel it."""
+def _run(stops: _Stops, main):
+    """Run the coroutine ``main`` with the stop signals wired to cancel it; its result
+    (None when a stop signal cancelled it)."""
 
     async def body():
         stops.in_loop(asyncio.current_task())
-        await main
+        return await main
 
     try:
-        asyncio.run(body())
+        return asyncio.run(body())
     except asyncio.CancelledError:
         if stops.signum is None:
             raise
+        return None
     finally:
         stops.install()  # the loop restored the default handlers when it closed
 
 
-async def _guarded(job, watches, stops: _Stops) -> None:
+async def _guarded(job, watches, stops: _Stops):
     """Run ``job`` until it ends. A watch that raises (the broker is lost) prints its one
     line at once, arms the exit watchdog, stops the job and re-raises; cancelling this
     (a stop signal) stops the job too."""
@@ -218,7 +222,7 @@ async def _guarded(job, watches, stops: _Stops) -> None:
     for guard in guards:
         if guard in done and guard.exception() is not None:
             raise guard.exception()
-    main.result()
+    return main.result()
 
 
 
@@ -258,6 +262,7 @@ def up(
     kafka_config: Path = typer.Option(None, "--kafka-config", help=KAFKA_CONFIG_HELP),
     kafka_settings: list[str] = typer.Option(None, "-X", help=KAFKA_SETTING_HELP),
     deadletter_retention_days: float = typer.Option(7.0, "--deadletter-retention-days", help="retention.ms of suitcase.deadletter when it is created here, in days (-1: keep for ever)."),
+    allow_late: bool = typer.Option(False, "--allow-late", help=f"With --until-caught-up: exit 0 even if events were too late (else exit {EXIT_TOO_LATE})."),
 ) -> None:
     """The main job: broker (embedded unless --broker), topics, a worker, and a feed.
 
@@ -270,6 +275,8 @@ def up(
     security = _kafka_security(kafka_config, kafka_settings, embedded=not broker)
     if until_caught_up and replay_dir is None:
         raise CliError("--until-caught-up needs --replay DIR")
+    if allow_late and not until_caught_up:
+        raise CliError("--allow-late needs --until-caught-up")
     if estimates_out is not None and not until_caught_up:
         raise CliError("--estimates-out needs --until-caught-up")
     if estimates_out is not None and estimates_out.suffix not in (".parquet", ".csv"):
@@ -326,7 +333,7 @@ def up(
             url = _metrics_url(metrics_host, port)
             typer.echo(f"live page on {url}/ (metrics at {url}/metrics)")
             watches = [watch_embedded(embedded)] if not broker else [watch_data_loss(bootstrap, app_id)]
-            _run(stops, _guarded(_up(
+            tally = _run(stops, _guarded(_up(
                 bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
                 estimates_out, speed, dict(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults),
                 consumer, paused_feeds_file, page=server,
@@ -340,11 +347,18 @@ def up(
                 watch.close()
     if stops.signum is not None:
         typer.echo(f"stopped ({signal.Signals(stops.signum).name})")
+        return
+    if until_caught_up and tally is not None:
+        late = _too_late(tally)
+        if late and not allow_late:
+            typer.echo(f"suitcase: {late:,} events were too late (dead-lettered as too_late); "
+                       "--allow-late accepts that", err=True)
+            raise typer.Exit(EXIT_TOO_LATE)
 
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
               estimates_out, speed, world, consumer, paused_feeds_file=None, page=None) -> None:
-    from streams.feed import PausedFeeds, Written, replay, simulated_feed
+    from streams.feed import PausedFeeds, Written, replay_counts, simulated_feed
     from streams.worker import LiveWorker, WorkerSettings
 
     worker = LiveWorker(WorkerSettings(
@@ -359,8 +373,8 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
         if replay_dir is not None:
             written = Written()
             started = time.monotonic()
-            sent = await asyncio.to_thread(replay, replay_dir, bootstrap, None, stop, written)
-            typer.echo(f"replayed {sent:,} records in {time.monotonic() - started:.1f} s")
+            sent = await asyncio.to_thread(replay_counts, replay_dir, bootstrap, None, stop, written)
+            typer.echo(_sent_line(sent, time.monotonic() - started))
             if until_caught_up:
                 await worker.wait_caught_up(written.last)
                 await worker.publish(force=True)
@@ -369,7 +383,9 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
                 if estimates_out is not None:
                     _write_table(table, estimates_out)
                     typer.echo(f"wrote {estimates_out}")
-                return
+                tally = worker.tallies()
+                typer.echo(_account_line(tally))
+                return tally
         else:
             from streams.simulator import WorldConfig, iter_days
 
@@ -379,6 +395,7 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
                 paused=PausedFeeds(paused_feeds_file),
             )
         await _summary_loop(worker, feed)
+        return None
     finally:
         stop.set()
         if feed is not None:
@@ -405,6 +422,37 @@ def _in_daemon_thread(function, *args, **kwargs) -> asyncio.Future:
 
     threading.Thread(target=run, name="simulated-feed", daemon=True).start()
     return future
+
+
+def _sent_line(sent, seconds: float) -> str:
+    """One line: the lines replayed, in how long, and per topic."""
+    total = sum(sent.values())
+    per_topic = ", ".join(f"{topic} {n:,}" for topic, n in sent.items())
+    return (f"replayed {total:,} lines in event-time order in {seconds:.1f} s "
+            f"({total / max(seconds, 1e-9):,.0f}/s): {per_topic}")
+
+
+def _too_late(tally) -> int:
+    from streams.live import TOO_LATE
+
+    return sum(n for (_, reason), n in tally.rejected.items() if reason == TOO_LATE)
+
+
+def _account_line(tally) -> str:
+    """One line: what became of the events (accepted, duplicates, rejected by reason,
+    too late), over every topic."""
+    from collections import Counter
+
+    from streams.live import TOO_LATE
+
+    reasons = Counter()
+    for (_, reason), n in tally.rejected.items():
+        if reason != TOO_LATE and n:
+            reasons[reason] += n
+    detail = ", ".join(f"{reason} {n:,}" for reason, n in sorted(reasons.items()))
+    return (f"account: accepted {sum(tally.accepted.values()):,}; duplicates {sum(tally.duplicates.values()):,}; "
+            f"rejected {sum(reasons.values()):,}" + (f" ({detail})" if detail else "")
+            + f"; too late {_too_late(tally):,}")
 
 
 async def _summary_loop(worker, feed) -> None:
@@ -572,28 +620,34 @@ def replay_command(
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of topics created here."),
     kafka_config: Path = typer.Option(None, "--kafka-config", help=KAFKA_CONFIG_HELP),
     kafka_settings: list[str] = typer.Option(None, "-X", help=KAFKA_SETTING_HELP),
+    record_time: str = typer.Option("event", "--record-time", help="Kafka timestamp of each record: 'event' (its event_time) or 'now' (the send time; use it when the topics' retention.ms is shorter than the archive's age)."),
+    tmp_dir: Path = typer.Option(None, "--tmp-dir", help="Where the sort spills its runs (removed at the end); default: the system's temporary directory."),
 ) -> None:
-    """Send an archive to Kafka as fast as possible (rates first; keys per topic)."""
+    """Send an archive to Kafka as fast as possible, in event-time order (rates first)."""
     _kafka_security(kafka_config, kafka_settings)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from streams.archive import ArchiveError
+    from streams.archive import ArchiveError, topic_files
     from streams.broker import create_topics
-    from streams.feed import count_lines, replay
+    from streams.feed import RECORD_TIMES, replay_counts
 
+    if record_time not in RECORD_TIMES:
+        raise CliError(f"--record-time must be 'event' or 'now', not {record_time!r}")
+    if tmp_dir is not None and not tmp_dir.is_dir():
+        raise CliError(f"--tmp-dir {tmp_dir} is not a directory")
     try:
-        total = count_lines(events)
+        topic_files(events)
     except ArchiveError as err:
         raise CliError(str(err)) from err
     bootstrap = _bootstrap(broker)
     if create:
         create_topics(bootstrap, partitions)
     started = time.monotonic()
-    with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
-        task = bar.add_task("records", total=total)
-        sent = replay(events, bootstrap, progress=lambda n: bar.update(task, completed=n))
-    elapsed = time.monotonic() - started
-    typer.echo(f"sent {sent:,} records in {elapsed:.1f} s ({sent / max(elapsed, 1e-9):,.0f}/s)")
+    from aiokafka.errors import KafkaError
+
+    try:
+        sent = replay_counts(events, bootstrap, record_time=record_time, tmp_dir=tmp_dir)
+    except (OSError, ValueError, KafkaError) as err:
+        raise CliError(f"cannot replay {events}: {err}") from err
+    typer.echo(_sent_line(sent, time.monotonic() - started))
 
 
 def _publishing(data_dir: Path) -> dict:

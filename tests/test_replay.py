@@ -1,0 +1,180 @@
+"""The replayer: event-time order through an external sort, Kafka's murmur2 partitions,
+event times read in bulk as msgspec reads them, and the temporary files always removed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kafka.partitioner.default import murmur2
+
+from streams.contract import DEPARTURES, PAYMENTS, RATES, TOPICS
+from streams.feed import (
+    _UNKNOWN,
+    event_micros,
+    event_order,
+    key_of,
+    murmur2_partition_hash,
+    replay_order,
+)
+from tests.events import line
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def shuffle_archive(source: Path, target: Path, seed: int) -> Path:
+    """Every topic file of ``source`` with its lines in a seeded random order."""
+    rng = random.Random(seed)
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob("*.ndjson")):
+        rows = path.read_bytes().split(b"\n")
+        if rows and rows[-1] == b"":
+            rows.pop()
+        rng.shuffle(rows)
+        (target / path.name).write_bytes(b"\n".join(rows) + b"\n")
+    return target
+
+
+@given(st.lists(st.one_of(st.none(), st.binary(max_size=90)), max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_partition_hashes_are_kafkas_murmur2(keys):
+    expected = [-1 if k is None else murmur2(k) & 0x7FFFFFFF for k in keys]
+    assert murmur2_partition_hash(keys).tolist() == expected
+
+
+def test_a_crossings_three_topics_share_a_partition():
+    keys = [key_of(t, line(t, crossing_id="X7fd17b807cfa3656")) for t in TOPICS[:3]]
+    hashes = murmur2_partition_hash(keys)
+    assert len(set(hashes.tolist())) == 1 and hashes[0] == murmur2(b"X7fd17b807cfa3656") & 0x7FFFFFFF
+
+
+def _msgspec_micros(text):
+    try:
+        at = msgspec.convert(text, dt.datetime)
+    except Exception:  # noqa: BLE001
+        return _UNKNOWN
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.timezone.utc)
+    return (at - EPOCH) // dt.timedelta(microseconds=1)
+
+
+_OFFSETS = st.integers(-14 * 60, 14 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
+
+
+@given(st.lists(st.one_of(
+    st.datetimes(timezones=_OFFSETS).map(lambda d: d.isoformat(timespec="seconds")),
+    st.datetimes(timezones=_OFFSETS).map(lambda d: d.isoformat()),
+    st.datetimes(timezones=st.just(dt.timezone.utc)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    st.text(alphabet="0123456789-T:+Z.", min_size=18, max_size=27),
+    st.none(), st.integers(), st.floats(),
+), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_event_times_are_read_as_msgspec_reads_them(times):
+    assert event_micros(times).tolist() == [_msgspec_micros(t) if type(t) is str else _UNKNOWN for t in times]
+
+
+def _write(folder: Path, topic: str, rows: list[bytes]) -> None:
+    (folder / f"{topic}.ndjson").write_bytes(b"\n".join(rows) + b"\n")
+
+
+def test_the_external_sort_gives_every_line_once_in_event_time_order(tmp_path):
+    rng = random.Random(5)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    base = dt.datetime(2026, 3, 2, tzinfo=dt.timezone(dt.timedelta(hours=3, minutes=30)))
+    rows: dict[str, list[bytes]] = {}
+    for topic in (DEPARTURES, PAYMENTS, RATES):
+        rows[topic] = [
+            line(topic, event_id=f"{topic}-{i}", event_time=(base + dt.timedelta(minutes=rng.randrange(20_000))).isoformat())
+            for i in range(700)
+        ]
+        rows[topic] += [b"", b"{not json", b'{"event_time": 5}', line(topic, event_id="dup")]  # keep their place
+        rows[topic].append(rows[topic][3])  # a duplicate with the same time: file order
+        rng.shuffle(rows[topic])
+        _write(archive, topic, rows[topic])
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    streams = replay_order(archive, spill, run_lines=150)  # several runs on disk
+    got = []
+    for number, stream in enumerate(streams):
+        for chunk in stream:
+            if number == 1:
+                assert any(spill.iterdir())  # the runs were spilled
+            got.append([(TOPICS[t], m, v) for t, m, v in zip(chunk.topics.tolist(), chunk.micros.tolist(), chunk.values)])
+    flat = [r for part in got for r in part]
+    rates = [r for r in flat if r[0] == RATES]
+    assert flat[:len(rates)] == rates  # fx.rates first, whole
+    for part in (flat[:len(rates)], flat[len(rates):]):
+        micros = [m for _, m, _ in part]
+        assert micros == sorted(micros)
+    assert Counter((t, v) for t, _, v in flat) == Counter((t, v) for t in rows for v in rows[t])
+    # ties and unreadable lines keep file order within their topic
+    for topic in rows:
+        file_order = {}
+        for i, v in enumerate(rows[topic]):
+            file_order.setdefault(v, i)
+        sent = [v for t, _, v in flat if t == topic]
+        by_time = {}
+        for t, m, v in flat:
+            if t == topic:
+                by_time.setdefault(m, []).append(file_order[v])
+        assert all(a == sorted(a) for a in by_time.values()), topic
+        assert len(sent) == len(rows[topic])
+
+
+def test_an_unreadable_line_takes_the_time_of_the_line_before_it(tmp_path):
+    rows = [line(DEPARTURES, event_id=f"d{i}", event_time=f"2026-03-0{i}T10:00:00+03:30") for i in (5, 2, 7)]
+    _write(tmp_path, DEPARTURES, [rows[0], rows[1], b"{broken", rows[2]])
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    out = [v for c in event_order([(DEPARTURES, tmp_path / f"{DEPARTURES}.ndjson")], spill) for v in c.values]
+    assert out == [rows[1], b"{broken", rows[0], rows[2]]
+
+
+def test_the_spill_directory_is_removed_even_when_the_replay_fails(tmp_path, faulty_small):
+    from streams.broker import free_port
+    from streams.feed import replay_counts
+
+    spill_root = tmp_path / "tmp"
+    spill_root.mkdir()
+    with pytest.raises(Exception):  # noqa: B017 - nobody listens there
+        replay_counts(faulty_small, f"127.0.0.1:{free_port()}", tmp_dir=spill_root)
+    assert list(spill_root.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def faulty_small(tmp_path_factory) -> Path:
+    from streams.cli import main
+
+    out = tmp_path_factory.mktemp("faulty-small")
+    assert main(["simulate", "--out", str(out), "--scale", "0.005", "--weeks", "1", "--faults", "--seed", "4"]) == 0
+    return out
+
+
+def test_merge_windows_smaller_than_a_run_of_equal_times_still_progress(tmp_path):
+    rows = [line(DEPARTURES, event_id=f"d{i}", event_time="2026-03-05T10:00:00+03:30") for i in range(3000)]
+    rows += [line(DEPARTURES, event_id=f"e{i}", event_time="2026-03-04T10:00:00+03:30") for i in range(10)]
+    _write(tmp_path, DEPARTURES, rows)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    out = [v for c in event_order([(DEPARTURES, tmp_path / f"{DEPARTURES}.ndjson")], spill, run_lines=1000,
+                                  merge_records=1000) for v in c.values]
+    assert out == rows[3000:] + rows[:3000]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--record-time", "arrival"], "--record-time must be"),
+    (["--tmp-dir", "/nonexistent/spill"], "is not a directory"),
+])
+def test_bad_replay_flags_are_one_line_and_exit_2(argv, words, faulty_small, capsys):
+    from streams.cli import main
+
+    assert main(["replay", "--events", str(faulty_small), "--broker", "kafka://127.0.0.1:1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
