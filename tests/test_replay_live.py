@@ -93,7 +93,8 @@ def test_replay_keys_partitions_and_stamps_records_as_kafka_clients_do(broker, t
         assert [s for s, _ in stamps] == [m // 1000 if m >= 0 else s for (s, _), m in zip(stamps, micros.tolist())]
 
 
-def test_events_too_late_for_the_worker_make_up_exit_3_unless_allowed(broker, app_id, tmp_path, capsys):
+def test_events_too_late_for_the_worker_make_up_exit_3_unless_allowed(broker, app_id, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SUITCASE_PSEUDONYM_KEY", "test-key")  # no key-made warning line on stderr
     later, older = tmp_path / "later", tmp_path / "older"
     assert main(["simulate", "--out", str(later), "--scale", "0.003", "--weeks", "1", "--start", "2026-06-01", "--seed", "9"]) == 0
     assert main(["simulate", "--out", str(older), "--scale", "0.003", "--weeks", "1", "--start", "2026-03-02", "--seed", "9"]) == 0
