@@ -141,9 +141,11 @@ class Tally:
     duplicates: Counter = field(default_factory=Counter)  # topic
     rejected: Counter = field(default_factory=Counter)  # (topic, reason), reason incl. too_late
     late: Counter = field(default_factory=Counter)  # topic: accepted after their week closed
+    unjoined: Counter = field(default_factory=Counter)  # (topic, border_post): expired without a departure
 
     def copy(self) -> "Tally":
-        return Tally(Counter(self.accepted), Counter(self.duplicates), Counter(self.rejected), Counter(self.late))
+        return Tally(Counter(self.accepted), Counter(self.duplicates), Counter(self.rejected), Counter(self.late),
+                     Counter(self.unjoined))
 
 
 @dataclass
@@ -313,6 +315,7 @@ class PartitionState:
         expiry = week_end(end_of.event_time.timestamp()) + self.horizon + _WEEK
         if found is None:
             found = self.crossings[crossing_id] = Crossing()
+            found.post = end_of.border_post
         if expiry > self.crossing_expiry.get(crossing_id, 0.0):
             self.crossing_expiry[crossing_id] = expiry
         self._dirty.add(crossing_id)
@@ -359,7 +362,9 @@ class PartitionState:
             stale = [c for c, exp in self.crossing_expiry.items() if exp < oldest]
             for c in stale:
                 del self.crossing_expiry[c]
-                self.crossings.pop(c, None)
+                gone = self.crossings.pop(c, None)
+                if gone is not None:  # pieces that never met their departure: a producer's partitioner?
+                    self.tally.unjoined.update(gone.unjoined())
                 self._dirty.discard(c)
 
     # ------------------------------------------------------------------ changelog

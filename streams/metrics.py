@@ -37,6 +37,7 @@ METRICS: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
     "suitcase_events_rejected_total": ("counter", ("topic", "reason"), "Events refused, by reason (contract reasons and too_late)."),
     "suitcase_deadletter_total": ("counter", ("topic",), "Records sent to the dead-letter topic."),
     "suitcase_events_late_total": ("counter", ("topic",), "Events accepted after their week closed (on the event clock)."),
+    "suitcase_crossings_unjoined_total": ("counter", ("topic", "border_post"), "Declarations and inspections dropped at the horizon without ever meeting their departure (a producer not partitioning by murmur2 of crossing_id?)."),
     "suitcase_estimates_published_total": ("counter", (), "Estimate rows published to suitcase.estimates."),
     "suitcase_events_held": ("gauge", ("topic",), "Accepted events waiting for an exchange rate."),
     "suitcase_newest_event_timestamp_seconds": ("gauge", ("topic",), "Newest accepted event_time, Unix seconds (the event clock)."),
@@ -131,6 +132,10 @@ class SuitcaseCollector(Collector):
         fam = _family("suitcase_deadletter_total")
         for topic, n in sorted(dead.items()):
             fam.add_metric([topic], n)
+        yield fam
+        fam = _family("suitcase_crossings_unjoined_total")
+        for (topic, post), n in sorted(tally.unjoined.items(), key=str):
+            fam.add_metric([topic, post or "unknown"], n)
         yield fam
         fam = _family("suitcase_estimates_published_total")
         fam.add_metric([], v.published())
