@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from estimators.observations import iso_week_label
+from streams.contract import DECLARATIONS, INSPECTIONS
 
 # name -> (type, labels, help). The single list of what the worker exports.
 METRICS: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
@@ -133,9 +134,13 @@ class SuitcaseCollector(Collector):
         for topic, n in sorted(dead.items()):
             fam.add_metric([topic], n)
         yield fam
+        # Every (topic, post) from 0, so the first unjoined piece is an increase, not a new series.
         fam = _family("suitcase_crossings_unjoined_total")
-        for (topic, post), n in sorted(tally.unjoined.items(), key=str):
-            fam.add_metric([topic, post or "unknown"], n)
+        unjoined = {(topic, post): 0 for topic in (DECLARATIONS, INSPECTIONS) for post in _border_posts()}
+        for (topic, post), n in tally.unjoined.items():
+            unjoined[topic, post or "unknown"] = n
+        for (topic, post), n in sorted(unjoined.items()):
+            fam.add_metric([topic, post], n)
         yield fam
         fam = _family("suitcase_estimates_published_total")
         fam.add_metric([], v.published())
@@ -207,6 +212,12 @@ class SuitcaseCollector(Collector):
         yield revision
         yield departures
         yield inspections
+
+
+def _border_posts() -> tuple[str, ...]:
+    from streams.reference import BORDER_POSTS
+
+    return tuple(BORDER_POSTS)
 
 
 def _tehran():
