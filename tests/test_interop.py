@@ -241,3 +241,11 @@ scrape_configs:
     assert sum(unjoined.values()) > 0
     assert {(s["metric"]["topic"], s["metric"]["border_post"]) for s in firing} <= set(unjoined)
     assert {(a["labels"]["topic"], a["labels"]["border_post"]) for a in alerts_now} <= set(unjoined)
+
+
+def test_the_workers_kafka_client_has_every_codec():
+    """aiokafka reads snappy, lz4 and zstd batches only with cramjam installed (a runtime
+    dependency); without it the consumer raises UnsupportedCodecError on the first batch."""
+    from aiokafka import codec
+
+    assert codec.has_gzip() and codec.has_snappy() and codec.has_lz4() and codec.has_zstd()
