@@ -201,6 +201,7 @@ class PartitionState:
         self.crossing_expiry: dict[str, float] = {}
         self.held: dict[tuple[str, int], tuple[bytes, float, float]] = {}
         self._expired_at = 0.0
+        self._swept_complete = False
         self._reset_step()
 
     # ------------------------------------------------------------------ processing
@@ -349,10 +350,12 @@ class PartitionState:
         if not self.watermark:
             return
         oldest = min(self.watermark.values())
-        # Expiry is a sweep over the sets: at most once per simulated day of event time.
-        if oldest < self._expired_at + 86400:
+        complete = self.lane != "crossings" or len(self.watermark) == len(LANES["crossings"])
+        # Expiry is a sweep over the sets: at most once per simulated day of event time, and
+        # once when the lane's last topic first appears (a backfill sends topic by topic).
+        if oldest < self._expired_at + 86400 and complete == self._swept_complete:
             return
-        self._expired_at = oldest
+        self._expired_at, self._swept_complete = oldest, complete
         for topic, seen in self.seen.items():
             wm = self.watermark.get(topic, float("-inf"))
             stale = [i for i, exp in seen.items() if exp < wm]

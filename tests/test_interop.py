@@ -53,6 +53,31 @@ def test_pieces_that_never_meet_their_departure_are_counted_when_they_expire():
     assert state.tally.unjoined == Counter({(DECLARATIONS, "BAZ"): 1, (INSPECTIONS, "BAZ"): 1})
 
 
+def test_open_crossings_expire_when_a_backfill_sends_topic_by_topic():
+    """Departures of four weeks first (each in its own step), then the declarations, then
+    the inspections: the crossing sweep must not wait another day of event time once the
+    lane's last topic appears."""
+    from streams.fx import RateBook
+    from streams.live import PartitionState, Record
+    from tests.events import line
+
+    usd = [{"category": "kilim", "quantity": 1, "value": 10.0, "currency": "USD", "purpose": "resale"}]
+    days = [f"2026-03-{d:02d}T08:00:00+03:30" for d in range(2, 27)]
+    records = [(DEPARTURES, line(DEPARTURES, event_id=f"p{i}", crossing_id=f"x{i}", event_time=at))
+               for i, at in enumerate(days)]
+    records.append((DECLARATIONS, line(DECLARATIONS, event_id="d-alone", crossing_id="x-alone",
+                                       border_post="BAZ", items=usd, event_time=days[0])))
+    records.append((DECLARATIONS, line(DECLARATIONS, event_id="d-last", crossing_id=f"x{len(days) - 1}",
+                                       items=usd, event_time=days[-1])))
+    records.append((INSPECTIONS, line(INSPECTIONS, event_id="i-last", crossing_id=f"x{len(days) - 1}",
+                                      declared=True, event_time=days[-1])))
+    state = PartitionState("crossings", 0, horizon_days=1)
+    for offset, (topic, raw) in enumerate(records):
+        state.process([Record(topic=topic, partition=0, offset=offset, timestamp=0.0, value=raw)], RateBook())
+    assert "x-alone" not in state.crossings
+    assert state.tally.unjoined == Counter({(DECLARATIONS, "BAZ"): 1})
+
+
 # --------------------------------------------------------------------------- on the broker
 
 
