@@ -28,7 +28,7 @@ from estimators.observations import (
     traveller_key,
     unit_key,
 )
-from streams.contract import Declaration, Departure, FormalExport, Inspection, Payment
+from streams.contract import DECLARATIONS, INSPECTIONS, Declaration, Departure, FormalExport, Inspection, Payment
 from streams.fx import RateBook
 from streams.pseudonym import key as pseudonym_key  # the secret of every digest
 from streams.reference import CATEGORIES, HANDICRAFT_MCCS, destination_region, hs_category
@@ -162,9 +162,10 @@ class Crossing:
     declaration's values; one that says not declared is joined with zeros.
     """
 
-    __slots__ = ("stratum", "region", "declared", "waiting")
+    __slots__ = ("stratum", "region", "declared", "waiting", "post")
 
     def __init__(self) -> None:
+        self.post: str | None = None  # border post of the first piece seen (for unjoined counts)
         self.stratum: Stratum | None = None
         self.region: str | None = None
         self.declared: PricedDeclaration | None = None
@@ -196,6 +197,12 @@ class Crossing:
         """Inspections still waiting for their departure or declaration."""
         return len(self.waiting)
 
+    def unjoined(self) -> list[tuple[str, str | None]]:
+        """(topic, border post) of each piece that never met its departure."""
+        if self.stratum is not None:
+            return []
+        return [(DECLARATIONS, self.post)] * (self.declared is not None) + [(INSPECTIONS, self.post)] * len(self.waiting)
+
     def _release(self) -> list[Observation]:
         ready = [i for i in self.waiting if not i.declared or self.declared is not None]
         if not ready:
@@ -218,10 +225,11 @@ class Crossing:
         ]
 
     def __getstate__(self):
-        return (self.stratum, self.region, self.declared, self.waiting)
+        return (self.stratum, self.region, self.declared, self.waiting, self.post)
 
     def __setstate__(self, state) -> None:
-        self.stratum, self.region, self.declared, self.waiting = state
+        self.stratum, self.region, self.declared, self.waiting = state[:4]
+        self.post = state[4] if len(state) > 4 else None
         if self.stratum is not None:
             self.stratum = Stratum(*self.stratum)
         if self.declared is not None:

@@ -141,9 +141,11 @@ class Tally:
     duplicates: Counter = field(default_factory=Counter)  # topic
     rejected: Counter = field(default_factory=Counter)  # (topic, reason), reason incl. too_late
     late: Counter = field(default_factory=Counter)  # topic: accepted after their week closed
+    unjoined: Counter = field(default_factory=Counter)  # (topic, border_post): expired without a departure
 
     def copy(self) -> "Tally":
-        return Tally(Counter(self.accepted), Counter(self.duplicates), Counter(self.rejected), Counter(self.late))
+        return Tally(Counter(self.accepted), Counter(self.duplicates), Counter(self.rejected), Counter(self.late),
+                     Counter(self.unjoined))
 
 
 @dataclass
@@ -199,6 +201,7 @@ class PartitionState:
         self.crossing_expiry: dict[str, float] = {}
         self.held: dict[tuple[str, int], tuple[bytes, float, float]] = {}
         self._expired_at = 0.0
+        self._swept_complete = False
         self._reset_step()
 
     # ------------------------------------------------------------------ processing
@@ -313,6 +316,7 @@ class PartitionState:
         expiry = week_end(end_of.event_time.timestamp()) + self.horizon + _WEEK
         if found is None:
             found = self.crossings[crossing_id] = Crossing()
+            found.post = end_of.border_post
         if expiry > self.crossing_expiry.get(crossing_id, 0.0):
             self.crossing_expiry[crossing_id] = expiry
         self._dirty.add(crossing_id)
@@ -346,10 +350,12 @@ class PartitionState:
         if not self.watermark:
             return
         oldest = min(self.watermark.values())
-        # Expiry is a sweep over the sets: at most once per simulated day of event time.
-        if oldest < self._expired_at + 86400:
+        complete = self.lane != "crossings" or len(self.watermark) == len(LANES["crossings"])
+        # Expiry is a sweep over the sets: at most once per simulated day of event time, and
+        # once when the lane's last topic first appears (a backfill sends topic by topic).
+        if oldest < self._expired_at + 86400 and complete == self._swept_complete:
             return
-        self._expired_at = oldest
+        self._expired_at, self._swept_complete = oldest, complete
         for topic, seen in self.seen.items():
             wm = self.watermark.get(topic, float("-inf"))
             stale = [i for i, exp in seen.items() if exp < wm]
@@ -359,7 +365,9 @@ class PartitionState:
             stale = [c for c, exp in self.crossing_expiry.items() if exp < oldest]
             for c in stale:
                 del self.crossing_expiry[c]
-                self.crossings.pop(c, None)
+                gone = self.crossings.pop(c, None)
+                if gone is not None:  # pieces that never met their departure: a producer's partitioner?
+                    self.tally.unjoined.update(gone.unjoined())
                 self._dirty.discard(c)
 
     # ------------------------------------------------------------------ changelog

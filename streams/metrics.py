@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from estimators.observations import iso_week_label
+from streams.contract import DECLARATIONS, INSPECTIONS
 
 # name -> (type, labels, help). The single list of what the worker exports.
 METRICS: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
@@ -37,6 +38,7 @@ METRICS: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
     "suitcase_events_rejected_total": ("counter", ("topic", "reason"), "Events refused, by reason (contract reasons and too_late)."),
     "suitcase_deadletter_total": ("counter", ("topic",), "Records sent to the dead-letter topic."),
     "suitcase_events_late_total": ("counter", ("topic",), "Events accepted after their week closed (on the event clock)."),
+    "suitcase_crossings_unjoined_total": ("counter", ("topic", "border_post"), "Declarations and inspections dropped at the horizon without ever meeting their departure (a producer not partitioning by murmur2 of crossing_id?)."),
     "suitcase_estimates_published_total": ("counter", (), "Estimate rows published to suitcase.estimates."),
     "suitcase_events_held": ("gauge", ("topic",), "Accepted events waiting for an exchange rate."),
     "suitcase_newest_event_timestamp_seconds": ("gauge", ("topic",), "Newest accepted event_time, Unix seconds (the event clock)."),
@@ -132,6 +134,14 @@ class SuitcaseCollector(Collector):
         for topic, n in sorted(dead.items()):
             fam.add_metric([topic], n)
         yield fam
+        # Every (topic, post) from 0, so the first unjoined piece is an increase, not a new series.
+        fam = _family("suitcase_crossings_unjoined_total")
+        unjoined = {(topic, post): 0 for topic in (DECLARATIONS, INSPECTIONS) for post in _border_posts()}
+        for (topic, post), n in tally.unjoined.items():
+            unjoined[topic, post or "unknown"] = n
+        for (topic, post), n in sorted(unjoined.items()):
+            fam.add_metric([topic, post], n)
+        yield fam
         fam = _family("suitcase_estimates_published_total")
         fam.add_metric([], v.published())
         yield fam
@@ -202,6 +212,12 @@ class SuitcaseCollector(Collector):
         yield revision
         yield departures
         yield inspections
+
+
+def _border_posts() -> tuple[str, ...]:
+    from streams.reference import BORDER_POSTS
+
+    return tuple(BORDER_POSTS)
 
 
 def _tehran():

@@ -672,6 +672,7 @@ class LiveWorker:
             total.duplicates.update(state.tally.duplicates)
             total.rejected.update(state.tally.rejected)
             total.late.update(state.tally.late)
+            total.unjoined.update(state.tally.unjoined)
         return total
 
     def held(self) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """Generate (or check) the mixin's committed files.
 
-    python -m deploy.mixin                  # write deploy/prometheus/rules, deploy/grafana/dashboards
+    python -m deploy.mixin                  # write deploy/prometheus/rules, deploy/grafana/dashboards,
+                                            # deploy/kubernetes/prometheusrule.yaml
     python -m deploy.mixin --check          # exit 1 if the committed files are not up to date
     python -m deploy.mixin --profile fast --out /tmp/fast   # short windows, for end-to-end tests
 """

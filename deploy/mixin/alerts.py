@@ -210,6 +210,24 @@ def pipeline_alerts(config: Config) -> list[Rule]:
             description="""{{ $value }} different worker versions have been running side by side
                  for more than """ + config.versions_mixed_for + ".",
         ),
+        _alert(
+            config, "SuitcaseCrossingsUnjoined", severity="warning", team=TEAM_OPERATORS,
+            for_=config.crossings_unjoined_for,
+            why="""Declarations and inspections that never met their departure within the
+                 horizon are missing from the estimate. Usually a producer that does not
+                 partition by murmur2 of crossing_id (librdkafka's default is CRC32), so a
+                 crossing's pieces land on different partitions.""",
+            expr=f"""
+            sum by (topic, border_post) (
+              increase(suitcase_crossings_unjoined_total{{{sel}}}[{config.crossings_unjoined_window}])
+            ) > {config.crossings_unjoined_min}
+            """,
+            summary="Declarations or inspections never met their departure.",
+            description="""{{ $value | printf "%.0f" }} events of topic {{ $labels.topic }}
+                 at {{ $labels.border_post }} expired without their departure in the last """
+                 + config.crossings_unjoined_window + """; check that every producer
+                 partitions by murmur2 of crossing_id.""",
+        ),
     ]
 
 

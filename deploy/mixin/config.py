@@ -103,6 +103,12 @@ class Config:
     held_events_for: str = "30m"
     estimates_not_published_for: str = "5m"
     versions_mixed_for: str = "1h"
+    #: Declarations or inspections of one topic and post dropped at the horizon without
+    #: their departure, more than this many within the window (open crossings expire in a
+    #: sweep once per event day, so the window spans a day).
+    crossings_unjoined_min: int = 5
+    crossings_unjoined_window: str = "1d"
+    crossings_unjoined_for: str = "15m"
 
     # --- links and dashboards ----------------------------------------------------------
     #: Runbooks are the "Runbook" sections of deploy/README.md; alerts link to
@@ -174,6 +180,8 @@ FAST: Final[Config] = DEFAULT.replace(
     held_events_for="20s",
     estimates_not_published_for="10s",
     versions_mixed_for="20s",
+    crossings_unjoined_window="2m",
+    crossings_unjoined_for="10s",
 )
 
 PROFILES: Final[dict[str, Config]] = {"default": DEFAULT, "fast": FAST}

@@ -131,6 +131,7 @@ def _merged_table(config: Config, title: str, description: str, queries: list[Q]
     p = table.Panel()
     for k, (title_, unit) in columns.items():
         p = p.override_by_name(title_, [dash_m.DynamicConfigValue(id_val="unit", value=unit)])
+    p = p.unit(next(iter(columns.values()))[1])  # a default unit, the columns' own override it
     p = p.with_transformation(dash_m.DataTransformerConfig(id_val="merge", options={}))
     p = p.with_transformation(dash_m.DataTransformerConfig(
         id_val="organize",
@@ -351,7 +352,7 @@ def operations_dashboard(config: Config) -> dash.Dashboard:
     d = d.with_panel(_panel(config, table.Panel(), "Worker versions", """Workers per build
         version; more than one version for long raises SuitcaseWorkerVersionsMixed.""",
         [Q(f"count by (version) (suitcase_build_info{{{config.sel()}}})", instant=True)],
-        w=6, h=4))
+        unit="none", w=6, h=4))
 
     d = d.with_row(dash.Row("Throughput"))
     d = d.with_panel(_ts(config, "Accepted events per second", """Events accepted per topic,
@@ -411,11 +412,19 @@ def operations_dashboard(config: Config) -> dash.Dashboard:
 
 
 def dashboards(config: Config) -> dict[str, dict]:
-    """File name -> dashboard JSON model."""
+    """File name -> dashboard JSON model.
+
+    Queries select ``job="$job"``, never a hard-coded job: a ``job`` variable (after the
+    data source, before the variables whose queries use it) defaults to ``config.job``.
+    """
+    templated = config.replace(job="$job")
+    job = json.loads(json.dumps(_custom_var("job", "Job", (config.job,), config.job).build(),
+                                cls=JSONEncoder))
     out = {}
-    for name, builder in (("suitcase-estimates.json", estimates_dashboard(config)),
-                          ("suitcase-operations.json", operations_dashboard(config))):
+    for name, builder in (("suitcase-estimates.json", estimates_dashboard(templated)),
+                          ("suitcase-operations.json", operations_dashboard(templated))):
         model = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+        model["templating"]["list"].insert(1, job)
         _number_panels(model)
         out[name] = model
     return out
