@@ -235,9 +235,9 @@ class Bounds(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     Money cannot be bounded in US dollars before it is priced (a rate may arrive later),
     so amounts are bounded in their own currency (``max_amount``, the same for every
     currency: 1e13 rials are about $10M) and, for amounts in US dollars, which need no
-    rate, in dollars as well; rates are bounded too, so the dollar value of any accepted
-    event is at most ``max_amount * 100 / min_units_per_usd`` cents (1e17 by default,
-    92 times below int64).
+    rate, in dollars as well; rates are bounded too, so one accepted event is worth at
+    most ``max_amount * 100 / min_units_per_usd`` cents: 1e16 for a traveller's event and
+    1e18 for a formal export by default, below int64 (9.2e18).
     """
 
     #: Longest message or archive line, bytes (``line_too_long``).
@@ -250,21 +250,25 @@ class Bounds(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     min_selection_probability: Annotated[float, Meta(gt=0, le=1)] = 1e-4
     #: Largest ``quantity`` of an item line (``implausible:items.quantity``).
     max_quantity: Annotated[float, Meta(gt=0)] = 1e9
-    #: Largest amount, and sum of one event's amounts, in major units of any currency.
-    max_amount: Annotated[float, Meta(gt=0, le=1e15)] = 1e13
+    #: Largest amount, and sum of one event's amounts, in major units of any currency, of a
+    #: declaration, an inspection or a card payment.
+    max_amount: Annotated[float, Meta(gt=0)] = 1e13
+    #: The same for a formal export declaration (a container, not a suitcase).
+    max_export_amount: Annotated[float, Meta(gt=0)] = 1e15
     #: Largest US-dollar amount, and sum of one event's US-dollar amounts, of a
     #: declaration, an inspection or a card payment.
     max_traveller_usd: Annotated[float, Meta(gt=0)] = 1e7
     #: The same for a formal export declaration.
     max_export_usd: Annotated[float, Meta(gt=0)] = 1e10
-    #: Range of ``units_per_usd`` (the strongest currency, the Kuwaiti dinar, is ~0.3).
-    min_units_per_usd: Annotated[float, Meta(ge=1e-6)] = 1e-2
+    #: Range of ``units_per_usd`` (the strongest currency, the Kuwaiti dinar, is ~0.3;
+    #: metals such as XAU, ~0.0004, are outside it).
+    min_units_per_usd: Annotated[float, Meta(gt=0)] = 0.1
     max_units_per_usd: Annotated[float, Meta(gt=0)] = 1e15
 
     def __post_init__(self) -> None:
         if self.min_units_per_usd >= self.max_units_per_usd:
             raise ValueError("min_units_per_usd must be below max_units_per_usd")
-        if self.max_amount * 100 / self.min_units_per_usd >= 2.0**62:
+        if max(self.max_amount, self.max_export_amount) * 100 / self.min_units_per_usd >= 2.0**62:
             raise ValueError("max_amount / min_units_per_usd would let cents overflow int64")
 
     def changed(self) -> dict[str, str]:
@@ -312,7 +316,7 @@ def configure(bounds: Bounds) -> None:
     """Make ``bounds`` the ones :func:`decode` applies in this process and in the
     processes it starts from now on (they read ``SUITCASE_BOUNDS``)."""
     global BOUNDS, _lo_ts, _lo_ord, _hi_ord, _max_amount, _max_traveller_usd, _max_export_usd
-    global _max_quantity, _min_p, _min_rate, _max_rate, _max_bytes
+    global _max_quantity, _min_p, _min_rate, _max_rate, _max_bytes, _max_export_amount
     changed = bounds.changed()
     if changed:
         os.environ["SUITCASE_BOUNDS"] = ",".join(f"{k}={v}" for k, v in changed.items())
@@ -323,6 +327,7 @@ def configure(bounds: Bounds) -> None:
     _lo_ord = _EPOCH_ORDINAL + int(_lo_ts // _DAY_S) + 1
     _hi_ord = 0  # set from the wall clock by the first event that reaches it
     _max_amount = bounds.max_amount
+    _max_export_amount = bounds.max_export_amount
     _max_traveller_usd = bounds.max_traveller_usd
     _max_export_usd = bounds.max_export_usd
     _max_quantity = bounds.max_quantity
@@ -486,33 +491,34 @@ def _check_export(event: FormalExport) -> AnyEvent | Rejection:
     total = usd = 0.0
     for item in event.items:
         value = item.value
-        if value > _max_amount or item.quantity > _max_quantity:
-            return _items_rejection(event, "value", "max_export_usd")
+        if value > _max_export_amount or item.quantity > _max_quantity:
+            return _items_rejection(event, "value", "max_export_usd", "max_export_amount")
         total += value
         if item.currency == "USD":
             usd += value
-    if total > _max_amount or usd > _max_export_usd:
-        return _items_rejection(event, "value", "max_export_usd")
+    if total > _max_export_amount or usd > _max_export_usd:
+        return _items_rejection(event, "value", "max_export_usd", "max_export_amount")
     return event
 
 
-def _items_rejection(event, name: str, usd_bound: str) -> Rejection:
+def _items_rejection(event, name: str, usd_bound: str, amount_bound: str = "max_amount") -> Rejection:
     """The reason an event's items broke a bound (the first item that does, else the sum)."""
     max_usd = getattr(BOUNDS, usd_bound)
+    max_amount = getattr(BOUNDS, amount_bound)
     field = f"items.{name}"
     total = usd = 0.0
     for item in event.items:
         value = getattr(item, name)
         if item.quantity > _max_quantity:
             return _implausible("items.quantity", "max_quantity", _max_quantity)
-        if value > _max_amount:
-            return _implausible(field, "max_amount", _max_amount)
+        if value > max_amount:
+            return _implausible(field, amount_bound, max_amount)
         if item.currency == "USD" and value > max_usd:
             return _implausible(field, usd_bound, max_usd)
         total += value
         usd += value if item.currency == "USD" else 0.0
-    if total > _max_amount:
-        return _implausible("items", "max_amount", _max_amount)
+    if total > max_amount:
+        return _implausible("items", amount_bound, max_amount)
     return _implausible("items", usd_bound, max_usd)
 
 
