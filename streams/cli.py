@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     returns 2; any other exception (a bug) prints one line and returns 1."""
     command = typer.main.get_command(app)
     try:
+        import streams.contract  # noqa: F401  (reads SUITCASE_BOUNDS once, here)
+    except Exception as err:
+        if type(err).__name__ != "BoundsError":
+            raise
+        print(f"suitcase: error: $SUITCASE_BOUNDS: {_one_line(str(err))}", file=sys.stderr)
+        return 2
+    try:
         result = command.main(args=argv, prog_name="suitcase", standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code

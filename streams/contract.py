@@ -39,7 +39,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import warnings
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Annotated, Final, Literal, NamedTuple, Union
@@ -337,11 +336,7 @@ def configure(bounds: Bounds) -> None:
 
 
 BOUNDS: Bounds
-try:
-    configure(bounds_from_env())
-except BoundsError as _err:  # importing must not fail; commands check the variable again
-    warnings.warn(f"SUITCASE_BOUNDS ignored: {_err}", stacklevel=1)
-    configure(Bounds())
+configure(bounds_from_env())  # an unusable SUITCASE_BOUNDS stops the import, loudly
 
 
 # --- decoding ----------------------------------------------------------------------
