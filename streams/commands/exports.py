@@ -56,6 +56,23 @@ def _reading_store(root: Path):
         raise CliError(f"cannot read the vintage store {root}: {detail}") from None
 
 
+def _write(table, out: Path, fmt: str, history, notes) -> None:
+    """Write the file in a temporary directory, then copy it to ``out``: a write that fails
+    (``/dev/full``) fails in one place, as one line, and leaves no half-written workbook
+    whose clean-up fails again."""
+    import shutil
+    import tempfile
+
+    from streams import exports
+
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="suitcase-export-") as tmp:
+            staged = Path(tmp) / "export"
+            exports.write_export(table, staged, fmt, history=history, notes=notes)
+            shutil.copyfile(staged, out)
+
+
 @app.command()
 def export(
     week: str = typer.Option(..., "--week", help="ISO week to export, YYYY-Www (e.g. 2026-W07)."),
@@ -125,8 +142,7 @@ def export(
                     store, week, k=k, min_inspected=min_inspected, history_weeks=history_weeks
                 )
             notes = exports._notes("vintage store", store.root, k, min_inspected)
-        with writing(out):
-            exports.write_export(table, out, fmt, history=history, notes=notes)
+        _write(table, out, fmt, history, notes)
     except exports.ExportError as err:
         raise CliError(str(err)) from None
     suppressed = table["suppressed"].is_not_null().sum()
