@@ -362,7 +362,8 @@ def decode(topic: str, raw: bytes | None) -> AnyEvent | Rejection:
                 return Rejection("line_too_long", f"longer than {_max_bytes} bytes")
             if too_deep(raw):
                 return Rejection("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels")
-        event = _DECODERS[topic].decode(raw)
+        parse, rule = _BY_TOPIC[topic]
+        event = parse(raw)
     except msgspec.ValidationError as err:
         return Rejection(_reason(str(err)), str(err))
     except (msgspec.DecodeError, UnicodeError) as err:
@@ -373,7 +374,6 @@ def decode(topic: str, raw: bytes | None) -> AnyEvent | Rejection:
         return Rejection(f"internal_error:{type(err).__name__}", str(err)[:200])
     try:
         if _lo_ord < event.event_time.toordinal() < _hi_ord:  # check(), inlined
-            rule = _RULES.get(type(event))
             return event if rule is None else rule(event)
         return check(event)
     except Exception as err:  # noqa: BLE001
@@ -547,6 +547,10 @@ _RULES: Final = {
     FormalExport: _check_export,
     Payment: _check_payment,
     FxRate: _check_rate,
+}
+#: Per topic: the msgspec decode function and the event type's rule (None: time only).
+_BY_TOPIC: Final = {
+    topic: (_DECODERS[topic].decode, _RULES.get(tp)) for topic, tp in EVENT_TYPES.items()
 }
 
 

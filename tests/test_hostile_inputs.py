@@ -203,14 +203,14 @@ def test_an_unexpected_exception_is_an_internal_error(monkeypatch):
         def decode(self, raw):
             raise ZeroDivisionError("boom")
 
-    monkeypatch.setitem(c._DECODERS, c.DEPARTURES, Broken())
+    monkeypatch.setitem(c._BY_TOPIC, c.DEPARTURES, (Broken().decode, None))
     assert c.decode(c.DEPARTURES, line(c.DEPARTURES)).reason == "internal_error:ZeroDivisionError"
     assert c.decode("no.such.topic", line(c.DEPARTURES)).reason == "internal_error:KeyError"
 
     def broken_rule(event):
         raise LookupError("boom")
 
-    monkeypatch.setitem(c._RULES, c.FxRate, broken_rule)
+    monkeypatch.setitem(c._BY_TOPIC, c.RATES, (c._DECODERS[c.RATES].decode, broken_rule))
     assert c.decode(c.RATES, line(c.RATES)).reason == "internal_error:LookupError"
 
 
