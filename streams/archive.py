@@ -222,17 +222,17 @@ def _odd_line(block: bytes) -> int | None:
 def _long_or_deep_line(block: bytes) -> int | None:
     """The start of a line that ``decode`` refuses before parsing (``line_too_long``), or
     that holds more than ``MAX_DEPTH`` brackets (it may be ``too_deep``), or None."""
-    from streams.contract import MAX_DEPTH, BOUNDS
-
-    long = len(block) > BOUNDS.max_event_bytes
-    if not long and block.count(b"{") + block.count(b"[") <= MAX_DEPTH:
-        return None
     import numpy as np
 
+    from streams.contract import BOUNDS, MAX_DEPTH
+
     data = np.frombuffer(block, dtype=np.uint8)
+    opening = (data | 32) == 123  # "{" or "[", and no other byte
+    if len(block) <= BOUNDS.max_event_bytes and np.count_nonzero(opening) <= MAX_DEPTH:
+        return None
     starts = np.r_[0, np.flatnonzero(data == 10) + 1]
     ends = np.r_[starts[1:] - 1, len(data)]
-    brackets = np.r_[0, np.cumsum((data == 123) | (data == 91))]
+    brackets = np.r_[0, np.cumsum(opening)]
     odd = (brackets[ends] - brackets[starts] > MAX_DEPTH) | (ends - starts > BOUNDS.max_event_bytes)
     hit = np.flatnonzero(odd)
     return int(starts[hit[0]]) if len(hit) else None
