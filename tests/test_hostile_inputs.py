@@ -464,3 +464,23 @@ def test_estimate_of_a_file_without_newlines_says_nothing_is_valid(no_newline_ar
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("suitcase: error: no valid event")
     assert "line_too_long 1" in done.stderr
     assert not (tmp_path / "e.csv").exists()
+
+
+# --- ordinary events are never refused by the bounds -------------------------------------
+
+@pytest.mark.parametrize("days_ahead", [None, 3000])
+def test_a_simulated_archive_with_faults_loses_only_its_malformed_lines(tmp_path, days_ahead):
+    """Every rejection of a faulty simulated archive is one of its malformed twins, also for
+    a window years ahead of the wall clock (the accelerated clock of ``suitcase up``)."""
+    from streams.simulator import WorldConfig, simulate
+
+    start = (datetime.now(timezone.utc) + timedelta(days=days_ahead)).date() if days_ahead else None
+    config = WorldConfig(seed=11, weeks=2, scale=0.02, faults=True, **({"start": start} if start else {}))
+    summary = simulate(tmp_path, config)
+    tallies = archive.validate(tmp_path)
+    rejected = Counter()
+    for tally in tallies.values():
+        rejected.update(tally.rejected)
+    assert sum(rejected.values()) == summary.malformed > 0
+    assert not [r for r in rejected if r.startswith(("implausible", "too_deep", "line_too_long", "internal"))]
+    assert {t: tally.accepted for t, tally in tallies.items()} == summary.events
