@@ -287,7 +287,7 @@ def parse_bounds(text: str | Iterable[str], base: Bounds | None = None) -> Bound
     ``text`` is one string of comma-separated settings (as in ``SUITCASE_BOUNDS``) or an
     iterable of single settings (as from repeated ``--bound`` flags). Raises BoundsError.
     """
-    items = [p for p in (text.split(",") if isinstance(text, str) else text)]
+    items = text.split(",") if isinstance(text, str) else list(text)
     values = msgspec.structs.asdict(base or Bounds())
     for item in items:
         item = item.strip()
