@@ -108,7 +108,7 @@ def simulate(
         raise CliError(f"cannot make the directory --out {out}: {why(err)}") from None
     with writing(out), Progress(
         TextColumn("simulating days"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        transient=True,
+        transient=True, disable=not sys.stdout.isatty(),  # else it leaves a blank line behind
     ) as bar:
         task = bar.add_task("days", total=weeks * 7)
         summary = run(out, config, progress=lambda done, total: bar.update(task, completed=done, total=total))
