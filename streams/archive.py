@@ -4,6 +4,11 @@ Reading an archive runs every line through the same decoder and the same event-i
 deduplication as the stream, so a line is exactly one of accepted, duplicate (of an
 accepted ``event_id`` earlier in the file) or rejected (with its reason).
 
+A line longer than the bound ``max_event_bytes`` (1 MiB) is read only that far and
+refused as ``line_too_long``: reading takes time linear in the file and bounded memory
+whatever it holds. A ``<topic>.ndjson`` that is no regular file (a directory, a FIFO) or
+that cannot be read is an :class:`ArchiveError`.
+
 Reading is fast without doing different work:
 
 - Lines are decoded a block (32 KB) at a time with one msgspec ``decode_lines`` call
@@ -11,7 +16,8 @@ Reading is fast without doing different work:
   :func:`streams.contract.check` on every event. The block path is taken only when it
   must give what line-by-line decoding gives: every line starts with ``{`` and ends with
   ``}`` (so no JSON value can run over a line end, and no line is blank), the call
-  succeeds and returns one event per line. Otherwise the block is cut around the line
+  succeeds and returns one event per line; lines too long, or with more opening brackets
+  than ``MAX_DEPTH``, always go line by line. Otherwise the block is cut around the line
   msgspec's error names (or in halves), that line goes through
   :func:`~streams.contract.decode` and the rest through the block path again; so
   rejection reasons are always those of ``decode`` on the line.
