@@ -4,6 +4,11 @@ Reading an archive runs every line through the same decoder and the same event-i
 deduplication as the stream, so a line is exactly one of accepted, duplicate (of an
 accepted ``event_id`` earlier in the file) or rejected (with its reason).
 
+A line longer than the bound ``max_event_bytes`` (1 MiB) is read only that far and
+refused as ``line_too_long``: reading takes time linear in the file and bounded memory
+whatever it holds. A ``<topic>.ndjson`` that is no regular file (a directory, a FIFO) or
+that cannot be read is an :class:`ArchiveError`.
+
 Reading is fast without doing different work:
 
 - Lines are decoded a block (32 KB) at a time with one msgspec ``decode_lines`` call
@@ -11,7 +16,8 @@ Reading is fast without doing different work:
   :func:`streams.contract.check` on every event. The block path is taken only when it
   must give what line-by-line decoding gives: every line starts with ``{`` and ends with
   ``}`` (so no JSON value can run over a line end, and no line is blank), the call
-  succeeds and returns one event per line. Otherwise the block is cut around the line
+  succeeds and returns one event per line; lines too long, or with more opening brackets
+  than ``MAX_DEPTH``, always go line by line. Otherwise the block is cut around the line
   msgspec's error names (or in halves), that line goes through
   :func:`~streams.contract.decode` and the rest through the block path again; so
   rejection reasons are always those of ``decode`` on the line.
@@ -52,7 +58,7 @@ from streams.contract import (
     AnyEvent,
     BorderPost,
     Rejection,
-    check,
+    check_many,
     decode,
 )
 from streams.reference import DESTINATION_REGIONS, HANDICRAFT_MCCS, destination_region
@@ -79,22 +85,75 @@ class TopicTally:
 
 
 def topic_files(events_dir: Path) -> dict[str, Path]:
-    """The archive's topic files; raises ArchiveError if there is nothing to read."""
-    if not events_dir.is_dir():
-        raise ArchiveError(f"{events_dir} is not a directory")
-    found = {t: events_dir / f"{t}.ndjson" for t in TOPICS if (events_dir / f"{t}.ndjson").is_file()}
+    """The archive's topic files; raises ArchiveError if there is nothing to read, or if
+    a ``<topic>.ndjson`` is there but is no regular file (a directory, a FIFO: reading
+    one could block for ever)."""
+    import stat
+
+    try:
+        if not events_dir.is_dir():
+            raise ArchiveError(f"{events_dir} is not a directory")
+        found = {}
+        for t in TOPICS:
+            path = events_dir / f"{t}.ndjson"
+            try:
+                mode = path.stat().st_mode
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(mode):
+                raise ArchiveError(f"{path} is not a regular file")
+            found[t] = path
+    except OSError as err:
+        raise ArchiveError(f"cannot read {events_dir}: {err.strerror or err}") from None
     if not found:
         raise ArchiveError(f"{events_dir} holds no <topic>.ndjson file of the contract's topics")
     return found
 
 
+class _reading:
+    """Turn an OSError while reading ``path`` into an ArchiveError that names it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if isinstance(err, OSError):
+            raise ArchiveError(f"cannot read {self.path}: {err.strerror or err}") from None
+        return False
+
+
 def lines(path: Path) -> Iterator[bytes]:
-    """The lines of an NDJSON file without their line ends; a final newline ends a line."""
-    with path.open("rb") as f:
-        for line in f:
+    """The lines of an NDJSON file without their line ends; a final newline ends a line.
+
+    A line longer than ``Bounds.max_event_bytes`` is given as its first
+    ``max_event_bytes + 1`` bytes (``decode`` refuses it as ``line_too_long``) and the rest
+    of it is skipped unread into memory: time linear in the file, memory bounded.
+    """
+    keep = _keep()
+    with _reading(path), path.open("rb") as f:
+        while True:
+            line = f.readline(keep)
+            if not line:
+                return
             if line.endswith(b"\n"):
-                line = line[:-1]
+                yield line[:-1]
+                continue
+            if len(line) == keep:  # too long: skip to its end
+                while True:
+                    rest = f.readline(1 << 16)
+                    if not rest or rest.endswith(b"\n"):
+                        break
             yield line
+
+
+def _keep() -> int:
+    """Bytes kept of a line: one more than the longest that ``decode`` accepts."""
+    from streams import contract
+
+    return contract.BOUNDS.max_event_bytes + 1
 
 
 #: Bytes decoded per msgspec call (small, so a refused line costs a re-decode of little),
@@ -103,7 +162,6 @@ BLOCK_BYTES = 1 << 15
 UNIT_BYTES = 1 << 26
 #: Below this many bytes of departures and payments, no worker process is started.
 PARALLEL_BYTES = 1 << 27
-_CHECKED = frozenset({INSPECTIONS, PAYMENTS})  # topics whose events ``check`` can refuse
 _LINE_BY_LINE = 8  # blocks of at most this many lines are decoded line by line
 
 
@@ -111,29 +169,42 @@ def blocks(path: Path, start: int = 0, end: int | None = None, size: int | None 
     """The lines of ``path[start:end]`` in blocks of whole lines joined by ``b"\\n"``.
 
     ``block.split(b"\\n")`` over the blocks gives exactly what :func:`lines` yields, when
-    ``start`` and ``end`` are at line starts (or the end of the file).
+    ``start`` and ``end`` are at line starts (or the end of the file): a line over the
+    limit is cut to its first ``max_event_bytes + 1`` bytes, so reading takes linear time
+    and bounded memory whatever the file holds (a 2 GB file without a newline too).
     """
-    size = size or BLOCK_BYTES
-    with path.open("rb") as f:
+    keep = _keep()
+    size = min(size or BLOCK_BYTES, keep)  # a line inside one read is never too long
+    with _reading(path), path.open("rb") as f:
         f.seek(start)
         left = None if end is None else end - start
-        rest = b""
+        head: list[bytes] = []  # the start of a line that runs past the last read
+        held = 0  # bytes in head, at most keep
         while True:
             n = size if left is None else min(size, left)
             data = f.read(n) if n > 0 else b""
             if not data:
-                if rest:
-                    yield rest  # a last line without its newline
+                if head:
+                    yield b"".join(head)  # a last line without its newline
                 return
             if left is not None:
                 left -= len(data)
-            data = rest + data if rest else data
             cut = data.rfind(b"\n")
             if cut < 0:
-                rest = data
+                if held < keep:
+                    head.append(data[: keep - held])
+                    held += len(head[-1])
                 continue
-            yield data[:cut]
-            rest = data[cut + 1 :]
+            if head:
+                first = data.find(b"\n")
+                if held < keep:
+                    head.append(data[: min(first, keep - held)])
+                head.append(data[first:cut])
+                yield b"".join(head)
+            else:
+                yield data[:cut]
+            tail = data[cut + 1 :]
+            head, held = ([tail], len(tail)) if tail else ([], 0)
 
 
 _AT_VALUE = re.compile(r"`\$\[(\d+)\]")
@@ -154,6 +225,25 @@ def _odd_line(block: bytes) -> int | None:
     return at if data[at - 1] != 125 else at + 1  # the line ending here, else the next one
 
 
+def _long_or_deep_line(block: bytes) -> int | None:
+    """The start of a line that ``decode`` refuses before parsing (``line_too_long``), or
+    that holds more than ``MAX_DEPTH`` brackets (it may be ``too_deep``), or None."""
+    import numpy as np
+
+    from streams.contract import BOUNDS, MAX_DEPTH
+
+    data = np.frombuffer(block, dtype=np.uint8)
+    opening = (data | 32) == 123  # "{" or "[", and no other byte
+    if len(block) <= BOUNDS.max_event_bytes and np.count_nonzero(opening) <= MAX_DEPTH:
+        return None
+    starts = np.r_[0, np.flatnonzero(data == 10) + 1]
+    ends = np.r_[starts[1:] - 1, len(data)]
+    brackets = np.r_[0, np.cumsum(opening)]
+    odd = (brackets[ends] - brackets[starts] > MAX_DEPTH) | (ends - starts > BOUNDS.max_event_bytes)
+    hit = np.flatnonzero(odd)
+    return int(starts[hit[0]]) if len(hit) else None
+
+
 def _fast(topic: str, block: bytes, n: int) -> tuple[list | None, int | None]:
     """(the n lines' results from one decode_lines call, or None; and if None, a byte of a
     line that is probably refused, or None)."""
@@ -163,6 +253,8 @@ def _fast(topic: str, block: bytes, n: int) -> tuple[list | None, int | None]:
         return None, len(block) - 1
     if block.count(b"}\n{") != n - 1:
         return None, _odd_line(block)
+    if (odd := _long_or_deep_line(block)) is not None:
+        return None, odd
     # Every line starts with "{" and ends with "}": a value cannot run over a line end
     # (after a nested "}" only "," "}" "]" may follow, and strings hold no raw newline),
     # so each line starts one value; n values means one value per line.
@@ -178,7 +270,7 @@ def _fast(topic: str, block: bytes, n: int) -> tuple[list | None, int | None]:
         return None, None
     if len(events) != n:
         return None, None
-    return ([check(e) for e in events] if topic in _CHECKED else events), None
+    return check_many(events), None
 
 
 def decode_block(topic: str, block: bytes, _depth: int = 0) -> list[AnyEvent | Rejection]:
@@ -512,9 +604,10 @@ def _schema_names(topic: str) -> tuple[str, ...]:
 
 def _units(path: Path, size: int) -> list[tuple[int, int | None]]:
     """Byte ranges of whole lines, about ``size`` bytes each, covering the file."""
-    total = path.stat().st_size
+    with _reading(path):
+        total = path.stat().st_size
     cuts = [0]
-    with path.open("rb") as f:
+    with _reading(path), path.open("rb") as f:
         at = size
         while at < total:
             f.seek(at - 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -21,8 +22,16 @@ except ImportError:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a usage error or a :class:`CliError` prints one line and returns 2."""
+    """Run the CLI; a usage error, a :class:`CliError` or an OSError prints one line and
+    returns 2; any other exception (a bug) prints one line and returns 1."""
     command = typer.main.get_command(app)
+    try:
+        import streams.contract  # noqa: F401  (reads SUITCASE_BOUNDS once, here)
+    except Exception as err:
+        if type(err).__name__ != "BoundsError":
+            raise
+        print(f"suitcase: error: $SUITCASE_BOUNDS: {_one_line(str(err))}", file=sys.stderr)
+        return 2
     try:
         result = command.main(args=argv, prog_name="suitcase", standalone_mode=False)
     except typer.Exit as done:
@@ -39,6 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as err:
         print(f"suitcase: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file or path no command foresaw: still one line
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"suitcase: error: {where}{_one_line(err.strerror or str(err))}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug: one line, the traceback only when asked for
+        if os.environ.get("SUITCASE_DEBUG"):
+            raise
+        print(
+            f"suitcase: internal error: {type(err).__name__}: {_one_line(str(err))[:300]} "
+            "(SUITCASE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return result if isinstance(result, int) else 0
 
 

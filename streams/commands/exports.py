@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
 from estimators.disclosure import DEFAULT_K, DEFAULT_MIN_INSPECTED
-from streams.commands import CliError, app
+from streams.commands import BOUND_HELP, CliError, app, apply_bounds, why, writing
 
 _VINTAGES_HELP = "Vintage store directory (default: $SUITCASE_VINTAGES, else .suitcase/vintages, where suitcase up and worker keep them)."
 
@@ -29,9 +30,47 @@ def _store(vintages: Path | None):
     from streams.vintages import VintageStore, default_vintages_dir
 
     root = vintages or default_vintages_dir()
-    if root.exists() and not root.is_dir():
-        raise CliError(f"{root} is not a directory")
+    try:
+        if root.exists() and not root.is_dir():
+            raise CliError(f"{root} is not a directory")
+    except OSError as err:
+        raise CliError(f"--vintages {root}: {why(err)}") from None
     return VintageStore(root)
+
+
+@contextmanager
+def _reading_store(root: Path):
+    """Turn a vintage store that cannot be read (a corrupt Parquet file, an unreadable
+    directory) into a one-line :class:`CliError`; export errors pass through."""
+    import polars as pl
+    import pyarrow as pa
+
+    from streams import exports
+
+    try:
+        yield
+    except exports.ExportError:
+        raise
+    except (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError) as err:
+        detail = why(err) if isinstance(err, OSError) else (str(err).splitlines() or [type(err).__name__])[0]
+        raise CliError(f"cannot read the vintage store {root}: {detail}") from None
+
+
+def _write(table, out: Path, fmt: str, history, notes) -> None:
+    """Write the file in a temporary directory, then copy it to ``out``: a write that fails
+    (``/dev/full``) fails in one place, as one line, and leaves no half-written workbook
+    whose clean-up fails again."""
+    import shutil
+    import tempfile
+
+    from streams import exports
+
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="suitcase-export-") as tmp:
+            staged = Path(tmp) / "export"
+            exports.write_export(table, staged, fmt, history=history, notes=notes)
+            shutil.copyfile(staged, out)
 
 
 @app.command()
@@ -55,11 +94,13 @@ def export(
     vintage_time: str | None = typer.Option(
         None, "--vintage-time", help="With --events: the vintage time to stamp (RFC 3339; default now).",
     ),
+    bound: list[str] = typer.Option(None, "--bound", help="With --events: " + BOUND_HELP),
 ) -> None:
     """Write one week's estimates (newest vintage, small cells suppressed) as a file economists open."""
     from streams import exports
 
     week = _week(week)
+    apply_bounds(bound)
     if fmt is None:
         try:
             fmt = exports.infer_format(out)
@@ -71,8 +112,9 @@ def export(
         raise CliError("give --vintages or --events, not both")
     if vintage_time is not None and events is None:
         raise CliError("--vintage-time only applies with --events (vintages carry their own time)")
-    if out.exists() and out.is_dir():
-        raise CliError(f"--out {out} is a directory")
+    with writing(out):
+        if out.is_dir():
+            raise CliError(f"--out {out} is a directory")
     try:
         if events is not None:
             from streams.archive import ArchiveError
@@ -95,11 +137,12 @@ def export(
             notes = exports._notes("archive", events, k, min_inspected)
         else:
             store = _store(vintages)
-            table, history = exports.from_store(
-                store, week, k=k, min_inspected=min_inspected, history_weeks=history_weeks
-            )
+            with _reading_store(store.root):
+                table, history = exports.from_store(
+                    store, week, k=k, min_inspected=min_inspected, history_weeks=history_weeks
+                )
             notes = exports._notes("vintage store", store.root, k, min_inspected)
-        exports.write_export(table, out, fmt, history=history, notes=notes)
+        _write(table, out, fmt, history, notes)
     except exports.ExportError as err:
         raise CliError(str(err)) from None
     suppressed = table["suppressed"].is_not_null().sum()
@@ -120,7 +163,8 @@ def revisions(
 
     week = _week(week)
     store = _store(vintages)
-    rows = revision_rows(store, week)
+    with _reading_store(store.root):
+        rows = revision_rows(store, week)
     if not rows:
         raise CliError(f"no published vintage for week {week} in {store.root}")
     if as_json:
