@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import re
 import tempfile
@@ -40,6 +41,8 @@ import msgspec
 import numpy as np
 
 from streams.archive import blocks, lines, topic_files
+
+log = logging.getLogger("suitcase.feed")
 from streams.contract import RATES, TOPIC_KEYS, TOPICS
 
 #: Lines sorted in memory per run of the external sort (about 150 MB of lines at the
@@ -296,8 +299,20 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
     decoder = _KEY_TIME[topic]
     carry = _UNKNOWN
     index = _TOPIC_INDEX[topic]
+    from streams.archive import _keep
+
+    limit = _keep() - 1  # the longest line decode accepts
     for block in blocks(path, size=_READ_BYTES):
         rows = block.split(b"\n")
+        if len(block) > limit and any(len(r) > limit for r in rows):
+            # A line over the limit is line_too_long for every reader, and no Kafka with
+            # its default message.max.bytes would take it: it is not sent (but logged).
+            kept = [r for r in rows if len(r) <= limit]
+            log.warning("%s: %d line(s) over %d bytes not replayed (line_too_long)", path, len(rows) - len(kept), limit)
+            rows = kept
+            if not rows:
+                continue
+            block = b"\n".join(rows)
         times, keys = _key_times(decoder, block, rows)
         keys = _key_bytes(keys)
         micros = event_micros(times)

@@ -137,6 +137,16 @@ def test_an_unreadable_line_takes_the_time_of_the_line_before_it(tmp_path):
     assert out == [rows[1], b"{broken", rows[0], rows[2]]
 
 
+def test_a_line_over_the_limit_is_not_replayed_and_the_rest_is(tmp_path):
+    rows = [line(DEPARTURES, event_id=f"d{i}", event_time=f"2026-03-0{i}T10:00:00+03:30") for i in (5, 2)]
+    huge = b'{"event_id": "x", "pad": "' + b"a" * (2 << 20) + b'"}'
+    _write(tmp_path, DEPARTURES, [rows[0], huge, rows[1]])
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    out = [v for c in event_order([(DEPARTURES, tmp_path / f"{DEPARTURES}.ndjson")], spill) for v in c.values]
+    assert out == [rows[1], rows[0]]  # no Kafka with default limits would carry it
+
+
 def test_the_spill_directory_is_removed_even_when_the_replay_fails(tmp_path, faulty_small):
     from streams.broker import free_port
     from streams.feed import replay_counts
