@@ -65,8 +65,11 @@ def survivors(marker: str) -> list[tuple[int, str]]:
             if state == "Z":  # exited, not yet reaped by its parent: gone
                 continue
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
+        if parent == os.getpid() and "multiprocessing.resource_tracker" in command:
+            continue  # this process's own tracker (of the archive readers): it ends with us
         found.append((int(entry.name), command.strip()))
     return found
 
