@@ -104,7 +104,7 @@ from estimators.state import (
 )
 from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
 
-__all__ = ["COLUMNS", "LEVELS", "estimate_weeks", "textbook_weeks", "week_index"]
+__all__ = ["COLUMNS", "LEVELS", "estimate_weeks", "estimate_period", "textbook_weeks", "week_index", "period_label"]
 
 #: Output columns, in order: the contract's, then documented extras.
 COLUMNS: tuple[str, ...] = (
@@ -551,6 +551,47 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
+def period_label(weeks: list[str]) -> str:
+    """The ``week`` value of a period row: ``"first..last"`` (one week: that week).
+
+    >>> period_label(["2026-W10", "2026-W11", "2026-W12"])
+    '2026-W10..2026-W12'
+    """
+    return weeks[0] if len(weeks) == 1 else f"{weeks[0]}..{weeks[-1]}"
+
+
+def _period(accs, target, formal, payments):
+    """Cells summed over the target weeks: points, replicate totals (replicate by replicate,
+    so coefficients shared by several weeks keep their one error), prediction variances
+    (different travellers each week: independent) and counts."""
+    label = period_label(target) if target else "empty"
+    out: dict = defaultdict(lambda: _Acc(N_REPLICATES))
+    for (week, domain, key), a in accs.items():
+        if week not in target:
+            continue
+        b = out[(label, domain, key)]
+        b.point += a.point
+        b.reps = b.reps + a.reps
+        b.vpred += a.vpred
+        for f in ("n_dep", "n_insp", "n_decl", "n_targ", "n_pooled"):
+            setattr(b, f, getattr(b, f) + getattr(a, f))
+        b.declared += a.declared
+        b.targ_assessed += a.targ_assessed
+        b.level = max(b.level, a.level)
+        b.ok = b.ok and a.ok
+        for k, v in a.var_parts.items():
+            b.var_parts[k] += v
+        b.travellers += a.travellers
+    fx = FormalExports()
+    pay = WeekPayments()
+    for week in target:
+        if formal and week in formal:
+            fx += formal[week]
+        if payments and week in payments:
+            pay += payments[week]
+    return out, [label], {label: fx}, {label: pay}
+
+
 def _target_weeks(index: _Index, weeks: Iterable[str] | None) -> list[str]:
     if weeks is None:
         return index.weeks
@@ -570,6 +611,7 @@ def estimate_weeks(
     interval: str = "percentile",
     variance: str = "wide",
     heavy: tuple[str, int | None] | None = None,
+    period: bool = False,
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -609,6 +651,10 @@ def estimate_weeks(
         bench/accuracy a longer heavy pool cuts the weekly error and the width but lowers
         coverage (the heavy part's few units then set the error of every week alike), so
         it is off by default; see bench/accuracy_results.md.
+    period
+        False (default): one row per week. True: one row per (domain, key) for the sum of
+        the weeks (``week`` is ``"first..last"``, e.g. ``"2026-W10..2026-W21"``), see
+        :func:`estimate_period`.
 
     Returns
     -------
@@ -709,7 +755,22 @@ def estimate_weeks(
                 a.level = max(a.level, level)
                 a.n_pooled += co.n_pooled
                 a.ok = a.ok and co.ok
+    if period:
+        accs, target, formal, payments = _period(accs, target, formal, payments)
     return _rows(accs, target, formal, payments, alpha, "pooled-ratio", window, interval)
+
+
+def estimate_period(states, formal=None, payments=None, weeks=None, alpha: float = 0.05, **options) -> pl.DataFrame:
+    """Estimates for the sum of ``weeks`` (default: every week), one row per domain and key.
+
+    The interval comes from the summed replicate totals of the weeks: each replicate
+    re-fits the pooled coefficients on its reweighted units, so a coefficient that several
+    weeks share moves all of them together in that replicate, and the period's interval
+    carries that shared error (the correlation between weeks) instead of adding weekly
+    variances as if independent. The prediction variances of the weeks' uninspected
+    travellers (different people each week) add. Options as :func:`estimate_weeks`.
+    """
+    return estimate_weeks(states, formal, payments, weeks, alpha, period=True, **options)
 
 
 # ----------------------------------------------------------------------------- textbook
@@ -734,8 +795,13 @@ def textbook_weeks(
     payments: Mapping[str, WeekPayments] | None = None,
     weeks: Iterable[str] | None = None,
     alpha: float = 0.05,
+    *,
+    period: bool = False,
 ) -> pl.DataFrame:
     """Per-week stratified ratio estimator with Taylor variance (the baseline).
+
+    ``period=True``: one row per (domain, key) for the sum of the weeks (each week's pools
+    are its own, so weeks are independent and their variances add).
 
     Same output columns as :func:`estimate_weeks` (``method="textbook"``, normal
     intervals, ``prediction_se_usd`` 0). Strata that borrow a ratio or mean from a wider
@@ -836,4 +902,6 @@ def textbook_weeks(
             parts.setdefault(vk, {})[what] = val
         a.var_parts = {vk: d["mult"] ** 2 * d["var"] for vk, d in parts.items()}
         a.n_pooled = a.n_insp
+    if period:
+        accs, target, formal, payments = _period(accs, target, formal, payments)
     return _rows(accs, target, formal, payments, alpha, "textbook", 0, "normal")
