@@ -363,6 +363,13 @@ class _Coefficients:
         main0 = next((i for i, p in enumerate(pools) if int(p.n_nondeclarer.sum()) >= min_sample), None)
         if main0 is None:
             main0 = next((i for i, p in enumerate(pools) if p.n_nondeclarer.sum() > 0), L - 1)
+        if sum(int(v) for v in pools[main0].first[N_WA : N_WA + C]) == 0:
+            # a pool of non-declarers none of whom carried anything says little about the
+            # rest (a handful of empty bags is not a certain zero): widen to the first
+            # level that has seen a carrier, if any
+            main0 = next(
+                (i for i in range(main0, L) if sum(int(v) for v in pools[i].first[N_WA : N_WA + C]) > 0), main0
+            )
         levels.add(main0)
         n_pooled += int(pools[main0].n_nondeclarer.sum())
         self.m0, self.m0b = np.zeros(C), np.zeros((B, C))
@@ -429,12 +436,41 @@ class _Coefficients:
         return np.maximum(cat, 0.0), max(tot, 0.0)
 
 
+def _floor(index, post, group, week, U_r, n_pool, n0):
+    """Variance floors (cents^2) of a stratum's total, category and region cells.
+
+    A cell resting on few inspected travellers is not known exactly, even when those few
+    are all alike (all empty bags, one basket): its variance is never below that of a
+    prediction from a sample of ``n_pool`` units whose residual variance is shrunk toward
+    the whole sample's second moment with ``n0`` pseudo-units,
+
+        V_floor = U (1 + U / (n_pool + n0)) * n0 / (n_pool + n0) * E_w[A^2]
+
+    (``U`` the cell's uninspected travellers; the first term is the travellers' own
+    spread, the second the coefficient's; ``E_w[A^2]`` the HT-weighted mean square of
+    assessed loads over every random inspection, per category ``E_w[A^2] / C``). For any
+    pool of ordinary size this is far below the bootstrap-and-prediction variance and
+    changes nothing.
+    """
+    p = index.pooled("all-weeks", post, group, week, None)
+    sw = float(p.first[D_W]) + float(p.first[N_W])
+    if sw <= 0:
+        return 0.0, 0.0, np.zeros(R)
+    m2 = (float(p.decl_cross[0, 0]) + float(p.nondecl_second[0])) / sw
+    shrink = n0 / (n_pool + n0)
+    U_r = _f(U_r)
+    U = float(U_r.sum())
+    f_tot = U * (1 + U / (n_pool + n0)) * shrink * m2
+    f_reg = U_r * (1 + U_r / (n_pool + n0)) * shrink * m2
+    return f_tot, f_tot / C, f_reg
+
+
 class _Acc:
     """Accumulator of one (week, domain, key) cell."""
 
     __slots__ = (
         "point", "reps", "vpred", "n_dep", "n_insp", "n_decl", "declared", "n_targ",
-        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers",
+        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers", "vfloor",
     )
 
     def __init__(self, B: int):
@@ -448,6 +484,7 @@ class _Acc:
         self.ok = True
         self.var_parts: dict = defaultdict(float)
         self.travellers = DistinctSketch(SKETCH_K)
+        self.vfloor = 0.0
 
 
 def _domain_keys():
@@ -505,6 +542,8 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
                 pse = 0.0
             else:
                 vboot = float(np.var(a.reps, ddof=1))
+                if vboot + a.vpred < a.vfloor:  # thin cell: never narrower than the floor
+                    a.vpred = a.vfloor - vboot
                 se = (vboot + a.vpred) ** 0.5
                 pse = a.vpred**0.5
                 if interval == "normal":
@@ -573,6 +612,7 @@ def _period(accs, target, formal, payments):
         b.point += a.point
         b.reps = b.reps + a.reps
         b.vpred += a.vpred
+        b.vfloor += a.vfloor
         for f in ("n_dep", "n_insp", "n_decl", "n_targ", "n_pooled"):
             setattr(b, f, getattr(b, f) + getattr(a, f))
         b.declared += a.declared
@@ -589,7 +629,8 @@ def _period(accs, target, formal, payments):
             fx += formal[week]
         if payments and week in payments:
             pay += payments[week]
-    return out, [label], {label: fx}, {label: pay}
+    has_pay = bool(payments) and any(w in payments for w in target)
+    return out, [label], {label: fx}, ({label: pay} if has_pay else {})
 
 
 def _target_weeks(index: _Index, weeks: Iterable[str] | None) -> list[str]:
@@ -734,24 +775,27 @@ def estimate_weeks(
                 vp_reg = vp_reg + UDn * co.sig_d_tot[cls]
             vp_tot = float(vp_reg.sum())
             level = max(co.levels_used)
+            U_r = U0 + sum(un[cls][2] for cls in CLASSES)  # uninspected travellers by region
+            f_tot, f_cat, f_reg = _floor(index, post, group, week, U_r, co.n_pooled, min_category)
             cells = [
-                (("total", "all"), point.sum(), reps.sum((1, 2)), vp_tot),
-                (("border_post", post), point.sum(), reps.sum((1, 2)), vp_tot),
+                (("total", "all"), point.sum(), reps.sum((1, 2)), vp_tot, f_tot),
+                (("border_post", post), point.sum(), reps.sum((1, 2)), vp_tot, f_tot),
             ]
             cells += [
-                (("category", cat), point[:, c].sum(), reps[:, :, c].sum(1), vp_cat[c])
+                (("category", cat), point[:, c].sum(), reps[:, :, c].sum(1), vp_cat[c], f_cat)
                 for c, cat in enumerate(CATEGORIES)
             ]
             cells += [
-                (("destination_region", reg), point[r].sum(), reps[:, r].sum(1), vp_reg[r])
+                (("destination_region", reg), point[r].sum(), reps[:, r].sum(1), vp_reg[r], f_reg[r])
                 for r, reg in enumerate(DESTINATION_REGIONS)
                 if cen.departures[r] > 0
             ]
-            for key, p, rb, vp in cells:
+            for key, p, rb, vp, vf in cells:
                 a = accs[(week, *key)]
                 a.point += p / 100
                 a.reps += rb / 100
                 a.vpred += vp / 1e4
+                a.vfloor += vf / 1e4
                 a.level = max(a.level, level)
                 a.n_pooled += co.n_pooled
                 a.ok = a.ok and co.ok
