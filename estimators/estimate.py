@@ -80,6 +80,7 @@ import numpy as np
 import polars as pl
 
 from estimators.disclosure import DistinctSketch
+from estimators.nowcast import NOWCAST_COLUMNS, nowcast_week
 from estimators.observations import Stratum
 from estimators.replicates import N_REPLICATES
 from estimators.state import (
@@ -129,6 +130,8 @@ COLUMNS: tuple[str, ...] = (
     "method",  # "pooled-ratio" or "textbook"
     "tourist_handicraft_card_usd",  # net tourist-card spending at handicraft merchants (total rows)
     "n_travellers",  # distinct travellers behind the cell (see below); SKETCH_K means "at least"
+    # nowcast of the whole week (the last week's total row only; estimators.nowcast)
+    *NOWCAST_COLUMNS,
 )
 
 #: Pooling levels, narrowest first.
@@ -525,7 +528,7 @@ def _add_counts(accs, week, post, st: StratumState):
         a.declared += int(cen.declared_cents[r].sum()) / 100
 
 
-def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
+def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_week=None):
     z = _z(alpha)
     rows = []
     for week in weeks:
@@ -587,6 +590,17 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
         "pooling": pl.Utf8, "prediction_se_usd": pl.Float64, "method": pl.Utf8,
         "tourist_handicraft_card_usd": pl.Float64, "n_travellers": pl.Int64,
     }
+    schema.update(dict.fromkeys(NOWCAST_COLUMNS, pl.Float64))
+    rows = [r + (None,) * len(NOWCAST_COLUMNS) for r in rows]
+    if open_week is not None and weeks and weeks[-1] == open_week:
+        totals = [r for r in rows if r[1] == "total"]
+        if totals and totals[-1][0] == open_week:
+            *past, now = totals
+            nc = nowcast_week([(r[0], r[3], r[6], r[8]) for r in past], (now[0], now[3], now[6], now[8]), alpha)
+            i = rows.index(now)
+            rows[i] = now[: -len(NOWCAST_COLUMNS)] + (
+                nc.usd, nc.ci_low_usd, nc.ci_high_usd, nc.model_usd, nc.news_value_usd, nc.news_departures_usd,
+            )
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
@@ -701,7 +715,11 @@ def estimate_weeks(
     -------
     polars.DataFrame with :data:`COLUMNS`, one row per (week, domain, key) with
     departures, ordered by week, domain (total, category, border_post,
-    destination_region) and key in reference order.
+    destination_region) and key in reference order. The total row of the last week of
+    ``states`` (the open week, live), when it is among the weeks estimated, carries the
+    nowcast of the whole week (:data:`~estimators.nowcast.NOWCAST_COLUMNS`, see
+    :mod:`estimators.nowcast`) from the earlier estimated weeks' totals; every other row
+    has them null.
 
     Examples
     --------
@@ -801,7 +819,8 @@ def estimate_weeks(
                 a.ok = a.ok and co.ok
     if period:
         accs, target, formal, payments = _period(accs, target, formal, payments)
-    return _rows(accs, target, formal, payments, alpha, "pooled-ratio", window, interval)
+    return _rows(accs, target, formal, payments, alpha, "pooled-ratio", window, interval,
+                 open_week=index.weeks[-1] if index.weeks else None)
 
 
 def estimate_period(states, formal=None, payments=None, weeks=None, alpha: float = 0.05, **options) -> pl.DataFrame:
