@@ -284,6 +284,58 @@ def report(rows: pl.DataFrame) -> str:
     return "\n".join(out)
 
 
+def nowcast_world(args) -> pl.DataFrame:
+    """The last week's nowcast of one world after each of its days: the archive cut at the
+    day's end (files are in day order, so the cut is a prefix of each), estimated as live
+    would, and compared with the week's true total."""
+    import datetime as dt
+    import shutil
+
+    from streams.batch import build_tables
+
+    cache, seed, weeks, scale, prior = args
+    d = world_dir(cache, seed, weeks, scale, prior)
+    config = world_prior(seed, weeks, scale)
+    truth = pl.read_parquet(d / "truth.parquet").filter(domain="total")
+    last = truth["week"].sort()[-1]
+    target = float(truth.filter(week=last)["value_usd"][0])
+    monday = config.start + dt.timedelta(weeks=weeks - 1)
+    out = []
+    for day in range(1, 8):
+        cut = monday + dt.timedelta(days=day)
+        tmp = Path(tempfile.mkdtemp(prefix="nowcast-", dir=cache))
+        try:
+            for f in d.glob("*.ndjson"):
+                data = f.read_bytes()
+                ends = [data.find(f'"event_time":"{cut + dt.timedelta(days=k)}'.encode()) for k in range(8 - day)]
+                ends = [e for e in ends if e >= 0]
+                end = data.rfind(b"\n", 0, min(ends)) + 1 if ends else len(data)
+                (tmp / f.name).write_bytes(data[:end])
+            tables, _ = build_tables(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        row = tables.estimate().filter(domain="total", week=last).row(0, named=True)
+        out.append({
+            "seed": seed, "day": day, "truth_usd": target, "nowcast_usd": row["nowcast_usd"],
+            "lo": row["nowcast_ci_low_usd"], "hi": row["nowcast_ci_high_usd"],
+            "model_usd": row["nowcast_model_usd"], "week_to_date_usd": row["estimate_usd"],
+        })
+    return pl.DataFrame(out)
+
+
+def nowcast_report(rows: pl.DataFrame) -> str:
+    """Nowcast error and coverage by day of the week (day d: the week's first d days known)."""
+    t = rows.group_by("day").agg(
+        worlds=pl.len(),
+        median_abs_error=(pl.col("nowcast_usd") / pl.col("truth_usd") - 1).abs().median(),
+        coverage=((pl.col("lo") <= pl.col("truth_usd")) & (pl.col("truth_usd") <= pl.col("hi"))).mean(),
+        median_rel_halfwidth=((pl.col("hi") - pl.col("lo")) / 2 / pl.col("truth_usd")).median(),
+        model_median_abs_error=(pl.col("model_usd") / pl.col("truth_usd") - 1).abs().median(),
+        week_to_date_share=(pl.col("week_to_date_usd") / pl.col("truth_usd")).median(),
+    ).sort("day")
+    return table(t)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--worlds", type=int, default=40)
@@ -299,6 +351,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "suitcase-bench")
     p.add_argument("--rows", type=Path, help="write the per-cell rows here (parquet)")
     p.add_argument("--from-rows", type=Path, help="summarise rows written by an earlier run")
+    p.add_argument("--nowcast-worlds", type=int, default=0,
+                   help="also nowcast the last week of the first K worlds after each of its days")
     a = p.parse_args(argv)
     if a.from_rows:
         print(report(pl.read_parquet(a.from_rows)))
@@ -317,6 +371,13 @@ def main(argv: list[str] | None = None) -> None:
     kind = "calibrated" if a.calibrated else "drawn from the prior (bench.accuracy.world_prior)"
     print(f"# Accuracy: {a.worlds} worlds {kind} x {a.weeks} weeks at scale {a.scale} ({options})\n")
     print(report(rows))
+    if a.nowcast_worlds:
+        with ProcessPoolExecutor(max_workers=max(1, min(a.workers, 2, os.cpu_count() or 1))) as ex:
+            nc = pl.concat(list(ex.map(nowcast_world, jobs_nc := [j[:4] + (j[5],) for j in jobs[: a.nowcast_worlds]])))
+        print(f"\n## Nowcast of the last week by day ({len(jobs_nc)} worlds)\n")
+        print(nowcast_report(nc))
+        if a.rows:
+            nc.write_parquet(a.rows.with_name(a.rows.stem + "-nowcast.parquet"))
     print(
         f"\nwall {time.perf_counter() - t0:.0f} s; summed over worlds: simulate {timing['simulate_s']:.0f} s,"
         f" build states {timing['build_s']:.0f} s, estimate {timing['estimate_s']:.0f} s"

@@ -72,6 +72,7 @@ Hanley, J. A. and MacGibbon, B. (2006) (Poisson bootstrap).
 from __future__ import annotations
 
 import datetime
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from statistics import NormalDist
@@ -551,6 +552,12 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_w
                 pse = a.vpred**0.5
                 if interval == "normal":
                     lo, hi = a.point - z * se, a.point + z * se
+                elif interval == "log":
+                    if a.point > 0:
+                        sl = math.sqrt(math.log1p((se / a.point) ** 2))
+                        lo, hi = a.point * math.exp(-z * sl), a.point * math.exp(z * sl)
+                    else:
+                        lo, hi = 0.0, a.point + z * se
                 else:
                     q_lo, q_hi = np.quantile(a.reps, [alpha / 2, 1 - alpha / 2])
                     h_lo, h_hi = max(a.point - q_lo, 0.0), max(q_hi - a.point, 0.0)
@@ -691,7 +698,8 @@ def estimate_weeks(
         category's ratio (mean) needs; thinner ones are taken from a wider pool.
     interval
         ``"percentile"`` (bootstrap percentiles with the prediction part in quadrature)
-        or ``"normal"``.
+        , ``"normal"`` or ``"log"`` (normal on the log scale: ``estimate * exp(+-z s)``,
+        ``s^2 = log(1 + SE^2 / estimate^2)``, skewed upward like carpet values).
     variance
         ``"wide"`` (default): each coefficient's bootstrap deviations are the larger of
         its pool's and those of the same pool level over all weeks scaled by
@@ -741,8 +749,8 @@ def estimate_weeks(
     """
     if variance not in ("wide", "local"):
         raise ValueError(f"variance must be 'wide' or 'local', got {variance!r}")
-    if interval not in ("percentile", "normal"):
-        raise ValueError(f"interval must be 'percentile' or 'normal', got {interval!r}")
+    if interval not in ("percentile", "normal", "log"):
+        raise ValueError(f"interval must be 'percentile', 'normal' or 'log', got {interval!r}")
     if heavy is not None and heavy[0] not in LEVELS:
         raise ValueError(f"heavy level must be one of {LEVELS}, got {heavy[0]!r}")
     index = _Index(states)

@@ -116,3 +116,25 @@ def test_textbook_period_adds_independent_weekly_variances():
     period = t.textbook(period=True).filter(domain="total")
     assert math.isclose(period["estimate_usd"][0], weekly["estimate_usd"].sum(), rel_tol=1e-9)
     assert math.isclose(period["std_error_usd"][0] ** 2, (weekly["std_error_usd"] ** 2).sum(), rel_tol=1e-9)
+
+
+def test_suitcase_estimate_period_rows_and_last_week_nowcast(tmp_path):
+    """`suitcase estimate --period` adds one row per cell for the whole archive; the last
+    week's total row carries the nowcast, the other rows leave it empty."""
+    from streams.cli import main
+    from streams.simulator import WorldConfig, simulate
+
+    events = tmp_path / "events"
+    simulate(events, WorldConfig(seed=3, weeks=5, scale=0.01))
+    out = tmp_path / "estimate.parquet"
+    assert main(["estimate", "--events", str(events), "--out", str(out), "--period"]) == 0
+    table = pl.read_parquet(out)
+    weeks = sorted(w for w in set(table["week"]) if ".." not in w)
+    period = table.filter(pl.col("week") == period_label(weeks))
+    assert period.filter(domain="total").height == 1
+    weekly_total = table.filter(pl.col("week").is_in(weeks), domain="total")["estimate_usd"].sum()
+    assert math.isclose(period.filter(domain="total")["estimate_usd"][0], weekly_total, rel_tol=1e-9)
+    has = table.filter(pl.col("nowcast_usd").is_not_null())
+    assert has.select("week", "domain").rows() == [(weeks[-1], "total")]
+    row = has.row(0, named=True)
+    assert row["nowcast_ci_low_usd"] <= row["nowcast_usd"] <= row["nowcast_ci_high_usd"]

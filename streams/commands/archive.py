@@ -82,18 +82,26 @@ def simulate(
 def estimate(
     events: Path = typer.Option(..., "--events", help="Archive directory of <topic>.ndjson files."),
     out: Path = typer.Option(..., "--out", help="Output file, .parquet or .csv."),
+    period: bool = typer.Option(
+        False, "--period", help="Also one row per cell for the whole period (week 'first..last')."
+    ),
 ) -> None:
     """Estimate every week of an archive (the batch path) and write one row per week and cell."""
     from streams.archive import ArchiveError
 
     if out.suffix not in (".parquet", ".csv"):
         raise CliError(f"--out must end in .parquet or .csv, not {out.name!r}")
-    from streams.batch import estimate_archive
+    from streams.batch import build_tables
 
     try:
-        table = estimate_archive(events)
+        tables, _ = build_tables(events)
     except ArchiveError as err:
         raise CliError(str(err)) from err
+    table = tables.estimate()
+    if period and table.height:
+        import polars as pl
+
+        table = pl.concat([table, tables.estimate(period=True)])
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
         table.write_parquet(out)
