@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--window", type=int, default=2)
     p.add_argument("--variance", default="wide")
-    p.add_argument("--interval", default="percentile")
+    p.add_argument("--interval", default="log")
     p.add_argument("--calibrated", action="store_true",
                    help="every world the calibrated one (seed only), not drawn from the prior")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "suitcase-bench")

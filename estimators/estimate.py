@@ -37,9 +37,22 @@ Two estimators read the same :class:`~estimators.state.StratumState` objects:
     ``(N_D,h - n_D,h) sigma_D^2 + (M_h - n_0,h) sigma_0^2``, with ``sigma^2`` the
     HT-weighted mean squared residual in the pool (for the total, of the residual summed
     over categories, so within-traveller covariances between categories are included).
-    The interval adds the two in quadrature on each side of the estimate: the bootstrap
-    percentile half-widths (which keep the skew of carpet values) and ``z`` times the
-    prediction standard error; ``interval="normal"`` gives the symmetric ``z * SE``.
+    Because every replicate re-fits the coefficients and recomputes every week's total
+    from them, a week's replicate spread includes the error of the coefficients it shares
+    with its neighbours, and a sum of weeks (:func:`estimate_period`) takes the spread of
+    the summed replicates, which carries the correlation between the weeks.
+
+    The default interval (``interval="log"``, chosen by measurement on bench/accuracy) is
+    normal on the log scale, ``Y exp(+-z s)`` with ``s^2 = log(1 + SE^2 / Y^2)``: skewed
+    upward, as carpet values are, and never below zero. ``"percentile"`` adds in
+    quadrature, on each side, the bootstrap percentile half-widths and ``z`` times the
+    prediction standard error; ``"normal"`` gives the symmetric ``z * SE``.
+
+    Thin cells: the variance of a cell is never below the floor of ``_floor`` (a pool's
+    residual variance shrunk toward the whole sample's mean square with ``n0``
+    pseudo-units), so a cell resting on a handful of alike inspections (all empty bags,
+    one basket) is never published as a certain value; and a non-declarer pool in which
+    no one carried anything is widened to the first level that has seen a carrier.
 
     Model assumptions (declared): within a pool, ratios and means are the same in every
     week (so the window should be short against seasonal change), and regions of a
@@ -670,10 +683,11 @@ def estimate_weeks(
     window: int = 2,
     min_sample: int = 10,
     min_category: int = 3,
-    interval: str = "percentile",
+    interval: str = "log",
     variance: str = "wide",
     heavy: tuple[str, int | None] | None = None,
     period: bool = False,
+    floor_units: int | None = None,
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -697,9 +711,10 @@ def estimate_weeks(
         Inspected declarers with (without) a declared value in a category that the
         category's ratio (mean) needs; thinner ones are taken from a wider pool.
     interval
+        ``"log"`` (default: normal on the log scale, ``estimate * exp(+-z s)``,
+        ``s^2 = log(1 + SE^2 / estimate^2)``, skewed upward like carpet values),
         ``"percentile"`` (bootstrap percentiles with the prediction part in quadrature)
-        , ``"normal"`` or ``"log"`` (normal on the log scale: ``estimate * exp(+-z s)``,
-        ``s^2 = log(1 + SE^2 / estimate^2)``, skewed upward like carpet values).
+        or ``"normal"``.
     variance
         ``"wide"`` (default): each coefficient's bootstrap deviations are the larger of
         its pool's and those of the same pool level over all weeks scaled by
@@ -714,6 +729,9 @@ def estimate_weeks(
         bench/accuracy a longer heavy pool cuts the weekly error and the width but lowers
         coverage (the heavy part's few units then set the error of every week alike), so
         it is off by default; see bench/accuracy_results.md.
+    floor_units
+        Pseudo-units ``n0`` of the variance floor of thin cells (default ``min_category``;
+        see ``_floor``).
     period
         False (default): one row per week. True: one row per (domain, key) for the sum of
         the weeks (``week`` is ``"first..last"``, e.g. ``"2026-W10..2026-W21"``), see
@@ -802,7 +820,9 @@ def estimate_weeks(
             vp_tot = float(vp_reg.sum())
             level = max(co.levels_used)
             U_r = U0 + sum(un[cls][2] for cls in CLASSES)  # uninspected travellers by region
-            f_tot, f_cat, f_reg = _floor(index, post, group, week, U_r, co.n_pooled, min_category)
+            f_tot, f_cat, f_reg = _floor(
+                index, post, group, week, U_r, co.n_pooled, min_category if floor_units is None else floor_units
+            )
             cells = [
                 (("total", "all"), point.sum(), reps.sum((1, 2)), vp_tot, f_tot),
                 (("border_post", post), point.sum(), reps.sum((1, 2)), vp_tot, f_tot),
