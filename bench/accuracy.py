@@ -353,6 +353,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--from-rows", type=Path, help="summarise rows written by an earlier run")
     p.add_argument("--nowcast-worlds", type=int, default=0,
                    help="also nowcast the last week of the first K worlds after each of its days")
+    p.add_argument("--nowcast-only", action="store_true", help="only the nowcast part")
     a = p.parse_args(argv)
     if a.from_rows:
         print(report(pl.read_parquet(a.from_rows)))
@@ -362,26 +363,32 @@ def main(argv: list[str] | None = None) -> None:
     jobs = [(a.cache, s, a.weeks, a.scale, options, not a.calibrated)
             for s in range(a.first_seed, a.first_seed + a.worlds)]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=max(1, min(a.workers, 2, os.cpu_count() or 1))) as ex:
-        results = list(ex.map(evaluate_world, jobs))
-    rows = pl.concat([r for r, _ in results])
-    if a.rows:
-        rows.write_parquet(a.rows)
-    timing = {k: float(np.sum([t[k] for _, t in results])) for k in results[0][1]}
-    kind = "calibrated" if a.calibrated else "drawn from the prior (bench.accuracy.world_prior)"
-    print(f"# Accuracy: {a.worlds} worlds {kind} x {a.weeks} weeks at scale {a.scale} ({options})\n")
-    print(report(rows))
-    if a.nowcast_worlds:
+    timing = {}
+    if not a.nowcast_only:
         with ProcessPoolExecutor(max_workers=max(1, min(a.workers, 2, os.cpu_count() or 1))) as ex:
+            results = list(ex.map(evaluate_world, jobs))
+        rows = pl.concat([r for r, _ in results])
+        if a.rows:
+            rows.write_parquet(a.rows)
+        timing = {k: float(np.sum([t[k] for _, t in results])) for k in results[0][1]}
+        kind = "calibrated" if a.calibrated else "drawn from the prior (bench.accuracy.world_prior)"
+        print(f"# Accuracy: {a.worlds} worlds {kind} x {a.weeks} weeks at scale {a.scale} ({options})\n")
+        print(report(rows))
+    if a.nowcast_worlds:
+        import multiprocessing
+
+        # spawn, not fork: polars' thread pool, used above in this process, deadlocks a fork
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=max(1, min(a.workers, 2, os.cpu_count() or 1)), mp_context=ctx) as ex:
             nc = pl.concat(list(ex.map(nowcast_world, jobs_nc := [j[:4] + (j[5],) for j in jobs[: a.nowcast_worlds]])))
         print(f"\n## Nowcast of the last week by day ({len(jobs_nc)} worlds)\n")
         print(nowcast_report(nc))
         if a.rows:
             nc.write_parquet(a.rows.with_name(a.rows.stem + "-nowcast.parquet"))
-    print(
-        f"\nwall {time.perf_counter() - t0:.0f} s; summed over worlds: simulate {timing['simulate_s']:.0f} s,"
-        f" build states {timing['build_s']:.0f} s, estimate {timing['estimate_s']:.0f} s"
-    )
+    print(f"\nwall {time.perf_counter() - t0:.0f} s" + (
+        f"; summed over worlds: simulate {timing['simulate_s']:.0f} s,"
+        f" build states {timing['build_s']:.0f} s, estimate {timing['estimate_s']:.0f} s" if timing else ""
+    ))
 
 
 if __name__ == "__main__":
