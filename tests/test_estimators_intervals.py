@@ -138,3 +138,7 @@ def test_suitcase_estimate_period_rows_and_last_week_nowcast(tmp_path):
     assert has.select("week", "domain").rows() == [(weeks[-1], "total")]
     row = has.row(0, named=True)
     assert row["nowcast_ci_low_usd"] <= row["nowcast_usd"] <= row["nowcast_ci_high_usd"]
+    # a small simulated world: no thin cell with uninspected departures is certain
+    thin = table.filter((pl.col("n_inspected") < 3) & (pl.col("n_departures") > pl.col("n_inspected")))
+    assert thin.height > 0
+    assert (thin["ci_high_usd"] > thin["ci_low_usd"]).all()
