@@ -214,7 +214,9 @@ def _factors(rows: pl.DataFrame, method: str):
     ).fill_null(float("inf"))  # no interval: never covers (factor inf), infinite width
     est, lo, hi, y = (x[c].to_numpy() for c in ("estimate_usd", "ci_low_usd", "ci_high_usd", "value_usd"))
     k = np.where(y >= est, (y - est) / np.maximum(hi - est, 1e-9), (est - y) / np.maximum(est - lo, 1e-9))
-    return np.nan_to_num(k, nan=np.inf), float(np.median(np.nan_to_num((hi - lo) / 2 / y, nan=np.inf)))
+    with np.errstate(invalid="ignore"):  # inf - inf where a cell has no interval
+        width = np.nan_to_num((hi - lo) / 2 / y, nan=np.inf)
+    return np.nan_to_num(k, nan=np.inf), float(np.median(width))
 
 
 def matched_width(rows: pl.DataFrame) -> tuple[str, float]:
