@@ -2,10 +2,12 @@
 
 Pure statistics, no Kafka: :mod:`estimators.observations` (the input types),
 :mod:`estimators.state` (mergeable per-stratum sums), :mod:`estimators.estimate`
-(weekly estimates by domain with intervals).
+(weekly estimates by domain with intervals, and period totals), :mod:`estimators.nowcast`
+(the whole current week from its data so far and a state-space model of past weeks).
 """
 
-from estimators.estimate import COLUMNS, LEVELS, estimate_weeks, textbook_weeks
+from estimators.estimate import COLUMNS, LEVELS, estimate_period, estimate_weeks, textbook_weeks
+from estimators.nowcast import NOWCAST_COLUMNS, nowcast_week
 from estimators.observations import (
     GROUPS,
     DeclarationSeen,
@@ -43,5 +45,8 @@ __all__ = [
     "WeekPayments",
     "Tables",
     "estimate_weeks",
+    "estimate_period",
     "textbook_weeks",
+    "NOWCAST_COLUMNS",
+    "nowcast_week",
 ]

@@ -37,9 +37,22 @@ Two estimators read the same :class:`~estimators.state.StratumState` objects:
     ``(N_D,h - n_D,h) sigma_D^2 + (M_h - n_0,h) sigma_0^2``, with ``sigma^2`` the
     HT-weighted mean squared residual in the pool (for the total, of the residual summed
     over categories, so within-traveller covariances between categories are included).
-    The interval adds the two in quadrature on each side of the estimate: the bootstrap
-    percentile half-widths (which keep the skew of carpet values) and ``z`` times the
-    prediction standard error; ``interval="normal"`` gives the symmetric ``z * SE``.
+    Because every replicate re-fits the coefficients and recomputes every week's total
+    from them, a week's replicate spread includes the error of the coefficients it shares
+    with its neighbours, and a sum of weeks (:func:`estimate_period`) takes the spread of
+    the summed replicates, which carries the correlation between the weeks.
+
+    The default interval (``interval="log"``, chosen by measurement on bench/accuracy) is
+    normal on the log scale, ``Y exp(+-z s)`` with ``s^2 = log(1 + SE^2 / Y^2)``: skewed
+    upward, as carpet values are, and never below zero. ``"percentile"`` adds in
+    quadrature, on each side, the bootstrap percentile half-widths and ``z`` times the
+    prediction standard error; ``"normal"`` gives the symmetric ``z * SE``.
+
+    Thin cells: the variance of a cell is never below the floor of ``_floor`` (a pool's
+    residual variance shrunk toward the whole sample's mean square with ``n0``
+    pseudo-units), so a cell resting on a handful of alike inspections (all empty bags,
+    one basket) is never published as a certain value; and a non-declarer pool in which
+    no one carried anything is widened to the first level that has seen a carrier.
 
     Model assumptions (declared): within a pool, ratios and means are the same in every
     week (so the window should be short against seasonal change), and regions of a
@@ -72,6 +85,7 @@ Hanley, J. A. and MacGibbon, B. (2006) (Poisson bootstrap).
 from __future__ import annotations
 
 import datetime
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from statistics import NormalDist
@@ -80,6 +94,7 @@ import numpy as np
 import polars as pl
 
 from estimators.disclosure import DistinctSketch
+from estimators.nowcast import NOWCAST_COLUMNS, nowcast_week
 from estimators.observations import Stratum
 from estimators.replicates import N_REPLICATES
 from estimators.state import (
@@ -104,7 +119,7 @@ from estimators.state import (
 )
 from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
 
-__all__ = ["COLUMNS", "LEVELS", "estimate_weeks", "textbook_weeks", "week_index"]
+__all__ = ["COLUMNS", "LEVELS", "estimate_weeks", "estimate_period", "textbook_weeks", "week_index", "period_label"]
 
 #: Output columns, in order: the contract's, then documented extras.
 COLUMNS: tuple[str, ...] = (
@@ -129,6 +144,8 @@ COLUMNS: tuple[str, ...] = (
     "method",  # "pooled-ratio" or "textbook"
     "tourist_handicraft_card_usd",  # net tourist-card spending at handicraft merchants (total rows)
     "n_travellers",  # distinct travellers behind the cell (see below); SKETCH_K means "at least"
+    # nowcast of the whole week (the last week's total row only; estimators.nowcast)
+    *NOWCAST_COLUMNS,
 )
 
 #: Pooling levels, narrowest first.
@@ -363,6 +380,13 @@ class _Coefficients:
         main0 = next((i for i, p in enumerate(pools) if int(p.n_nondeclarer.sum()) >= min_sample), None)
         if main0 is None:
             main0 = next((i for i, p in enumerate(pools) if p.n_nondeclarer.sum() > 0), L - 1)
+        if sum(int(v) for v in pools[main0].first[N_WA : N_WA + C]) == 0:
+            # a pool of non-declarers none of whom carried anything says little about the
+            # rest (a handful of empty bags is not a certain zero): widen to the first
+            # level that has seen a carrier, if any
+            main0 = next(
+                (i for i in range(main0, L) if sum(int(v) for v in pools[i].first[N_WA : N_WA + C]) > 0), main0
+            )
         levels.add(main0)
         n_pooled += int(pools[main0].n_nondeclarer.sum())
         self.m0, self.m0b = np.zeros(C), np.zeros((B, C))
@@ -429,12 +453,41 @@ class _Coefficients:
         return np.maximum(cat, 0.0), max(tot, 0.0)
 
 
+def _floor(index, post, group, week, U_r, n_pool, n0):
+    """Variance floors (cents^2) of a stratum's total, category and region cells.
+
+    A cell resting on few inspected travellers is not known exactly, even when those few
+    are all alike (all empty bags, one basket): its variance is never below that of a
+    prediction from a sample of ``n_pool`` units whose residual variance is shrunk toward
+    the whole sample's second moment with ``n0`` pseudo-units,
+
+        V_floor = U (1 + U / (n_pool + n0)) * n0 / (n_pool + n0) * E_w[A^2]
+
+    (``U`` the cell's uninspected travellers; the first term is the travellers' own
+    spread, the second the coefficient's; ``E_w[A^2]`` the HT-weighted mean square of
+    assessed loads over every random inspection, per category ``E_w[A^2] / C``). For any
+    pool of ordinary size this is far below the bootstrap-and-prediction variance and
+    changes nothing.
+    """
+    p = index.pooled("all-weeks", post, group, week, None)
+    sw = float(p.first[D_W]) + float(p.first[N_W])
+    if sw <= 0:
+        return 0.0, 0.0, np.zeros(R)
+    m2 = (float(p.decl_cross[0, 0]) + float(p.nondecl_second[0])) / sw
+    shrink = n0 / (n_pool + n0)
+    U_r = _f(U_r)
+    U = float(U_r.sum())
+    f_tot = U * (1 + U / (n_pool + n0)) * shrink * m2
+    f_reg = U_r * (1 + U_r / (n_pool + n0)) * shrink * m2
+    return f_tot, f_tot / C, f_reg
+
+
 class _Acc:
     """Accumulator of one (week, domain, key) cell."""
 
     __slots__ = (
         "point", "reps", "vpred", "n_dep", "n_insp", "n_decl", "declared", "n_targ",
-        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers",
+        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers", "vfloor",
     )
 
     def __init__(self, B: int):
@@ -448,6 +501,7 @@ class _Acc:
         self.ok = True
         self.var_parts: dict = defaultdict(float)
         self.travellers = DistinctSketch(SKETCH_K)
+        self.vfloor = 0.0
 
 
 def _domain_keys():
@@ -488,7 +542,7 @@ def _add_counts(accs, week, post, st: StratumState):
         a.declared += int(cen.declared_cents[r].sum()) / 100
 
 
-def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
+def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_week=None):
     z = _z(alpha)
     rows = []
     for week in weeks:
@@ -505,10 +559,18 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
                 pse = 0.0
             else:
                 vboot = float(np.var(a.reps, ddof=1))
+                if vboot + a.vpred < a.vfloor:  # thin cell: never narrower than the floor
+                    a.vpred = a.vfloor - vboot
                 se = (vboot + a.vpred) ** 0.5
                 pse = a.vpred**0.5
                 if interval == "normal":
                     lo, hi = a.point - z * se, a.point + z * se
+                elif interval == "log":
+                    if a.point > 0:
+                        sl = math.sqrt(math.log1p((se / a.point) ** 2))
+                        lo, hi = a.point * math.exp(-z * sl), a.point * math.exp(z * sl)
+                    else:
+                        lo, hi = 0.0, a.point + z * se
                 else:
                     q_lo, q_hi = np.quantile(a.reps, [alpha / 2, 1 - alpha / 2])
                     h_lo, h_hi = max(a.point - q_lo, 0.0), max(q_hi - a.point, 0.0)
@@ -548,7 +610,61 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval):
         "pooling": pl.Utf8, "prediction_se_usd": pl.Float64, "method": pl.Utf8,
         "tourist_handicraft_card_usd": pl.Float64, "n_travellers": pl.Int64,
     }
+    schema.update(dict.fromkeys(NOWCAST_COLUMNS, pl.Float64))
+    rows = [r + (None,) * len(NOWCAST_COLUMNS) for r in rows]
+    if open_week is not None and weeks and weeks[-1] == open_week:
+        totals = [r for r in rows if r[1] == "total"]
+        if totals and totals[-1][0] == open_week:
+            *past, now = totals
+            nc = nowcast_week([(r[0], r[3], r[6], r[8]) for r in past], (now[0], now[3], now[6], now[8]), alpha)
+            i = rows.index(now)
+            rows[i] = now[: -len(NOWCAST_COLUMNS)] + (
+                nc.usd, nc.ci_low_usd, nc.ci_high_usd, nc.model_usd, nc.news_value_usd, nc.news_departures_usd,
+            )
     return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def period_label(weeks: list[str]) -> str:
+    """The ``week`` value of a period row: ``"first..last"`` (one week: that week).
+
+    >>> period_label(["2026-W10", "2026-W11", "2026-W12"])
+    '2026-W10..2026-W12'
+    """
+    return weeks[0] if len(weeks) == 1 else f"{weeks[0]}..{weeks[-1]}"
+
+
+def _period(accs, target, formal, payments):
+    """Cells summed over the target weeks: points, replicate totals (replicate by replicate,
+    so coefficients shared by several weeks keep their one error), prediction variances
+    (different travellers each week: independent) and counts."""
+    label = period_label(target) if target else "empty"
+    out: dict = defaultdict(lambda: _Acc(N_REPLICATES))
+    for (week, domain, key), a in accs.items():
+        if week not in target:
+            continue
+        b = out[(label, domain, key)]
+        b.point += a.point
+        b.reps = b.reps + a.reps
+        b.vpred += a.vpred
+        b.vfloor += a.vfloor
+        for f in ("n_dep", "n_insp", "n_decl", "n_targ", "n_pooled"):
+            setattr(b, f, getattr(b, f) + getattr(a, f))
+        b.declared += a.declared
+        b.targ_assessed += a.targ_assessed
+        b.level = max(b.level, a.level)
+        b.ok = b.ok and a.ok
+        for k, v in a.var_parts.items():
+            b.var_parts[k] += v
+        b.travellers += a.travellers
+    fx = FormalExports()
+    pay = WeekPayments()
+    for week in target:
+        if formal and week in formal:
+            fx += formal[week]
+        if payments and week in payments:
+            pay += payments[week]
+    has_pay = bool(payments) and any(w in payments for w in target)
+    return out, [label], {label: fx}, ({label: pay} if has_pay else {})
 
 
 def _target_weeks(index: _Index, weeks: Iterable[str] | None) -> list[str]:
@@ -567,9 +683,11 @@ def estimate_weeks(
     window: int = 2,
     min_sample: int = 10,
     min_category: int = 3,
-    interval: str = "percentile",
+    interval: str = "log",
     variance: str = "wide",
     heavy: tuple[str, int | None] | None = None,
+    period: bool = False,
+    floor_units: int | None = None,
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -593,6 +711,8 @@ def estimate_weeks(
         Inspected declarers with (without) a declared value in a category that the
         category's ratio (mean) needs; thinner ones are taken from a wider pool.
     interval
+        ``"log"`` (default: normal on the log scale, ``estimate * exp(+-z s)``,
+        ``s^2 = log(1 + SE^2 / estimate^2)``, skewed upward like carpet values),
         ``"percentile"`` (bootstrap percentiles with the prediction part in quadrature)
         or ``"normal"``.
     variance
@@ -609,12 +729,23 @@ def estimate_weeks(
         bench/accuracy a longer heavy pool cuts the weekly error and the width but lowers
         coverage (the heavy part's few units then set the error of every week alike), so
         it is off by default; see bench/accuracy_results.md.
+    floor_units
+        Pseudo-units ``n0`` of the variance floor of thin cells (default ``min_category``;
+        see ``_floor``).
+    period
+        False (default): one row per week. True: one row per (domain, key) for the sum of
+        the weeks (``week`` is ``"first..last"``, e.g. ``"2026-W10..2026-W21"``), see
+        :func:`estimate_period`.
 
     Returns
     -------
     polars.DataFrame with :data:`COLUMNS`, one row per (week, domain, key) with
     departures, ordered by week, domain (total, category, border_post,
-    destination_region) and key in reference order.
+    destination_region) and key in reference order. The total row of the last week of
+    ``states`` (the open week, live), when it is among the weeks estimated, carries the
+    nowcast of the whole week (:data:`~estimators.nowcast.NOWCAST_COLUMNS`, see
+    :mod:`estimators.nowcast`) from the earlier estimated weeks' totals; every other row
+    has them null.
 
     Examples
     --------
@@ -636,8 +767,8 @@ def estimate_weeks(
     """
     if variance not in ("wide", "local"):
         raise ValueError(f"variance must be 'wide' or 'local', got {variance!r}")
-    if interval not in ("percentile", "normal"):
-        raise ValueError(f"interval must be 'percentile' or 'normal', got {interval!r}")
+    if interval not in ("percentile", "normal", "log"):
+        raise ValueError(f"interval must be 'percentile', 'normal' or 'log', got {interval!r}")
     if heavy is not None and heavy[0] not in LEVELS:
         raise ValueError(f"heavy level must be one of {LEVELS}, got {heavy[0]!r}")
     index = _Index(states)
@@ -688,28 +819,49 @@ def estimate_weeks(
                 vp_reg = vp_reg + UDn * co.sig_d_tot[cls]
             vp_tot = float(vp_reg.sum())
             level = max(co.levels_used)
+            U_r = U0 + sum(un[cls][2] for cls in CLASSES)  # uninspected travellers by region
+            f_tot, f_cat, f_reg = _floor(
+                index, post, group, week, U_r, co.n_pooled, min_category if floor_units is None else floor_units
+            )
             cells = [
-                (("total", "all"), point.sum(), reps.sum((1, 2)), vp_tot),
-                (("border_post", post), point.sum(), reps.sum((1, 2)), vp_tot),
+                (("total", "all"), point.sum(), reps.sum((1, 2)), vp_tot, f_tot),
+                (("border_post", post), point.sum(), reps.sum((1, 2)), vp_tot, f_tot),
             ]
             cells += [
-                (("category", cat), point[:, c].sum(), reps[:, :, c].sum(1), vp_cat[c])
+                (("category", cat), point[:, c].sum(), reps[:, :, c].sum(1), vp_cat[c], f_cat)
                 for c, cat in enumerate(CATEGORIES)
             ]
             cells += [
-                (("destination_region", reg), point[r].sum(), reps[:, r].sum(1), vp_reg[r])
+                (("destination_region", reg), point[r].sum(), reps[:, r].sum(1), vp_reg[r], f_reg[r])
                 for r, reg in enumerate(DESTINATION_REGIONS)
                 if cen.departures[r] > 0
             ]
-            for key, p, rb, vp in cells:
+            for key, p, rb, vp, vf in cells:
                 a = accs[(week, *key)]
                 a.point += p / 100
                 a.reps += rb / 100
                 a.vpred += vp / 1e4
+                a.vfloor += vf / 1e4
                 a.level = max(a.level, level)
                 a.n_pooled += co.n_pooled
                 a.ok = a.ok and co.ok
-    return _rows(accs, target, formal, payments, alpha, "pooled-ratio", window, interval)
+    if period:
+        accs, target, formal, payments = _period(accs, target, formal, payments)
+    return _rows(accs, target, formal, payments, alpha, "pooled-ratio", window, interval,
+                 open_week=index.weeks[-1] if index.weeks else None)
+
+
+def estimate_period(states, formal=None, payments=None, weeks=None, alpha: float = 0.05, **options) -> pl.DataFrame:
+    """Estimates for the sum of ``weeks`` (default: every week), one row per domain and key.
+
+    The interval comes from the summed replicate totals of the weeks: each replicate
+    re-fits the pooled coefficients on its reweighted units, so a coefficient that several
+    weeks share moves all of them together in that replicate, and the period's interval
+    carries that shared error (the correlation between weeks) instead of adding weekly
+    variances as if independent. The prediction variances of the weeks' uninspected
+    travellers (different people each week) add. Options as :func:`estimate_weeks`.
+    """
+    return estimate_weeks(states, formal, payments, weeks, alpha, period=True, **options)
 
 
 # ----------------------------------------------------------------------------- textbook
@@ -734,8 +886,13 @@ def textbook_weeks(
     payments: Mapping[str, WeekPayments] | None = None,
     weeks: Iterable[str] | None = None,
     alpha: float = 0.05,
+    *,
+    period: bool = False,
 ) -> pl.DataFrame:
     """Per-week stratified ratio estimator with Taylor variance (the baseline).
+
+    ``period=True``: one row per (domain, key) for the sum of the weeks (each week's pools
+    are its own, so weeks are independent and their variances add).
 
     Same output columns as :func:`estimate_weeks` (``method="textbook"``, normal
     intervals, ``prediction_se_usd`` 0). Strata that borrow a ratio or mean from a wider
@@ -836,4 +993,6 @@ def textbook_weeks(
             parts.setdefault(vk, {})[what] = val
         a.var_parts = {vk: d["mult"] ** 2 * d["var"] for vk, d in parts.items()}
         a.n_pooled = a.n_insp
+    if period:
+        accs, target, formal, payments = _period(accs, target, formal, payments)
     return _rows(accs, target, formal, payments, alpha, "textbook", 0, "normal")

@@ -7,7 +7,8 @@ worker reports the counts its recovered state holds. No label carries an id or a
 series are bounded by topics x reasons x posts x groups x domain keys.
 
 Periods: ``week_to_date`` is the ISO week (Asia/Tehran) of the newest departure's event
-time (the event clock), ``last_week`` the week before it.
+time (the event clock), ``last_week`` the week before it; ``nowcast`` (estimate and interval
+bounds of the total only) the whole current week, when the estimate carries its nowcast.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ _ESTIMATE_COLUMNS: Final = {
     "suitcase_estimate_ci_high_usd": "ci_high_usd",
     "suitcase_estimate_std_error_usd": "std_error_usd",
     "suitcase_formal_exports_usd": "formal_exports_usd",
+}
+
+#: Period ``nowcast``: the whole current week (estimators.nowcast), on the total row.
+_NOWCAST_COLUMNS: Final = {
+    "suitcase_estimate_usd": "nowcast_usd",
+    "suitcase_estimate_ci_low_usd": "nowcast_ci_low_usd",
+    "suitcase_estimate_ci_high_usd": "nowcast_ci_high_usd",
 }
 
 
@@ -183,6 +191,13 @@ class SuitcaseCollector(Collector):
                         value = row.get(column)
                         if value is not None:
                             fams[name].add_metric([period, domain, key], float(value))
+            for (w, domain, key), row in rows.items():  # the whole current week, nowcast
+                if w != current:
+                    continue
+                for name, column in _NOWCAST_COLUMNS.items():
+                    value = row.get(column)
+                    if value is not None:
+                        fams[name].add_metric(["nowcast", domain, key], float(value))
             fraction = week_fraction(clock)
             past: dict[tuple[str, str], list[float]] = {}
             closed = {week_shift(current, -k) for k in range(1, RECENT_WEEKS + 1)}

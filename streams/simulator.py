@@ -87,6 +87,23 @@ class WorldConfig:
     malformed_rate: float = 0.001
     shuffle_rate: float = 0.05
     max_delay_days: int = 7
+    #: World variations (the defaults leave the calibrated world byte for byte unchanged).
+    #: Multiplies every group's chance of declaring (few-declarer worlds below 1).
+    declare_factor: float = 1.0
+    #: Multiplies the traders' mean pieces per item line (heavy repeat traders above 1).
+    trader_load_factor: float = 1.0
+    #: Log-sd of a per-trader load multiplier (mean one): the same trader carries heavy
+    #: loads trip after trip, so repeat trips are correlated (0: no trader effect).
+    trader_load_sd: float = 0.0
+    #: From week ``card_drop_week`` (0-based, None: never) on, foreign visitors hold a
+    #: tourist card ``card_share_factor`` times as often (cards suspended, switch outage).
+    card_drop_week: int | None = None
+    card_share_factor: float = 1.0
+    #: Multiplies every post's random-inspection probability.
+    inspection_factor: float = 1.0
+    #: Posts whose random-inspection probability is further multiplied by ``thin_factor``.
+    thin_posts: tuple[str, ...] = ()
+    thin_factor: float = 1.0
 
     @property
     def days(self) -> int:

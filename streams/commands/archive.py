@@ -130,6 +130,9 @@ def estimate(
     events: Path = typer.Option(..., "--events", help="Archive directory of <topic>.ndjson files."),
     out: Path = typer.Option(..., "--out", help="Output file, .parquet or .csv."),
     bound: list[str] = typer.Option(None, "--bound", help=BOUND_HELP),
+    period: bool = typer.Option(
+        False, "--period", help="Also one row per cell for the whole period (week 'first..last')."
+    ),
 ) -> None:
     """Estimate every week of an archive (the batch path) and write one row per week and cell."""
     from streams.archive import ArchiveError
@@ -148,6 +151,10 @@ def estimate(
     table = tables.estimate()
     if table.is_empty():
         raise CliError(f"nothing to estimate in {events}: no valid departure ({account(report.tallies)})")
+    if period:
+        import polars as pl
+
+        table = pl.concat([table, tables.estimate(period=True)])
     with writing(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix == ".parquet":

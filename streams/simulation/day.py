@@ -71,6 +71,7 @@ class World:
     trader_dest: np.ndarray
     trader_rate: np.ndarray
     trader_ids: np.ndarray
+    trader_load: np.ndarray
     exporter_post: np.ndarray
     exporter_house: np.ndarray
     exporter_cdf: np.ndarray
@@ -112,6 +113,11 @@ def build_world(config: WorldConfig) -> World:
     t_dest = draw(rng, dest_rows, t_post)
     mean_rate = config.trader_trips_per_year / 365
     t_rate = np.minimum(rng.gamma(2.0, mean_rate / 2, n_traders), 0.4)
+    if config.trader_load_sd > 0:  # drawn after the calibrated world's draws, so they stay
+        sd = config.trader_load_sd
+        t_load = np.exp(sd * rng.standard_normal(n_traders) - sd * sd / 2)
+    else:
+        t_load = np.ones(n_traders)
     salt = splitmix(np.array([config.seed], dtype=np.uint64) ^ np.uint64(0x5EED5EED5EED5EED))[0]
     erng = random_stream(config.seed, STREAM_EXPORTERS, 0)
     n_exp = max(3, round(world.EXPORTERS * s))
@@ -126,6 +132,7 @@ def build_world(config: WorldConfig) -> World:
         pilgrims=config.arbaeen_pilgrims * s,
         trader_post=t_post, trader_nat=t_nat, trader_dest=t_dest, trader_rate=t_rate,
         trader_ids=pseudonyms("T", id_key(NS_TRADER, 0, np.arange(n_traders)), salt),
+        trader_load=t_load,
         exporter_post=e_post, exporter_house=e_house, exporter_cdf=e_cdf,
         exporter_ids=pseudonyms("EXP", id_key(NS_EXPORTER, 0, np.arange(n_exp)), salt),
         fx=fx_path(config.seed, first - world.PURCHASE_DAYS_BEFORE - 2,
@@ -210,7 +217,8 @@ def generate_day(w: World, g: int) -> _DayOutput:
     cat = draw(rng, world.CATEGORY_CDF, it_group)
     is_trader = it_group == world.TRADER
     qty = 1 + rng.poisson(world.QTY_LAMBDA[cat])
-    mean = world.QTY_TRADER_MEAN[cat[is_trader]]
+    mean = (world.QTY_TRADER_MEAN[cat[is_trader]] * cfg.trader_load_factor
+            * w.trader_load[trader_of[it_dep[is_trader]]])
     qty[is_trader] = np.minimum(1 + rng.negative_binomial(1.5, 1.5 / (1.5 + mean)),
                                 world.QTY_TRADER_CAP[cat[is_trader]])
     unit = lognormal_cents(rng, world.UNIT_MEDIAN[cat], world.UNIT_SIGMA[cat], world.UNIT_CAP[cat])
@@ -220,7 +228,8 @@ def generate_day(w: World, g: int) -> _DayOutput:
 
     # declarations ----------------------------------------------------------------------
     declares = np.zeros(n, dtype=bool)
-    declares[carrier] = rng.random(len(carrier)) < world.P_DECLARE[group[carrier]]
+    declares[carrier] = rng.random(len(carrier)) < np.minimum(
+        world.P_DECLARE[group[carrier]] * cfg.declare_factor, 1.0)
     t_insp = t_dep - rng.integers(300, 3600, n)
     lo = np.array([3600, 1800, 600])[world.MODE[post]]
     hi = np.array([6 * 3600, 4 * 3600, 2 * 3600])[world.MODE[post]]
@@ -237,7 +246,8 @@ def generate_day(w: World, g: int) -> _DayOutput:
     resale = rng.random(n) < world.P_RESALE[group]
 
     # inspections ------------------------------------------------------------------------
-    base_p = np.array([world.P_RANDOM_INSPECTION[p] for p in world.POSTS])
+    base_p = np.array([world.P_RANDOM_INSPECTION[p] for p in world.POSTS]) * cfg.inspection_factor
+    base_p[[world.P[p] for p in cfg.thin_posts]] *= cfg.thin_factor
     factors, p_factors = world.DAY_INSPECTION_FACTORS
     day_factor = rng.choice(factors, len(world.POSTS), p=p_factors)
     p_random = np.round(np.minimum(base_p * day_factor, 1.0), 6)[post]
@@ -351,7 +361,11 @@ def _payments(w: World, g: int, rng: np.random.Generator, *, post, group, nat, r
     n = len(post)
     n_hc = len(world.HANDICRAFT_MCC)
     foreign = (group == world.VISITOR) & (nat != world.C["IR"])
-    holder = foreign & (rng.random(n) < world.P_TOURIST_CARD[world.MODE[post]])
+    p_card_holder = world.P_TOURIST_CARD[world.MODE[post]]
+    cfg = w.config
+    if cfg.card_drop_week is not None and g >= 7 * cfg.card_drop_week:
+        p_card_holder = p_card_holder * cfg.card_share_factor
+    holder = foreign & (rng.random(n) < p_card_holder)
     city = draw(rng, world.CITY_BY_POST_CDF, post)
     home_city = draw(rng, world.CITY_POPULATION_CDF, n=n)
     n_domestic_cards = max(1, round(world.DOMESTIC_CARDS * s))

@@ -1,0 +1,100 @@
+"""The nowcast: its Kalman filter against statsmodels, its combination and news parts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from estimators.nowcast import (
+    festival_regressors,
+    kalman_filter,
+    nowcast_week,
+    trend_model,
+)
+
+WEEKS = [f"2026-W{w:02d}" for w in range(6, 26)]
+Y = np.array([110, 118, 121, 130, 127, 175, 190, 160, 138, 141, 150, 149, 158, 163, 170, 168, 175, 180, 178, 190], float) * 1e3
+
+
+def test_filter_equals_statsmodels_unobserved_components():
+    """Local linear trend with Nowruz/Arbaeen regressors in the state, known initial state:
+    filtered states, covariances, forecasts and log-likelihood equal statsmodels' to 1e-6."""
+    from statsmodels.tsa.statespace.structural import UnobservedComponents
+
+    X = np.array([festival_regressors(w) for w in WEEKS])[:, :1]  # Nowruz varies in these weeks
+    assert X.std() > 0
+    s2_irr, s2_lvl, s2_trd = 4e6, 1e6, 1e4
+    mod = UnobservedComponents(Y, level="local linear trend", exog=X, mle_regression=False)
+    m = 3
+    a0, P0 = np.array([100e3, 1e3, 0.0]), np.diag([1e8, 1e6, 1e8])
+    mod.ssm.initialize_known(a0, P0)
+    res = mod.filter([s2_irr, s2_lvl, s2_trd])
+    Z, T, Q = trend_model(X, s2_lvl, s2_trd)
+    af, Pf, ap, Pp, fmean, fvar, ll = kalman_filter(Y, Z, T, Q, s2_irr, a0, P0)
+    order = [0, 1, 2]  # statsmodels: level, trend, beta
+    assert np.allclose(af, res.filtered_state.T[:, order], rtol=1e-6, atol=1e-6)
+    assert np.allclose(Pf, res.filtered_state_cov.transpose(2, 0, 1), rtol=1e-6, atol=1e-6)
+    assert np.allclose(fmean, res.forecasts[0], rtol=1e-6, atol=1e-6)
+    assert np.allclose(fvar, res.forecasts_error_cov[0, 0], rtol=1e-6, atol=1e-6)
+    # statsmodels leaves the first loglikelihood_burn terms out of llf (diffuse start)
+    burn = mod.loglikelihood_burn
+    assert math.isclose(ll[burn:].sum(), res.llf, rel_tol=1e-6)
+    assert m == af.shape[1]
+
+
+def test_filter_skips_missing_values_like_statsmodels():
+    from statsmodels.tsa.statespace.structural import UnobservedComponents
+
+    y = Y.copy()
+    y[[3, 9]] = np.nan
+    mod = UnobservedComponents(y, level="local linear trend")
+    a0, P0 = np.array([100e3, 0.0]), np.diag([1e8, 1e6])
+    mod.ssm.initialize_known(a0, P0)
+    res = mod.filter([4e6, 1e6, 1e4])
+    Z, T, Q = trend_model(np.zeros((len(y), 0)), 1e6, 1e4)
+    af, *_, ll = kalman_filter(y, Z, T, Q, 4e6, a0, P0)
+    assert np.allclose(af, res.filtered_state.T, rtol=1e-6, atol=1e-6)
+    burn = mod.loglikelihood_burn
+    assert math.isclose(ll[burn:].sum(), res.llf, rel_tol=1e-6)
+
+
+def test_festival_regressors():
+    assert festival_regressors("2026-W13") == (1.0, 0.0)  # Nowruz 2026-03-21 (Saturday) - 3 .. + 13
+    assert festival_regressors("2026-W12") == (5 / 7, 0.0)
+    assert festival_regressors("2026-W31") == (0.0, 1.0)  # the walk before Arbaeen 2026-08-04
+    n, a = festival_regressors("2026-W32")  # Arbaeen on its Tuesday: Monday and Tuesday
+    assert n == 0.0 and a == pytest.approx(2 / 7)
+    assert festival_regressors("2026-W40") == (0.0, 0.0)
+
+
+def _history(n=12, level=150e3, dep=40_000):
+    return [(WEEKS[i], level + 2e3 * i, 0.06 * level, dep) for i in range(n)]
+
+
+def test_news_adds_up_and_a_closed_week_nowcasts_near_its_estimate():
+    hist = _history()
+    closed = nowcast_week(hist, (WEEKS[12], 190e3, 8e3, 40_000))
+    assert closed.model_usd is not None
+    assert math.isclose(closed.usd - closed.model_usd, closed.news_value_usd + closed.news_departures_usd, rel_tol=1e-9, abs_tol=1e-6)
+    assert abs(closed.usd - 190e3) < abs(closed.model_usd - 190e3)
+    assert closed.ci_low_usd < closed.usd < closed.ci_high_usd
+
+
+def test_a_week_just_begun_is_scaled_up_and_leans_on_the_model():
+    hist = _history()
+    day1 = nowcast_week(hist, (WEEKS[12], 30e3, 6e3, 40_000 / 7))
+    assert day1.usd > 100e3  # the whole week, not the week to date
+    assert day1.ci_low_usd < day1.model_usd < day1.ci_high_usd
+    assert day1.news_departures_usd == 0.0
+    # more departures than the model expected: the departures news is positive
+    busy = nowcast_week(hist, (WEEKS[12], 220e3, 9e3, 55_000))
+    assert busy.news_departures_usd > 0
+    assert math.isclose(busy.usd - busy.model_usd, busy.news_value_usd + busy.news_departures_usd, rel_tol=1e-9)
+
+
+def test_without_history_the_nowcast_is_the_week_so_far():
+    nc = nowcast_week([], (WEEKS[0], 50e3, 5e3, 10_000))
+    assert nc.usd == 50e3 and nc.model_usd is None
+    assert nc.ci_low_usd == pytest.approx(50e3 - 1.959963984540054 * 5e3)
