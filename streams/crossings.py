@@ -103,7 +103,7 @@ def priced_inspection(inspection: Inspection, rates: RateBook) -> PricedInspecti
     if cents is None:
         return None
     return PricedInspection(
-        unit_key(inspection.crossing_id),
+        unit_key(inspection.crossing_id, PSEUDONYM_KEY),
         inspection.selection == "random",
         inspection.selection_probability,
         inspection.declared,

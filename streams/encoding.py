@@ -89,7 +89,7 @@ class Segment(msgspec.Struct, array_like=True, forbid_unknown_fields=True, tag_f
     part: int
     parts: int
     offsets: dict[str, int]
-    watermark: dict[str, list[float]]  # topic -> newest accepted event times (see live.Watermark)
+    watermark: dict[str, list[float]]  # topic -> the newest accepted event times (see live.WATERMARK_RANK)
     tally: TallyRecord
     seen: list[tuple[str, bytes, float]]  # (topic, keyed digest of event id, expiry)
     crossings: list[CrossingRecord]

@@ -257,6 +257,7 @@ class PartitionState:
         self.horizon = horizon_days * 86400.0
         self.seq = 0
         self.base_seq = 0
+        self.base_parts = 0  # records of the snapshot at base_seq
         self.offsets: dict[str, int] = {}
         self.newest: dict[str, list[float]] = {}  # topic -> the WATERMARK_RANK newest event times
         self.watermark: dict[str, float] = {}  # topic -> the watermark those give
@@ -531,24 +532,35 @@ class PartitionState:
     def restore(
         cls, lane: str, partition: int, records: dict[bytes, bytes], horizon_days: float = HORIZON_DAYS
     ) -> "PartitionState":
-        """Rebuild from the table's records of this partition (``lane|p|...`` keys): the
-        newest complete snapshot, then each complete step after it, in order, up to the
-        first missing one. Records that do not decode are skipped (``invalid`` counts them)."""
-        state = cls(lane, partition, horizon_days)
+        """Rebuild from table records of this partition (``lane|p|...`` keys); records
+        that do not decode are skipped (``invalid`` counts them). See :meth:`rebuild`."""
         prefix = segment_prefix(lane, partition)
-        segments = []
+        segments, invalid = [], 0
         for k, v in records.items():
             if k.startswith(prefix) and v:
                 s = decode_segment(v)
                 if type(s) is Invalid or s.lane != lane or s.partition != partition:
-                    state.invalid += 1
+                    invalid += 1
                 else:
                     segments.append(s)
+        state = cls.rebuild(lane, partition, segments, horizon_days)
+        state.invalid = invalid
+        return state
+
+    @classmethod
+    def rebuild(
+        cls, lane: str, partition: int, segments: list[Segment], horizon_days: float = HORIZON_DAYS
+    ) -> "PartitionState":
+        """The state from decoded changelog records of this partition: the newest
+        complete snapshot, then each complete step after it, in order, up to the first
+        missing one."""
+        state = cls(lane, partition, horizon_days)
         steps = complete_steps(segments)
         start = max((seq for base, seq in steps if base), default=0)
         if start:
             for part in steps[(True, start)]:
                 state.apply(part)
+            state.base_parts = len(steps[(True, start)])
         seq = start + 1
         while (False, seq) in steps:
             for part in steps[(False, seq)]:
@@ -583,12 +595,6 @@ def segment_key(lane: str, partition: int, seq: int, part: int = 0) -> bytes:
 
 def base_key(lane: str, partition: int, seq: int, part: int = 0) -> bytes:
     return f"{lane}|{partition}|base|{seq:012d}|{part:04d}".encode()
-
-
-def key_seq(key: bytes) -> tuple[bool, int]:
-    """(is a snapshot, seq) of a table key."""
-    fields = key.split(b"|")
-    return (fields[2] == b"base", int(fields[-2]))
 
 
 # ---------------------------------------------------------------------- estimator state

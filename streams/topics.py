@@ -6,8 +6,11 @@
   original record) and ``reason`` (a reason of :data:`streams.contract.REJECTION_REASONS`
   or ``too_late``);
 - ``suitcase.estimates``: published estimate rows. Key ``week|domain|key``; value the
-  row of the batch output (``suitcase estimate``) as one JSON object, sent when it
-  changes, at most once per publish interval;
+  row of the batch output (``suitcase estimate``) as one JSON object plus ``complete``
+  (true once the whole app was caught up when the row was computed: every input
+  partition's end offset covered by the merged state; false rows rest on incomplete
+  input and may still move a lot), sent when it changes or becomes complete, at most
+  once per publish interval;
 - ``<app id>-partition-state-changelog`` (internal, faust's changelog of the
   ``partition-state`` table): each lane partition's steps, versioned MessagePack
   (:mod:`streams.encoding`), each carrying its observations. Every worker of the app

@@ -47,10 +47,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from estimators.disclosure import suppress
+from estimators.encoding import Observations
 from streams.app import create_app
 from streams.broker import DEFAULT_PARTITIONS
 from streams.contract import DEPARTURES, RATES, FxRate, decode
@@ -70,15 +72,14 @@ from streams.live import (
     base_key,
     complete_steps,
     encode_parts,
-    key_seq,
     segment_key,
-    segment_prefix,
 )
 from streams.metrics import register
 from streams.tables import define_tables
 from streams.topics import define_topics
 
 log = logging.getLogger("suitcase.worker")
+_NO_OBSERVATIONS = Observations()
 
 #: Least seconds between two estimate recomputations (when something changed).
 PUBLISH_INTERVAL_S = 0.25
@@ -199,6 +200,8 @@ class BroadcastReader:
         await self.probe.start()
         await self.consumer.topics()
         partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        if not partitions:
+            raise RuntimeError(f"topic {self.topic} does not exist (or has no partitions)")
         self.tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self.consumer.assign(self.tps)
         starts = await self.consumer.beginning_offsets(self.tps)
@@ -289,6 +292,7 @@ class LiveWorker:
         self._applied: dict[tuple[str, int], dict[str, int]] = {}  # (lane, p) -> offsets merged
         self._applied_seq: dict[tuple[str, int], int] = {}
         self._pending: dict[tuple[str, int], list] = {}  # parts of steps not yet complete
+        self._latest: dict[tuple[str, int], list] = {}  # (lane, p) -> what rebuilds its state
         self._invalid: Counter = Counter()  # internal topic -> records skipped
         self._invalid_logged: set[str] = set()
         self.failure: asyncio.Future | None = None  # set with the exception of a failed task
@@ -306,6 +310,8 @@ class LiveWorker:
                 dt.timedelta(days=settings.flash_delay_days),
             )
         self._computed_version = -1
+        self._computed_complete = False
+        self._app_lag: int | None = None  # see _measure_app_lag
         self._published = 0
         self._last_processed: dict[str, float] = {}
         self._lag: dict[tuple[str, int], int] = {}
@@ -425,21 +431,10 @@ class LiveWorker:
 
     # ------------------------------------------------------------------ processing
 
-    def _table_records(self) -> dict[bytes, bytes]:
-        store = self.table.data
-        return dict(getattr(store, "data", store))
-
     def _write(self, partition: int, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.table.data.pop(key, None)
-            self.table.send_changelog(partition, key, None, value_serializer="raw")
-        else:
-            self.table.data[key] = value
-            self.table.send_changelog(partition, key, value)
-
-    def _forget(self, key: bytes) -> None:
-        """Drop a record from the in-memory table only (it stays in the changelog)."""
-        self.table.data.pop(key, None)
+        """Send a record to the state changelog (the table is a write path only: states
+        are rebuilt from what the changelog reader kept, see _on_recover)."""
+        self.table.send_changelog(partition, key, value, value_serializer="raw")
 
     def _commit(self, state: PartitionState, step: Step) -> None:
         lane, p = state.lane, state.partition
@@ -474,30 +469,16 @@ class LiveWorker:
                     self.instruments.observe_lag(topic, lags)
 
     def _compact(self, state: PartitionState) -> None:
-        """Write a snapshot; forget (in memory) the steps it covers, tombstone older
-        snapshots. Steps stay in the changelog: their observations are what a starting
-        worker merges into its estimator state."""
+        """Write a snapshot and tombstone the one before. Steps stay in the changelog:
+        their observations are what a starting worker merges into its estimator state."""
         lane, p, seq = state.lane, state.partition, state.seq
-        for k, raw in enumerate(encode_parts(state.snapshot(), MAX_RECORD_BYTES)):
+        parts = encode_parts(state.snapshot(), MAX_RECORD_BYTES)
+        for k, raw in enumerate(parts):
             self._write(p, base_key(lane, p, seq, k), raw)
-        self._prune(lane, p, seq, tombstones=True)
-        state.base_seq = seq
-
-    def _prune(self, lane: str, p: int, seq: int, tombstones: bool = False) -> None:
-        prefix = segment_prefix(lane, p)
-        for key in [k for k in self._table_records() if k.startswith(prefix)]:
-            try:
-                base, at = key_seq(key)
-            except (ValueError, IndexError):
-                self._forget(key)  # not a key of ours
-                continue
-            if base and at < seq:
-                if tombstones:
-                    self._write(p, key, None)
-                else:
-                    self._forget(key)
-            elif not base and at <= seq:
-                self._forget(key)
+        if state.base_seq:
+            for k in range(state.base_parts):
+                self._write(p, base_key(lane, p, state.base_seq, k), None)
+        state.base_seq, state.base_parts = seq, len(parts)
 
     async def _on_recover(self) -> None:
         actives = self.app.assignor.assigned_actives()
@@ -506,15 +487,17 @@ class LiveWorker:
         assigned = {
             (lane, tp.partition) for tp in actives if tp.topic == self.changelog_topic for lane in LANES
         }
-        records = self._table_records()
+        # faust's recovery reads the changelog up to ListOffsets, which Tansu 0.6 answers
+        # short of the last record batch; the changelog reader's barrier does not, so
+        # the states are rebuilt from what it kept (the newest complete snapshot and
+        # the steps after it, per partition) and faust's copy is dropped.
+        self.table.data.clear()
+        while not await self.steps.sync():
+            log.warning("still reading the state changelog before recovering partitions")
         self.states = {
-            key: PartitionState.restore(key[0], key[1], records, self.settings.horizon_days)
+            key: PartitionState.rebuild(key[0], key[1], self._latest.get(key, []), self.settings.horizon_days)
             for key in assigned
         }
-        for (lane, p), state in self.states.items():
-            if state.invalid:
-                self._skip(self.changelog_topic, "restore", count=state.invalid)
-            self._prune(lane, p, state.base_seq)  # the steps the snapshot covers: memory only
         log.info("recovered %d partition states", len(self.states))
         self._recovered.set()
         if self._raw is not None:
@@ -600,12 +583,13 @@ class LiveWorker:
         if type(segment) is Invalid:
             self._skip(message.topic, segment.reason)
             return
-        if segment.base:
-            return  # snapshots carry no observations
         key = (segment.lane, segment.partition)
         if segment.lane not in LANES:
             self._skip(message.topic, "unknown_lane")
             return
+        self._keep(key, segment)
+        if segment.base:
+            return  # snapshots carry no observations
         applied = self._applied_seq.get(key, 0)
         if segment.seq <= applied:
             return  # merged already
@@ -622,6 +606,18 @@ class LiveWorker:
         self._pending[key] = [s for s in pending if s.seq > applied]
         if len(self._pending[key]) > 10_000:
             self._skip(message.topic, "gap", count=0)
+
+    def _keep(self, key: tuple[str, int], segment) -> None:
+        """Keep what rebuilding this partition's state needs: the newest complete
+        snapshot and the records after it (without their observations)."""
+        kept = self._latest.setdefault(key, [])
+        if not segment.base:
+            segment = msgspec.structs.replace(segment, observations=_NO_OBSERVATIONS, stamps=None)
+        kept.append(segment)
+        if segment.base:
+            parts = [s for s in kept if s.base and s.seq == segment.seq and s.attempt == segment.attempt]
+            if len(parts) == segment.parts:
+                self._latest[key] = parts + [s for s in kept if not s.base and s.seq > segment.seq]
 
     def _merge(self, key: tuple[str, int], parts: list) -> None:
         try:
@@ -654,14 +650,35 @@ class LiveWorker:
             for tp in tps:  # see BroadcastReader.end_offsets
                 try:
                     high = source.highwater(tp)
-                except (AssertionError, KeyError):  # not (or no longer) assigned
+                except Exception:  # not (or no longer) assigned
                     continue
                 if high is not None and high > ends[tp]:
                     ends[tp] = high
-            self._lag = {
-                (tp.topic, tp.partition): max(0, end - 1 - self.states[(LANE_OF[tp.topic], tp.partition)].offsets.get(tp.topic, -1))
-                for tp, end in ends.items()
-            }
+            lag = {}
+            for tp, end in ends.items():
+                state = self.states.get((LANE_OF[tp.topic], tp.partition))
+                if state is not None:  # (revoked meanwhile)
+                    lag[(tp.topic, tp.partition)] = max(0, end - 1 - state.offsets.get(tp.topic, -1))
+            self._lag = lag
+        if self.is_leader():
+            await self._measure_app_lag()
+
+    async def _measure_app_lag(self) -> None:
+        """Records of every input partition not yet covered by the merged steps (the
+        leader's test of "the whole app is caught up" before a flash vintage)."""
+        tps = [TopicPartition(t, p) for t in LANE_OF for p in range(self.settings.partitions)]
+        ends = await self.rates.probe.end_offsets(tps)
+        for tp in tps:  # see BroadcastReader.end_offsets
+            try:
+                high = self._raw.highwater(tp)
+            except Exception:  # not assigned here
+                continue
+            if high is not None and high > ends[tp]:
+                ends[tp] = high
+        self._app_lag = sum(
+            max(0, end - 1 - self._applied.get((LANE_OF[tp.topic], tp.partition), {}).get(tp.topic, -1))
+            for tp, end in ends.items()
+        )
 
     # ------------------------------------------------------------------ estimates
 
@@ -685,7 +702,8 @@ class LiveWorker:
         per ``publish_interval``).
         """
         version = self.summaries.version
-        if version == self._computed_version or not self.summaries.strata:
+        complete = force or self._app_lag == 0
+        if (version == self._computed_version and complete == self._computed_complete) or not self.summaries.strata:
             if self._pending_stamps:  # steps that changed nothing: already estimated
                 now = time.time()
                 self.estimate_latencies.extend(now - ts for ts in self._pending_stamps)
@@ -708,8 +726,10 @@ class LiveWorker:
             now = time.time()
             self.estimate_latencies.extend(now - ts for ts in stamps)
         self._computed_version = version
+        flipped = complete != self._computed_complete
+        self._computed_complete = complete
         rows = {(r["week"], r["domain"], r["key"]): r for r in table.iter_rows(named=True)}
-        changed = [k for k, r in rows.items() if self._rows.get(k) != r]
+        changed = [k for k, r in rows.items() if flipped or self._rows.get(k) != r]
         self._rows = rows
         self._shown = {
             (r["week"], r["domain"], r["key"]): r
@@ -717,16 +737,17 @@ class LiveWorker:
         }
         leader = force or self.is_leader()
         clock = self.clock()
-        caught_up = sum(self._lag.values()) < CATCHING_UP_RECORDS
-        if leader and self.publisher is not None and clock is not None and (caught_up or force):
-            # vintages come from a worker that has caught up, not from a half-read backlog
+        if leader and self.publisher is not None and clock is not None and complete:
+            # A flash (and its files) only once the whole app is caught up: every input
+            # partition's end offset is covered by the merged steps (housekeeping), not
+            # just this worker's own lag; partial numbers are never final.
             self.publisher.consider(table, dt.datetime.fromtimestamp(clock, dt.timezone.utc))
         for key in changed:
             row = rows[key]
             if row.get("estimate_usd") is not None:
                 self._first.setdefault(key, float(row["estimate_usd"]))
             if leader:
-                self.topics.estimates.send_soon(key="|".join(key).encode(), value=row_json(row))
+                self.topics.estimates.send_soon(key="|".join(key).encode(), value=row_json({**row, "complete": complete}))
                 self._published += 1
         return len(changed)
 

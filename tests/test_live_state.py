@@ -245,3 +245,46 @@ def test_week_end_matches_the_tehran_calendar_at_every_local_midnight():
         midnight = dt.datetime.combine(dt.date(2015, 1, 1) + dt.timedelta(days=d), dt.time(), TEHRAN).timestamp()
         for eps in (-0.001, 0.0, 0.001, 4000.0):
             assert week_end(midnight + eps) == expected(midnight + eps)
+
+
+def test_one_event_dated_2099_does_not_move_the_watermark():
+    from tests.events import line
+
+    state = PartitionState("crossings", 0)
+    clock = [
+        Record(DEPARTURES, 0, i, 0.0, line(DEPARTURES, event_id=f"w{i}", crossing_id=f"w-{i}", event_time="2026-03-30T08:00:00+03:30"))
+        for i in range(16)
+    ]
+    state.process(clock, RateBook())
+    before = state.watermark[DEPARTURES]
+    future = Record(DEPARTURES, 0, 16, 0.0, line(DEPARTURES, event_id="f", crossing_id="f-1", event_time="2099-03-30T08:00:00+03:30"))
+    assert not state.process([future], RateBook()).dead  # accepted (bounds are the contract's)
+    assert state.watermark[DEPARTURES] == before
+    later = Record(DEPARTURES, 0, 17, 0.0, line(DEPARTURES, event_id="v", crossing_id="v-1", event_time="2026-03-14T08:00:00+03:30"))
+    step = state.process([later], RateBook())
+    assert not step.dead and state.tally.accepted[DEPARTURES] == 18  # not too_late
+    restored = PartitionState.restore("crossings", 0, put(put({}, state.snapshot()), step.segment))
+    assert restored.watermark == state.watermark
+
+
+def test_a_record_that_raises_is_dead_lettered_and_leaves_no_trace(archive, monkeypatch):
+    from streams import live
+
+    book, by_partition = records(archive)
+    recs = by_partition[("crossings", 0)]
+    clean = PartitionState("crossings", 0)
+    clean_obs = [o for o in clean.process(recs, book).observations]
+    victim = next(r for r in recs if r.topic == DEPARTURES and b'"event_id"' in r.value)
+    original = live.departure_stratum
+
+    def explode(event):
+        if event.event_id == json.loads(victim.value)["event_id"]:
+            raise OverflowError("boom")
+        return original(event)
+
+    monkeypatch.setattr(live, "departure_stratum", explode)
+    state = PartitionState("crossings", 0)
+    step = state.process(recs, book)
+    assert [d.reason for d in step.dead if d.record is victim] == ["internal_error:OverflowError"]
+    assert state.tally.accepted[DEPARTURES] == clean.tally.accepted[DEPARTURES] - 1
+    assert len(step.observations) < len(clean_obs)
