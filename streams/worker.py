@@ -90,6 +90,8 @@ ESTIMATE_SHARE = 0.3
 #: restart after an outage), when intermediate estimates matter less than catching up.
 ESTIMATE_SHARE_CATCHING_UP = 0.03
 CATCHING_UP_RECORDS = 10_000
+#: Longest each stage of stopping may take (flush, faust, readers).
+STOP_TIMEOUT_S = 15.0
 #: Most records one fetch hands to the partition states.
 BATCH_MAX = 2000
 #: Seconds between two retries of held events and two consumer-lag readings.
@@ -414,10 +416,13 @@ class LiveWorker:
         if self._raw is not None:
             await self._raw.stop()
             self._raw = None
-        await self.app.producer.flush()
-        await self.app.stop()
-        await self.rates.stop()
-        await self.steps.stop()
+        # Bounded: with the broker gone a flush would wait for ever (what is not
+        # flushed is redone by the next owner: a step counts only once it landed).
+        for closing in (self.app.producer.flush(), self.app.stop(), self.rates.stop(), self.steps.stop()):
+            try:
+                await asyncio.wait_for(closing, STOP_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.error("stopping the worker timed out after %.0f s (broker unreachable?)", STOP_TIMEOUT_S)
 
     def resume(self) -> None:
         """Start processing (see ``WorkerSettings.start_paused``)."""
