@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--scale", type=float, default=0.03)
     parser.add_argument("--weeks", type=int, default=2)
-    parser.add_argument("--consumer", default="faust", choices=["faust", "raw"])
+    parser.add_argument("--consumer", default="raw", choices=["raw"])
     args = parser.parse_args()
 
     from prometheus_client import CollectorRegistry

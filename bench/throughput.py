@@ -167,7 +167,7 @@ def _worker_process(bootstrap: str, app_id: str, last: dict, queue, go, profile:
 
 
 def live_workers(bootstrap: str, n: int, last: dict, total: int, profile: str | None = None,
-                 consumer: str = "faust", paused: bool = True) -> dict:
+                 consumer: str = "raw", paused: bool = True) -> dict:
     """n worker processes in one group, timed to the final estimates from a common start
     signal given once the group has settled (every worker joined and recovered) or, not
     ``paused``, from the first record processed (as the baselines are timed). Paused
@@ -233,7 +233,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.03)
     parser.add_argument("--weeks", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
-    parser.add_argument("--consumers", nargs="*", default=["faust", "raw"], help="worker consumer modes to run")
+    parser.add_argument("--consumers", nargs="*", default=["raw"], help="worker consumer modes to run (only raw)")
     parser.add_argument("--archive", type=Path, help="Use this archive instead of simulating one.")
     parser.add_argument("--profile", action="store_true", help="cProfile the cold one-worker runs to /tmp/suitcase-worker-<mode>.prof")
     args = parser.parse_args()

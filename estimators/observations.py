@@ -146,17 +146,19 @@ class FormalExportSeen(NamedTuple):
 Observation = DepartureSeen | DeclarationSeen | InspectionSeen
 
 
-def unit_key(crossing_id: str) -> int:
+def unit_key(crossing_id: str, key: bytes = b"") -> int:
     """The 64-bit unsigned digest of a crossing id that seeds its bootstrap weights.
 
-    BLAKE2b with an 8-byte digest, read little-endian. Stable across processes and
+    BLAKE2b with an 8-byte digest, read little-endian, keyed with ``key`` (production
+    passes the pseudonym secret, so a digest cannot be matched to a crossing id by
+    enumerating ids; the empty key is plain BLAKE2b). Stable across processes and
     platforms (unlike :func:`hash`).
 
     >>> unit_key("abc")
     6455300059550759896
     """
     return int.from_bytes(
-        hashlib.blake2b(crossing_id.encode("utf-8"), digest_size=8).digest(), "little"
+        hashlib.blake2b(crossing_id.encode("utf-8"), digest_size=8, key=key).digest(), "little"
     )
 
 

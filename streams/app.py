@@ -1,8 +1,8 @@
 """The faust application of the live path: only the ``faust.App`` and its settings.
 
-Topics (:mod:`streams.topics`), tables (:mod:`streams.tables`), agents
-(:mod:`streams.agents`) and the worker's services (:mod:`streams.worker`) are declared in
-their own modules against the app this returns. The app is built by a function, not at
+Topics (:mod:`streams.topics`), tables (:mod:`streams.tables`) and the worker's services
+(:mod:`streams.worker`; faust runs the group, the table and its recovery, no agents) are
+declared in their own modules against the app this returns. The app is built by a function, not at
 import time, because one process may run several (tests give every run its own id).
 """
 
@@ -27,6 +27,9 @@ def create_app(app_id: str, bootstrap: str, partitions: int, data_dir: Path) -> 
         **faust_kwargs(),  # TLS / SASL (streams.kafka_security)
         datadir=str(data_dir),
         store="memory://",  # tables live in memory and are recovered from their changelog
+        # No standby copies: a standby would hold every step of another worker's
+        # partitions in memory (steps stay in the changelog); a new owner recovers.
+        table_standby_replicas=0,
         topic_partitions=partitions,  # changelogs co-partitioned with the source topics
         key_serializer="raw",
         value_serializer="raw",

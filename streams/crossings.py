@@ -100,7 +100,7 @@ def priced_inspection(inspection: Inspection, rates: RateBook) -> PricedInspecti
     if cents is None:
         return None
     return PricedInspection(
-        unit_key(inspection.crossing_id),
+        unit_key(inspection.crossing_id, pseudonym_key()),
         inspection.selection == "random",
         inspection.selection_probability,
         inspection.declared,

@@ -12,28 +12,41 @@ lane goes to one worker (faust co-partitions topics with the same partition coun
 :class:`PartitionState` holds everything one lane partition needs and nothing else:
 
 - ``offsets``: the last applied offset per topic. A record at or below it is skipped, so
-  a batch redelivered after a restart (faust commits offsets after the changelog, never
-  before) changes nothing: updates are idempotent.
-- ``watermark``: the newest accepted ``event_time`` per topic (the event-time clock of
-  that topic-partition). An event whose ISO week (Asia/Tehran) closed more than
-  ``horizon`` before the watermark is ``too_late``: dead-lettered, not counted.
-- ``seen``: event ids per topic, each kept until its week closed ``horizon`` ago on the
-  watermark; past that a repeat would be too late anyway, so deduplication is exact and
-  the set is bounded by (events per horizon).
-- ``crossings``: the open :class:`~streams.crossings.Crossing` joins, dropped on the same
-  horizon (on the oldest of the three topics' watermarks).
+  a batch redelivered after a restart changes nothing: updates are idempotent.
+- ``watermark``: per topic, the ``WATERMARK_RANK``-th (16th) newest accepted
+  ``event_time``: the event-time clock of that topic-partition, which a handful of
+  far-future events cannot move. An event whose ISO week (Asia/Tehran) closed more than
+  ``horizon`` before it is ``too_late``: dead-lettered, not counted.
+- ``seen``: keyed digests (:func:`id_digest`) of event ids per topic, each kept until its
+  week closed ``horizon`` ago on the watermark; past that a repeat would be too late
+  anyway, so deduplication is exact and the set is bounded by (events per horizon).
+- ``crossings``: the open :class:`~streams.crossings.Crossing` joins, keyed by the keyed
+  digest of the crossing id, dropped on the same horizon.
 - ``held``: events whose amount has no exchange rate yet (raw bytes, retried when the
   rate book grows; never dropped).
 - ``tally``: accepted, duplicate, rejected (by reason), late, too-late counts per topic.
 
-Processing a batch mutates the state and returns a :class:`Step`: the changelog
-*segment* (only what changed: new ids, changed crossings, held changes, offsets,
-watermarks, tallies), the released estimator observations, and the dead letters. The
-worker writes the segment to a changelogged table under ``lane|p|seq`` and the
-observations to the observation log; every ``COMPACT_EVERY`` segments it writes a full
-snapshot (in parts of at most ~512 KB) under ``lane|p|base|k`` and deletes the segments
-it covers. Recovery is
-:meth:`PartitionState.restore` over the table's keys of that partition.
+Every record is isolated: a tombstone is dead-lettered as ``tombstone``, and a record
+that raises anywhere (decoding, joining, pricing, also on a held-event retry) is
+dead-lettered as ``internal_error:<Type>`` with nothing of it kept.
+
+Processing a batch mutates the state and returns a :class:`Step` whose *segment*
+(:class:`streams.encoding.Segment`, versioned MessagePack, never pickle) carries both
+what changed (new id digests, changed crossings, held changes, offsets, watermarks,
+tallies) **and the observations the step released**. That is the design that makes a
+kill -9 exact: one write carries the state change and its observations, so they land
+together or not at all (a step too large for one record is written in parts sharing a
+random ``attempt`` id, and counts only when every part of one attempt is there). A
+worker killed before its write lands restarts from the previous step and redoes it; a
+step that landed is recovered with its offsets and never redone. The estimate is thus a
+function of the set of complete steps in the changelog, which every worker reads (see
+:mod:`streams.worker`).
+
+The worker writes segments to the changelogged ``partition-state`` table under
+``lane|p|seq|part``; every ``COMPACT_EVERY`` steps it writes a snapshot (a base segment,
+no observations) under ``lane|p|base|seq|part``. Segments are never deleted from the
+topic (their observations are what a starting worker merges); only the in-memory table
+forgets those a snapshot covers. Recovery is :meth:`PartitionState.restore`.
 
 The observations (never ids: the inspection's ``unit_key`` is a digest) are the only
 thing that leaves a partition; :class:`Summaries` adds them into the estimators' mergeable
@@ -42,15 +55,18 @@ states, whichever worker, partition or order they come from.
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
-import pickle
+import hashlib
+import logging
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
-from estimators.observations import (
-    Stratum,
-)
+import msgspec
+
+from estimators.encoding import Observations
 from streams.contract import (
     DECLARATIONS,
     DEPARTURES,
@@ -70,7 +86,18 @@ from streams.crossings import (
     payment_seen,
     priced_inspection,
 )
+from streams.encoding import (
+    CrossingRecord,
+    HeldRecord,
+    Invalid,
+    Segment,
+    TallyRecord,
+    decode_segment,
+    encode_segment,
+)
 from streams.fx import RateBook
+
+log = logging.getLogger("suitcase.live")
 
 #: Lanes: groups of co-partitioned topics one agent consumes together.
 LANES: Final[dict[str, tuple[str, ...]]] = {
@@ -89,8 +116,12 @@ HORIZON_DAYS: Final = 35
 COMPACT_EVERY: Final = 64
 #: Dead-letter reason of events beyond the horizon (beside the contract's reasons).
 TOO_LATE: Final = "too_late"
-#: Largest changelog record a snapshot part aims at (Kafka's default limit is ~1 MB).
+#: Dead-letter reason of a record without a value (a tombstone) on an input topic.
+TOMBSTONE: Final = "tombstone"
+#: Largest changelog record a step or snapshot part aims at (Kafka's default limit is ~1 MB).
 MAX_RECORD_BYTES: Final = 512 * 1024
+#: The watermark of a topic-partition is its WATERMARK_RANK-th newest accepted event time.
+WATERMARK_RANK: Final = 16
 _WEEK: Final = 7 * 86400
 
 
@@ -148,29 +179,67 @@ class Tally:
                      Counter(self.unjoined))
 
 
-@dataclass
-class Segment:
-    """One changelog record of a partition: what a step changed (see module docs)."""
+def id_digest(identifier: str) -> bytes:
+    """Keyed 128-bit BLAKE2b digest of an event or crossing id (SUITCASE_PSEUDONYM_KEY):
+    what the seen-sets and the crossing joins are keyed by, so the changelog carries no id.
+    128 bits: no two ids of a horizon collide in practice, so deduplication stays exact."""
+    from streams import pseudonym
 
-    seq: int
-    offsets: dict[str, int]
-    watermark: dict[str, float]
-    tally: Tally
-    seen: list[tuple[str, str, float]]  # (topic, event_id, expiry)
-    crossings: dict[str, tuple | None]  # crossing_id -> Crossing state (None: closed)
-    crossing_expiry: dict[str, float]
-    held_added: dict[tuple[str, int], tuple[bytes, float, float]]  # (topic, offset) -> (raw, record ts, event ts)
-    held_removed: list[tuple[str, int]]
-    base: bool = False  # a snapshot: replaces everything before ``seq``
-    part: int = 0  # a snapshot comes in ``parts`` records (see PartitionState.snapshot)
-    parts: int = 1
+    return hashlib.blake2b(identifier.encode("utf-8", "surrogatepass"), digest_size=16,
+                           key=pseudonym.key()).digest()
 
-    def dumps(self) -> bytes:
-        return pickle.dumps(self, protocol=5)
 
-    @staticmethod
-    def loads(raw: bytes) -> "Segment":
-        return pickle.loads(raw)
+def _tally_record(t: Tally) -> TallyRecord:
+    return TallyRecord(dict(t.accepted), dict(t.duplicates),
+                       [(topic, reason, n) for (topic, reason), n in t.rejected.items()], dict(t.late),
+                       [(topic, post, n) for (topic, post), n in t.unjoined.items()])
+
+
+def _tally(r: TallyRecord) -> Tally:
+    return Tally(Counter(r.accepted), Counter(r.duplicates),
+                 Counter({(topic, reason): n for topic, reason, n in r.rejected}), Counter(r.late),
+                 Counter({(topic, post): n for topic, post, n in r.unjoined}))
+
+
+def _crossing_record(key: bytes, c: Crossing, expiry: float) -> CrossingRecord:
+    return CrossingRecord(key, c.stratum, c.region, c.declared, list(c.waiting), expiry, c.post)
+
+
+def encode_parts(segment: Segment, max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
+    """A segment as records of at most ~``max_bytes`` each (Kafka refuses records above
+    ~1 MB by default): one record, or ``parts`` records with the same ``seq`` and
+    ``attempt``, each carrying the offsets, watermarks and tallies and a share of the
+    ids, crossings, held events and observations."""
+    whole = encode_segment(segment)
+    if len(whole) <= max_bytes:
+        return [whole]
+    parts = max(2, -(-len(whole) * 5 // (4 * max_bytes)))  # a 25% margin for uneven items
+    while True:
+        pieces = segment.observations.split(parts)
+        out = [
+            encode_segment(msgspec.structs.replace(
+                segment, part=k, parts=parts, seen=segment.seen[k::parts],
+                crossings=segment.crossings[k::parts], closed=segment.closed[k::parts],
+                held_added=segment.held_added[k::parts], held_removed=segment.held_removed[k::parts],
+                observations=pieces[k], stamps=segment.stamps if k == parts - 1 else None,
+            ))
+            for k in range(parts)
+        ]
+        if max(map(len, out)) <= max_bytes or parts > 4096:
+            return out
+        parts *= 2
+
+
+def complete_steps(segments: list[Segment]) -> dict[tuple[bool, int], list[Segment]]:
+    """(base, seq) -> the parts of one attempt that has every part (see Segment)."""
+    attempts: dict[tuple[bool, int, int], dict[int, Segment]] = {}
+    for s in segments:
+        attempts.setdefault((s.base, s.seq, s.attempt), {})[s.part] = s
+    out: dict[tuple[bool, int], list[Segment]] = {}
+    for (base, seq, _), parts in sorted(attempts.items()):
+        if len(parts) == next(iter(parts.values())).parts:
+            out.setdefault((base, seq), [parts[k] for k in sorted(parts)])
+    return out
 
 
 @dataclass
@@ -179,7 +248,6 @@ class Step:
 
     segment: Segment | None  # None: nothing changed
     observations: list  # estimator observations released by this step
-    first: dict[str, int]  # topic -> first offset this step covered (observation log dedup)
     dead: list[DeadLetter]
     lags: list[tuple[str, float]]  # (topic, record timestamp) of processed records
 
@@ -193,12 +261,14 @@ class PartitionState:
         self.horizon = horizon_days * 86400.0
         self.seq = 0
         self.base_seq = 0
+        self.base_parts = 0  # records of the snapshot at base_seq
         self.offsets: dict[str, int] = {}
-        self.watermark: dict[str, float] = {}
+        self.newest: dict[str, list[float]] = {}  # topic -> the WATERMARK_RANK newest event times
+        self.watermark: dict[str, float] = {}  # topic -> the watermark those give
         self.tally = Tally()
-        self.seen: dict[str, dict[str, float]] = {}
-        self.crossings: dict[str, Crossing] = {}
-        self.crossing_expiry: dict[str, float] = {}
+        self.seen: dict[str, dict[bytes, float]] = {}
+        self.crossings: dict[bytes, Crossing] = {}
+        self.crossing_expiry: dict[bytes, float] = {}
         self.held: dict[tuple[str, int], tuple[bytes, float, float]] = {}
         self._expired_at = 0.0
         self._swept_complete = False
@@ -207,18 +277,22 @@ class PartitionState:
     # ------------------------------------------------------------------ processing
 
     def _reset_step(self) -> None:
-        self._new_seen: list[tuple[str, str, float]] = []
-        self._dirty: set[str] = set()
+        self._new_seen: list[tuple[str, bytes, float]] = []
+        self._dirty: set[bytes] = set()
         self._held_added: dict = {}
         self._held_removed: list = []
         self._obs: list = []
         self._dead: list[DeadLetter] = []
         self._lags: list[tuple[str, float]] = []
-        self._first: dict[str, int] = {}
         self._changed = False
 
     def process(self, records: list[Record], rates: RateBook) -> Step:
-        """Apply a batch of this partition's records (any of the lane's topics)."""
+        """Apply a batch of this partition's records (any of the lane's topics).
+
+        Each record is isolated: one that raises anywhere in decoding, joining or
+        pricing is dead-lettered as ``internal_error:<Type>`` with nothing of it kept,
+        and the batch goes on.
+        """
         self._reset_step()
         offsets = self.offsets
         for rec in records:
@@ -227,12 +301,37 @@ class PartitionState:
                 continue  # applied before a restart: idempotent
             offsets[topic] = rec.offset
             self._changed = True
-            if topic not in self._first:
-                self._first[topic] = rec.offset
             self._lags.append((topic, rec.timestamp))
-            self._one(rec, rates)
+            if rec.value is None:  # a tombstone: no event at all
+                self.tally.rejected[(topic, TOMBSTONE)] += 1
+                self._dead.append(DeadLetter(rec, TOMBSTONE))
+                continue
+            self._isolated(rec, rates)
         self.retry_held(rates, _inside=True)
         return self._finish()
+
+    def _isolated(self, rec: Record, rates: RateBook) -> None:
+        """:meth:`_one`, undone and dead-lettered if it raises."""
+        n_obs = len(self._obs)
+        self._accepting = None
+        try:
+            self._one(rec, rates)
+        except Exception as error:  # noqa: BLE001 -- any input must leave the worker running
+            topic = rec.topic
+            del self._obs[n_obs:]
+            if self._accepting is not None:  # counted as accepted: take it back
+                key, late = self._accepting
+                self.seen[topic].pop(key, None)
+                self._new_seen.pop()
+                self.tally.accepted[topic] -= 1
+                if late:
+                    self.tally.late[topic] -= 1
+            self.held.pop((topic, rec.offset), None)
+            self._held_added.pop((topic, rec.offset), None)
+            reason = f"internal_error:{type(error).__name__}"
+            self.tally.rejected[(topic, reason)] += 1
+            self._dead.append(DeadLetter(rec, reason))
+            _log_once(reason, error)
 
     def retry_held(self, rates: RateBook, _inside: bool = False) -> Step | None:
         """Try the held events again (the rate book has grown); a step if run alone."""
@@ -240,8 +339,18 @@ class PartitionState:
             self._reset_step()
         if self.held:
             for key, (raw, ts, _) in sorted(self.held.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-                event = decode(key[0], raw)
-                if self._route(key[0], event, rates):
+                n_obs = len(self._obs)
+                try:
+                    released = self._route(key[0], decode(key[0], raw), rates)
+                except Exception as error:  # noqa: BLE001 -- dead-letter it, keep going
+                    del self._obs[n_obs:]
+                    reason = f"internal_error:{type(error).__name__}"
+                    self.tally.accepted[key[0]] -= 1
+                    self.tally.rejected[(key[0], reason)] += 1
+                    self._dead.append(DeadLetter(Record(key[0], self.partition, key[1], ts, raw), reason))
+                    _log_once(reason, error)
+                    released = True
+                if released:
                     del self.held[key]
                     if key in self._held_added:
                         del self._held_added[key]
@@ -268,20 +377,37 @@ class PartitionState:
         seen = self.seen.get(topic)
         if seen is None:
             seen = self.seen[topic] = {}
-        if event.event_id in seen:
+        key = id_digest(event.event_id)
+        if key in seen:
             tally.duplicates[topic] += 1
             return
         expiry = end + self.horizon
-        seen[event.event_id] = expiry
-        self._new_seen.append((topic, event.event_id, expiry))
+        seen[key] = expiry
+        self._new_seen.append((topic, key, expiry))
         tally.accepted[topic] += 1
         if wm > end:
             tally.late[topic] += 1
-        if at > wm:
-            self.watermark[topic] = at
+        self._accepting = (key, wm > end)
         if not self._route(topic, event, rates):
-            key = (topic, rec.offset)
-            self.held[key] = self._held_added[key] = (rec.value, rec.timestamp, at)
+            held = (topic, rec.offset)
+            self.held[held] = self._held_added[held] = (rec.value, rec.timestamp, at)
+        self._advance(topic, at)  # last: nothing above moved the clock if it raised
+
+    def _advance(self, topic: str, at: float) -> None:
+        """Keep the WATERMARK_RANK newest event times; the watermark is the oldest of
+        them once there are that many, so no handful of far-future events moves it."""
+        newest = self.newest.get(topic)
+        if newest is None:
+            newest = self.newest[topic] = []
+        if len(newest) < WATERMARK_RANK:
+            bisect.insort(newest, at)
+        elif at > newest[0]:
+            bisect.insort(newest, at)
+            del newest[0]
+        else:
+            return
+        if len(newest) >= WATERMARK_RANK:
+            self.watermark[topic] = newest[0]
 
     def _route(self, topic: str, event, rates: RateBook) -> bool:
         """Price and join one accepted event; False when a rate is missing (hold it)."""
@@ -312,14 +438,15 @@ class PartitionState:
         return True
 
     def _crossing(self, crossing_id: str, end_of) -> Crossing:
-        found = self.crossings.get(crossing_id)
+        key = id_digest(crossing_id)
+        found = self.crossings.get(key)
         expiry = week_end(end_of.event_time.timestamp()) + self.horizon + _WEEK
         if found is None:
-            found = self.crossings[crossing_id] = Crossing()
+            found = self.crossings[key] = Crossing()
             found.post = end_of.border_post
-        if expiry > self.crossing_expiry.get(crossing_id, 0.0):
-            self.crossing_expiry[crossing_id] = expiry
-        self._dirty.add(crossing_id)
+        if expiry > self.crossing_expiry.get(key, 0.0):
+            self.crossing_expiry[key] = expiry
+        self._dirty.add(key)
         return found
 
     def _finish(self) -> Step:
@@ -327,23 +454,27 @@ class PartitionState:
         segment = None
         if self._changed or self._dirty or self._new_seen:
             self.seq += 1
-            segment = Segment(
-                seq=self.seq,
-                offsets=dict(self.offsets),
-                watermark=dict(self.watermark),
-                tally=self.tally.copy(),
+            segment = self._segment(
                 seen=self._new_seen,
-                crossings={
-                    cid: (self.crossings[cid].__getstate__() if cid in self.crossings else None)
-                    for cid in self._dirty
-                },
-                crossing_expiry={cid: self.crossing_expiry[cid] for cid in self._dirty if cid in self.crossing_expiry},
-                held_added=self._held_added,
-                held_removed=self._held_removed,
+                crossings=[_crossing_record(k, self.crossings[k], self.crossing_expiry.get(k, 0.0))
+                           for k in self._dirty if k in self.crossings],
+                closed=[k for k in self._dirty if k not in self.crossings],
+                held_added=self._held_added, held_removed=self._held_removed,
+                observations=Observations.of(self._obs),
             )
-        step = Step(segment, self._obs, self._first, self._dead, self._lags)
+        step = Step(segment, self._obs, self._dead, self._lags)
         self._reset_step()
         return step
+
+    def _segment(self, *, seen, crossings, closed, held_added, held_removed, observations, base=False) -> Segment:
+        return Segment(
+            lane=self.lane, partition=self.partition, seq=self.seq, attempt=random.getrandbits(63),
+            part=0, parts=1, offsets=dict(self.offsets),
+            watermark={t: list(v) for t, v in self.newest.items()}, tally=_tally_record(self.tally),
+            seen=seen, crossings=crossings, closed=closed,
+            held_added=[HeldRecord(t, o, raw, ts, at) for (t, o), (raw, ts, at) in held_added.items()],
+            held_removed=list(held_removed), observations=observations, base=base,
+        )
 
     def _expire(self) -> None:
         """Forget ids and crossings beyond the horizon (on the watermarks)."""
@@ -372,108 +503,108 @@ class PartitionState:
 
     # ------------------------------------------------------------------ changelog
 
-    def snapshot(self, max_bytes: int = MAX_RECORD_BYTES) -> list[Segment]:
-        """A full snapshot at the current ``seq``, in parts of at most ~``max_bytes``
-        pickled (Kafka refuses records above ~1 MB by default).
-
-        Every part carries the offsets, watermarks and tallies; the ids, crossings and
-        held events are spread over the parts.
-        """
-        seen = [(t, i, e) for t, ids in self.seen.items() for i, e in ids.items()]
-        crossings = list(self.crossings.items())
-        held = list(self.held.items())
-        whole = Segment(
-            seq=self.seq, offsets=dict(self.offsets), watermark=dict(self.watermark),
-            tally=self.tally.copy(), seen=seen,
-            crossings={c: x.__getstate__() for c, x in crossings},
-            crossing_expiry=dict(self.crossing_expiry), held_added=dict(held), held_removed=[],
-            base=True,
+    def snapshot(self) -> Segment:
+        """A full snapshot at the current ``seq`` (a base segment; write it with
+        :func:`encode_parts`, which splits it below Kafka's record limit)."""
+        return self._segment(
+            seen=[(t, i, e) for t, ids in self.seen.items() for i, e in ids.items()],
+            crossings=[_crossing_record(k, c, self.crossing_expiry.get(k, 0.0)) for k, c in self.crossings.items()],
+            closed=[], held_added=self.held, held_removed=[], observations=Observations(), base=True,
         )
-        size = len(whole.dumps())
-        parts = max(1, -(-size * 5 // (4 * max_bytes)))  # a 25% margin for uneven items
-        if parts == 1:
-            return [whole]
-        out = []
-        for k in range(parts):
-            chunk = crossings[k::parts]
-            out.append(Segment(
-                seq=self.seq, offsets=dict(self.offsets), watermark=dict(self.watermark),
-                tally=self.tally.copy(), seen=seen[k::parts],
-                crossings={c: x.__getstate__() for c, x in chunk},
-                crossing_expiry={c: self.crossing_expiry[c] for c, _ in chunk if c in self.crossing_expiry},
-                held_added=dict(held[k::parts]), held_removed=[], base=True, part=k, parts=parts,
-            ))
-        return out
 
     def apply(self, segment: Segment) -> None:
-        """Replay one changelog record (recovery)."""
+        """Replay one changelog record (recovery); a base's first part resets the state."""
+        if segment.base and segment.part == 0:
+            self.__init__(self.lane, self.partition, self.horizon / 86400.0)
         if segment.base:
-            if segment.part == 0:
-                self.__init__(self.lane, self.partition, self.horizon / 86400.0)
             self.base_seq = segment.seq
-        elif segment.seq <= self.seq:
-            return  # covered by a later snapshot or already applied
         self.seq = segment.seq
         self.offsets = dict(segment.offsets)
-        self.watermark = dict(segment.watermark)
-        self.tally = segment.tally.copy()
-        for topic, event_id, expiry in segment.seen:
-            self.seen.setdefault(topic, {})[event_id] = expiry
-        for cid, state in segment.crossings.items():
-            if state is None:
-                self.crossings.pop(cid, None)
-                self.crossing_expiry.pop(cid, None)
-            else:
-                crossing = Crossing()
-                crossing.__setstate__(state)
-                self.crossings[cid] = crossing
-        self.crossing_expiry.update(segment.crossing_expiry)
-        self.held.update(segment.held_added)
-        for key in segment.held_removed:
-            self.held.pop(key, None)
+        self.newest = {t: sorted(v)[-WATERMARK_RANK:] for t, v in segment.watermark.items()}
+        self.watermark = {t: v[0] for t, v in self.newest.items() if len(v) >= WATERMARK_RANK}
+        self.tally = _tally(segment.tally)
+        for topic, key, expiry in segment.seen:
+            self.seen.setdefault(topic, {})[key] = expiry
+        for c in segment.crossings:
+            crossing = Crossing()
+            crossing.__setstate__((c.stratum, c.region, c.declared, c.waiting, c.post))
+            self.crossings[c.key] = crossing
+            self.crossing_expiry[c.key] = c.expiry
+        for key in segment.closed:
+            self.crossings.pop(key, None)
+            self.crossing_expiry.pop(key, None)
+        for h in segment.held_added:
+            self.held[(h.topic, h.offset)] = (h.value, h.timestamp, h.event_time)
+        for topic, offset in segment.held_removed:
+            self.held.pop((topic, offset), None)
 
     @classmethod
     def restore(
         cls, lane: str, partition: int, records: dict[bytes, bytes], horizon_days: float = HORIZON_DAYS
     ) -> "PartitionState":
-        """Rebuild from the table's records of this partition (``lane|p|...`` keys):
-        the newest complete snapshot, then the segments after it, in order."""
-        state = cls(lane, partition, horizon_days)
+        """Rebuild from table records of this partition (``lane|p|...`` keys); records
+        that do not decode are skipped (``invalid`` counts them). See :meth:`rebuild`."""
         prefix = segment_prefix(lane, partition)
-        segments = [Segment.loads(v) for k, v in records.items() if k.startswith(prefix) and v]
-        bases: dict[int, dict[int, Segment]] = {}
-        for s in segments:
-            if s.base:
-                bases.setdefault(s.seq, {})[s.part] = s
-        complete = [seq for seq, parts in bases.items()
-                    if len(parts) == next(iter(parts.values())).parts]
-        start = max(complete, default=0)
-        if complete:
-            for k in sorted(bases[start]):
-                state.apply(bases[start][k])
-        for s in sorted((s for s in segments if not s.base and s.seq > start), key=lambda s: s.seq):
-            state.apply(s)
+        segments, invalid = [], 0
+        for k, v in records.items():
+            if k.startswith(prefix) and v:
+                s = decode_segment(v)
+                if type(s) is Invalid or s.lane != lane or s.partition != partition:
+                    invalid += 1
+                else:
+                    segments.append(s)
+        state = cls.rebuild(lane, partition, segments, horizon_days)
+        state.invalid = invalid
         return state
+
+    @classmethod
+    def rebuild(
+        cls, lane: str, partition: int, segments: list[Segment], horizon_days: float = HORIZON_DAYS
+    ) -> "PartitionState":
+        """The state from decoded changelog records of this partition: the newest
+        complete snapshot, then each complete step after it, in order, up to the first
+        missing one."""
+        state = cls(lane, partition, horizon_days)
+        steps = complete_steps(segments)
+        start = max((seq for base, seq in steps if base), default=0)
+        if start:
+            for part in steps[(True, start)]:
+                state.apply(part)
+            state.base_parts = len(steps[(True, start)])
+        seq = start + 1
+        while (False, seq) in steps:
+            for part in steps[(False, seq)]:
+                state.apply(part)
+            seq += 1
+        return state
+
+    invalid = 0  # records restore could not decode
 
     @property
     def held_count(self) -> Counter:
         return Counter(topic for topic, _ in self.held)
 
 
+_logged: set[str] = set()
+
+
+def _log_once(reason: str, error: BaseException) -> None:
+    if reason not in _logged:
+        _logged.add(reason)
+        log.error("a record failed (%s), dead-lettered; later ones of this kind are counted only",
+                  reason, exc_info=error)
+
+
 def segment_prefix(lane: str, partition: int) -> bytes:
     return f"{lane}|{partition}|".encode()
 
 
-def segment_key(lane: str, partition: int, seq: int) -> bytes:
-    return f"{lane}|{partition}|{seq:012d}".encode()
+def segment_key(lane: str, partition: int, seq: int, part: int = 0) -> bytes:
+    return f"{lane}|{partition}|{seq:012d}|{part:04d}".encode()
 
 
-def base_key(lane: str, partition: int, part: int = 0) -> bytes:
-    return f"{lane}|{partition}|base|{part:04d}".encode()
-
-
-def is_base_key(key: bytes) -> bool:
-    return b"|base|" in key
+def base_key(lane: str, partition: int, seq: int, part: int = 0) -> bytes:
+    return f"{lane}|{partition}|base|{seq:012d}|{part:04d}".encode()
 
 
 # ---------------------------------------------------------------------- estimator state
@@ -534,8 +665,4 @@ class Summaries:
             for s, st in self.strata.items()
             if s.week == week
         }
-
-
-def stratum_of(obs) -> Stratum | None:
-    return getattr(obs, "stratum", None)
 

@@ -47,6 +47,8 @@ METRICS: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
     "suitcase_random_inspections": ("gauge", ("border_post", "group"), "Random inspections in the week to date."),
     "suitcase_departures": ("gauge", ("border_post", "group"), "Departures in the week to date."),
     "suitcase_consumer_lag_messages": ("gauge", ("topic", "partition"), "Records in the partition not yet processed by this worker."),
+    "suitcase_worker_healthy": ("gauge", (), "1 while every task of the worker runs; 0 once one failed (the process then exits non-zero)."),
+    "suitcase_internal_records_invalid_total": ("counter", ("topic",), "Records on an internal topic that did not decode (skipped, never applied)."),
     "suitcase_event_lag_seconds": ("histogram", ("topic",), "Kafka record timestamp to processing, seconds."),
 }
 
@@ -84,6 +86,8 @@ class MetricsView(Protocol):
     def estimate_rows(self) -> dict[tuple[str, str, str], dict]: ...  # (week, domain, key) -> row
     def flash_estimates(self, week: str) -> dict[tuple[str, str], float]: ...  # (domain, key) -> flash USD
     def week_counts(self, week: str) -> tuple[dict, dict]: ...  # departures, random inspections
+    def healthy(self) -> bool: ...
+    def invalid_records(self) -> dict[str, int]: ...  # internal topic -> records skipped
 
 
 def _family(name: str):
@@ -166,6 +170,13 @@ class SuitcaseCollector(Collector):
         fam = _family("suitcase_consumer_lag_messages")
         for (topic, partition), n in sorted(v.lag().items()):
             fam.add_metric([topic, str(partition)], n)
+        yield fam
+        fam = _family("suitcase_worker_healthy")
+        fam.add_metric([], 1.0 if v.healthy() else 0.0)
+        yield fam
+        fam = _family("suitcase_internal_records_invalid_total")
+        for topic, n in sorted(v.invalid_records().items()):
+            fam.add_metric([topic], n)
         yield fam
 
         yield from self._estimates()

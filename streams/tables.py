@@ -1,8 +1,9 @@
 """The changelogged table of the live path.
 
-One table, ``partition-state``: key ``lane|partition|seq`` (a segment: what one processing
-step changed) or ``lane|partition|base`` (a snapshot replacing the segments before it),
-value a pickled :class:`streams.live.Segment`. Records are written with the *source*
+One table, ``partition-state``: key ``lane|partition|seq|part`` (a segment: what one
+processing step changed, with its observations) or ``lane|partition|base|seq|part`` (a
+snapshot replacing the segments before it), value a :class:`streams.encoding.Segment` in
+versioned MessagePack (never pickle). Records are written with the *source*
 partition as changelog partition, so the partition's state is recovered by whichever
 worker is given that partition. See :mod:`streams.live` for what a segment holds.
 """

@@ -2,7 +2,9 @@
 
 Data flow (see :mod:`streams.live` for the state, :mod:`streams.topics` for the topics):
 
-1. The lane agents hand batches of raw records to :meth:`LiveWorker.handle`.
+1. One aiokafka consumer fetches record batches of the lane partitions faust assigned
+   to this worker (faust runs the group, the table and its recovery; there are no
+   agents) and hands them to the partition states (:meth:`LiveWorker._raw_loop`).
 2. Before pricing a batch, the worker waits until its rate book holds every rate that
    was on ``fx.rates`` when the batch arrived (a read barrier: one ListOffsets request,
    then the broadcast rate reader catches up). So an amount is priced with the rate in
@@ -10,12 +12,19 @@ Data flow (see :mod:`streams.live` for the state, :mod:`streams.topics` for the 
    the batch path does; an amount with no rate at all is *held* in the partition state
    and retried every second and on every batch, never dropped.
 3. Each partition of the batch makes one state update (:meth:`PartitionState.process`);
-   its changelog segment goes to the ``partition-state`` table, its observations to
-   ``<app id>-observations``, its refusals to ``suitcase.deadletter``.
-4. Every worker reads all of ``<app id>-observations`` into one :class:`Summaries` (the
-   estimators' mergeable states of all partitions), recomputes the estimate table at
-   most once per publish interval when something changed, and the worker holding
-   partition 0 of border.departures publishes the rows that changed.
+   its changelog segment, which carries the step's observations too (one write, so a
+   kill -9 loses or doubles nothing; see :mod:`streams.live`), goes to the
+   ``partition-state`` table, its refusals to ``suitcase.deadletter``.
+4. Every worker reads the whole state changelog (group-less, every partition) and merges
+   the observations of each partition's complete steps, in order, each once, into one
+   :class:`Summaries` (the estimators' mergeable states of all partitions). Records that
+   do not decode are counted (``suitcase_internal_records_invalid_total``) and skipped.
+   The leader, the holder of changelog partition 0 (one rule in both consumer modes),
+   recomputes the estimate table at most once per publish interval when something
+   changed and publishes the rows that changed.
+5. Every long-running task is supervised (:meth:`LiveWorker._supervise`): one that fails
+   is logged with its traceback, ``suitcase_worker_healthy`` drops to 0 and
+   ``suitcase worker`` exits non-zero, so an orchestrator restarts it.
 
 Why not a faust GlobalTable for the broadcast state: GlobalTable replicas do not follow
 writes made by other instances reliably (faust-streaming issue #283), and the barrier of
@@ -26,46 +35,52 @@ over the whole topic gives both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
-import pickle
+import sys
 import time
+import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from estimators.disclosure import suppress
-from streams.agents import BATCH_MAX, define_agents
+from estimators.encoding import Observations
 from streams.app import create_app
 from streams.broker import DEFAULT_PARTITIONS
 from streams.contract import DEPARTURES, RATES, FxRate, decode
 from streams.fx import RateBook
 from streams.kafka_security import aiokafka_kwargs
+from streams.encoding import Invalid, decode_segment
 from streams.live import (
     COMPACT_EVERY,
     HORIZON_DAYS,
     LANE_OF,
     LANES,
+    MAX_RECORD_BYTES,
     PartitionState,
     Record,
     Step,
     Summaries,
     Tally,
     base_key,
-    is_base_key,
+    complete_steps,
+    encode_parts,
     segment_key,
-    segment_prefix,
 )
 from streams.metrics import register
 from streams.tables import define_tables
 from streams.topics import define_topics
 
 log = logging.getLogger("suitcase.worker")
+_NO_OBSERVATIONS = Observations()
 
 #: Least seconds between two estimate recomputations (when something changed).
 PUBLISH_INTERVAL_S = 0.25
@@ -76,6 +91,10 @@ ESTIMATE_SHARE = 0.3
 #: restart after an outage), when intermediate estimates matter less than catching up.
 ESTIMATE_SHARE_CATCHING_UP = 0.03
 CATCHING_UP_RECORDS = 10_000
+#: Longest each stage of stopping may take (flush, faust, readers).
+STOP_TIMEOUT_S = 15.0
+#: Most records one fetch hands to the partition states.
+BATCH_MAX = 2000
 #: Seconds between two retries of held events and two consumer-lag readings.
 HOUSEKEEPING_INTERVAL_S = 1.0
 #: Longest a fetch waits on the broker for data. faust fixes it at 1500 ms, and Tansu
@@ -119,10 +138,10 @@ class WorkerSettings:
     horizon_days: float = HORIZON_DAYS
     publish_interval: float = PUBLISH_INTERVAL_S
     registry: CollectorRegistry | None = None
-    #: How records reach the partition states: ``"faust"`` (the lane agents, batches
-    #: of faust events) or ``"raw"`` (one aiokafka consumer fetching record batches for
-    #: the partitions faust assigned; see :meth:`LiveWorker._raw_loop`).
-    consumer: str = "faust"
+    #: How records reach the partition states: only ``"raw"`` (one aiokafka consumer
+    #: fetching record batches for the partitions faust assigned; see
+    #: :meth:`LiveWorker._raw_loop`). The faust-agent mode was removed: one mode.
+    consumer: str = "raw"
     #: Vintage store (append-only Parquet) the leader publishes flash and revised
     #: estimates of closed weeks into; None: no vintages.
     vintages_dir: Path | None = None
@@ -147,18 +166,9 @@ def row_json(row: dict) -> bytes:
     return json.dumps(clean, default=str, allow_nan=False).encode()
 
 
-def _chunks(first: dict, last: dict, observations: list, stamps: list | None, size: int = 1000):
-    """A step's observation record, split so that each stays well below ~1 MB. The first
-    chunk carries the step's first offsets (crash dedup), the last one its last offsets
-    (progress); chunks in between carry neither."""
-    if len(observations) <= size:
-        return [(first, last, observations, stamps)]
-    pieces = [observations[i:i + size] for i in range(0, len(observations), size)]
-    n = len(pieces)
-    return [
-        (first if k == 0 else {}, last if k == n - 1 else {}, piece, stamps if k == n - 1 else None)
-        for k, piece in enumerate(pieces)
-    ]
+def kafka_consumer(bootstrap: str, **options) -> AIOKafkaConsumer:
+    """Every Kafka consumer of the worker is made here (one place for client settings)."""
+    return AIOKafkaConsumer(**aiokafka_kwargs(), bootstrap_servers=bootstrap, **options)
 
 
 class BroadcastReader:
@@ -179,22 +189,22 @@ class BroadcastReader:
         self.version = 0
 
     async def start(self) -> None:
-        self.consumer = AIOKafkaConsumer(
-            **aiokafka_kwargs(),
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+        self.consumer = kafka_consumer(
+            self.bootstrap, group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_wait_ms=50, client_id=f"suitcase-{self.topic}",
         )
         await self.consumer.start()
         # ListOffsets through the fetching consumer waits behind its long poll (~50 ms);
         # an idle consumer answers in well under a millisecond on loopback.
-        self.probe = AIOKafkaConsumer(
-            **aiokafka_kwargs(),
-            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+        self.probe = kafka_consumer(
+            self.bootstrap, group_id=None, enable_auto_commit=False,
             client_id=f"suitcase-{self.topic}-probe",
         )
         await self.probe.start()
         await self.consumer.topics()
         partitions = self.consumer.partitions_for_topic(self.topic) or set()
+        if not partitions:
+            raise RuntimeError(f"topic {self.topic} does not exist (or has no partitions)")
         self.tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self.consumer.assign(self.tps)
         starts = await self.consumer.beginning_offsets(self.tps)
@@ -265,10 +275,8 @@ class LiveWorker:
         self.app = create_app(settings.app_id, settings.bootstrap, settings.partitions, settings.data_dir)
         self.topics = define_topics(self.app)
         self.table = define_tables(self.app, settings.partitions)
-        if settings.consumer not in ("faust", "raw"):
-            raise ValueError(f"consumer must be 'faust' or 'raw', not {settings.consumer!r}")
-        self.raw = settings.consumer == "raw"
-        self.agents = {} if self.raw else define_agents(self.app, self.topics.lanes, self.handle)
+        if settings.consumer != "raw":
+            raise ValueError(f"consumer must be 'raw' (the faust-agent mode was removed), not {settings.consumer!r}")
         self.table.on_recover(self._on_recover)
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self._raw: AIOKafkaConsumer | None = None
@@ -281,8 +289,17 @@ class LiveWorker:
         self.book = RateBook()
         self.rates = BroadcastReader(settings.bootstrap, RATES, self._add_rate)
         self.summaries = Summaries()
-        self.observations = BroadcastReader(settings.bootstrap, self.topics.observations.get_topic_name(), self._add_observations)
-        self._applied: dict[tuple[str, int], dict[str, int]] = {}
+        self.changelog_topic = self.table.changelog_topic.get_topic_name()
+        # Every worker reads every partition's steps from the changelog (see _add_segment).
+        self.steps = BroadcastReader(settings.bootstrap, self.changelog_topic, self._add_segment)
+        self._applied: dict[tuple[str, int], dict[str, int]] = {}  # (lane, p) -> offsets merged
+        self._applied_seq: dict[tuple[str, int], int] = {}
+        self._pending: dict[tuple[str, int], list] = {}  # parts of steps not yet complete
+        self._latest: dict[tuple[str, int], list] = {}  # (lane, p) -> what rebuilds its state
+        self._invalid: Counter = Counter()  # internal topic -> records skipped
+        self._invalid_logged: set[str] = set()
+        self.failure: asyncio.Future | None = None  # set with the exception of a failed task
+        self._stopping = False
         self._rows: dict[tuple[str, str, str], dict] = {}
         self._shown: dict[tuple[str, str, str], dict] = {}  # _rows after disclosure control
         self._first: dict[tuple[str, str, str], float] = {}
@@ -296,6 +313,8 @@ class LiveWorker:
                 dt.timedelta(days=settings.flash_delay_days),
             )
         self._computed_version = -1
+        self._computed_complete = False
+        self._app_lag: int | None = None  # see _measure_app_lag
         self._published = 0
         self._last_processed: dict[str, float] = {}
         self._lag: dict[tuple[str, int], int] = {}
@@ -314,30 +333,79 @@ class LiveWorker:
     async def start(self) -> None:
         from streams.broker import create_topics
 
+        self.failure = asyncio.get_running_loop().create_future()
         await asyncio.to_thread(
             create_topics, self.settings.bootstrap, self.settings.partitions,
-            names=(self.observations.topic,),
+            names=(self.changelog_topic,),
         )
         await self.rates.start()
-        await self.observations.start()
-        if self.raw:
-            self._raw = AIOKafkaConsumer(
-                **aiokafka_kwargs(),
-                bootstrap_servers=self.settings.bootstrap, group_id=None, enable_auto_commit=False,
-                auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20,
-                client_id=f"{self.settings.app_id}-raw",
-            )
-            await self._raw.start()
+        self._supervise(self.rates._task)
+        await self.steps.start()
+        self._supervise(self.steps._task)
+        self._raw = kafka_consumer(
+            self.settings.bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20,
+            client_id=f"{self.settings.app_id}-raw",
+        )
+        await self._raw.start()
         await self.app.start()
-        if self.raw:
-            self._tasks.append(asyncio.create_task(self._raw_loop(), name="raw-lanes"))
+        self._tasks.append(asyncio.create_task(self._raw_loop(), name="raw-lanes"))
         self._tasks += [
             asyncio.create_task(self._every(0.05, self.publish), name="publish"),
             asyncio.create_task(self._every(HOUSEKEEPING_INTERVAL_S, self.housekeeping), name="housekeeping"),
         ]
+        for task in self._tasks:
+            self._supervise(task)
+
+    def _supervise(self, task: asyncio.Task) -> None:
+        """A long-running task that ends other than by :meth:`stop` is a failure: it is
+        logged with its traceback, ``suitcase_worker_healthy`` drops to 0 and
+        :attr:`failure` is set, on which ``suitcase worker`` exits non-zero (so an
+        orchestrator restarts it) instead of living on with growing lag."""
+
+        def done(t: asyncio.Task) -> None:
+            if self._stopping or t.cancelled():
+                return
+            error = t.exception() or RuntimeError(f"task {t.get_name()} ended")
+            log.critical("task %s failed; the worker stops\n%s", t.get_name(),
+                         "".join(traceback.format_exception(error)))
+            print(f"suitcase: error: worker task {t.get_name()} failed: {type(error).__name__}: {error}",
+                  file=sys.stderr)
+            if self.failure is not None and not self.failure.done():
+                self.failure.set_exception(error)
+                self.failure.exception()  # retrieved: no "never retrieved" warning
+
+        task.add_done_callback(done)
+
+    def healthy(self) -> bool:
+        return self.failure is None or not self.failure.done()
+
+    async def wait_failed(self) -> BaseException:
+        """Return the exception of the first task that failed (waits until one does)."""
+        try:
+            await asyncio.shield(self.failure)
+        except Exception as error:  # noqa: BLE001
+            return error
+        raise RuntimeError("failure future resolved without an error")
+
+    async def until_failed(self, work) -> None:
+        """Run the coroutine ``work``; if a task of the worker fails first, stop it and
+        exit the process non-zero (the failure is logged by _supervise)."""
+        job = asyncio.ensure_future(work)
+        await asyncio.wait({job, self.failure}, return_when=asyncio.FIRST_COMPLETED)
+        if not job.done():
+            job.cancel()
+            with contextlib.suppress(BaseException):
+                await job
+            raise SystemExit(70)
+        job.result()
+
+    def invalid_records(self) -> dict[str, int]:
+        return dict(self._invalid)
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -349,83 +417,44 @@ class LiveWorker:
         if self._raw is not None:
             await self._raw.stop()
             self._raw = None
-        await self.app.producer.flush()
-        await self.app.stop()
-        await self.rates.stop()
-        await self.observations.stop()
+        # Bounded: with the broker gone a flush would wait for ever (what is not
+        # flushed is redone by the next owner: a step counts only once it landed).
+        for closing in (self.app.producer.flush(), self.app.stop(), self.rates.stop(), self.steps.stop()):
+            try:
+                await asyncio.wait_for(closing, STOP_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.error("stopping the worker timed out after %.0f s (broker unreachable?)", STOP_TIMEOUT_S)
 
     def resume(self) -> None:
         """Start processing (see ``WorkerSettings.start_paused``)."""
         self._go.set()
 
     async def _every(self, seconds: float, job) -> None:
+        """Run ``job`` every ``seconds``; an exception ends the task (see _supervise)."""
         while True:
             await asyncio.sleep(seconds)
-            try:
-                await job()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s failed", getattr(job, "__name__", job))
+            await job()
 
     # ------------------------------------------------------------------ processing
 
-    async def handle(self, lane: str, records: list[Record]) -> set[int]:
-        """One batch of a lane: one state update per partition (called by the agents).
-
-        Returns the partitions whose records were taken (the agent acknowledges those).
-        Records of a partition this worker does not hold (revoked while the batch
-        waited) are left unacknowledged: the partition's next owner reads them again.
-        """
-        await self._go.wait()
-        if self.first_record_at is None:
-            self.first_record_at = time.time()
-        await self._recovered.wait()  # the first recovery builds the states
-        if lane != "rates":
-            await self.rates.sync()
-        by_partition: dict[int, list[Record]] = defaultdict(list)
-        for record in records:
-            by_partition[record.partition].append(record)
-        done: set[int] = set()
-        for partition, batch in by_partition.items():
-            state = self.states.get((lane, partition))
-            if state is None:
-                continue
-            self._commit(state, state.process(batch, self.book))
-            self._retried_at[(lane, partition)] = self.rates.version
-            done.add(partition)
-        return done
-
-    def _table_records(self) -> dict[bytes, bytes]:
-        store = self.table.data
-        return dict(getattr(store, "data", store))
-
     def _write(self, partition: int, key: bytes, value: bytes | None) -> None:
-        if value is None:
-            self.table.data.pop(key, None)
-            self.table.send_changelog(partition, key, None, value_serializer="raw")
-        else:
-            self.table.data[key] = value
-            self.table.send_changelog(partition, key, value)
+        """Send a record to the state changelog (the table is a write path only: states
+        are rebuilt from what the changelog reader kept, see _on_recover)."""
+        self.table.send_changelog(partition, key, value, value_serializer="raw")
 
     def _commit(self, state: PartitionState, step: Step) -> None:
         lane, p = state.lane, state.partition
-        if step.segment is not None:
-            self._write(p, segment_key(lane, p, step.segment.seq), step.segment.dumps())
+        segment = step.segment
+        if segment is not None:
+            # One write carries the state change and its observations (see streams.live);
+            # sent even without observations: it also says how far the partition is,
+            # which is what wait_caught_up reads (on any worker).
+            if self.settings.track_latency:
+                segment.stamps = [ts for _, ts in step.lags]
+            for k, raw in enumerate(encode_parts(segment, MAX_RECORD_BYTES)):
+                self._write(p, segment_key(lane, p, segment.seq, k), raw)
             if state.seq - state.base_seq >= COMPACT_EVERY:
                 self._compact(state)
-        if step.segment is not None:
-            # Sent even without observations: the log then also says how far each
-            # partition is, which is what wait_caught_up reads (on any worker).
-            stamps = [ts for _, ts in step.lags] if self.settings.track_latency else None
-            for first, last, observations, stamps in _chunks(
-                step.first, dict(state.offsets), step.observations, stamps
-            ):
-                self.topics.observations.send_soon(
-                    key=f"{lane}|{p}|{state.seq}".encode(),
-                    value=pickle.dumps((lane, p, state.seq, first, last, observations, stamps), protocol=5),
-                    partition=p,
-                )
         for dead in step.dead:
             r = dead.record
             self.topics.deadletter.send_soon(
@@ -446,44 +475,44 @@ class LiveWorker:
                     self.instruments.observe_lag(topic, lags)
 
     def _compact(self, state: PartitionState) -> None:
-        lane, p = state.lane, state.partition
-        parts = state.snapshot()
-        for k, part in enumerate(parts):
-            self._write(p, base_key(lane, p, k), part.dumps())
-        prefix = segment_prefix(lane, p)
-        for key in [k for k in self._table_records() if k.startswith(prefix)]:
-            if is_base_key(key):
-                if int(key.rsplit(b"|", 1)[1]) >= len(parts):
-                    self._write(p, key, None)  # a part of an older, longer snapshot
-            elif int(key[len(prefix):]) <= state.seq:
-                self._write(p, key, None)
-        state.base_seq = state.seq
+        """Write a snapshot and tombstone the one before. Steps stay in the changelog:
+        their observations are what a starting worker merges into its estimator state."""
+        lane, p, seq = state.lane, state.partition, state.seq
+        parts = encode_parts(state.snapshot(), MAX_RECORD_BYTES)
+        for k, raw in enumerate(parts):
+            self._write(p, base_key(lane, p, seq, k), raw)
+        if state.base_seq:
+            for k in range(state.base_parts):
+                self._write(p, base_key(lane, p, state.base_seq, k), None)
+        state.base_seq, state.base_parts = seq, len(parts)
 
     async def _on_recover(self) -> None:
         actives = self.app.assignor.assigned_actives()
-        if self.raw:
-            # No agent subscribes to the lanes: partition p of the state changelog being
-            # active here is what makes partition p of every lane topic ours.
-            changelog = self.table.changelog_topic.get_topic_name()
-            assigned = {
-                (lane, tp.partition) for tp in actives if tp.topic == changelog for lane in LANES
-            }
-        else:
-            assigned = {(LANE_OF[tp.topic], tp.partition) for tp in actives if tp.topic in LANE_OF}
-        records = self._table_records()
+        # No agent subscribes to the lanes: partition p of the state changelog being
+        # active here is what makes partition p of every lane topic ours.
+        assigned = {
+            (lane, tp.partition) for tp in actives if tp.topic == self.changelog_topic for lane in LANES
+        }
+        # faust's recovery reads the changelog up to ListOffsets, which Tansu 0.6 answers
+        # short of the last record batch; the changelog reader's barrier does not, so
+        # the states are rebuilt from what it kept (the newest complete snapshot and
+        # the steps after it, per partition) and faust's copy is dropped.
+        self.table.data.clear()
+        while not await self.steps.sync():
+            log.warning("still reading the state changelog before recovering partitions")
         self.states = {
-            key: PartitionState.restore(key[0], key[1], records, self.settings.horizon_days)
+            key: PartitionState.rebuild(key[0], key[1], self._latest.get(key, []), self.settings.horizon_days)
             for key in assigned
         }
         log.info("recovered %d partition states", len(self.states))
         self._recovered.set()
-        if self.raw and self._raw is not None:
+        if self._raw is not None:
             await self._raw_assign()
 
     async def _on_revoked(self, sender=None, revoked=None, **kwargs) -> None:
         """Stop processing at once (faust flushes the changelog before moving on); the
         states are rebuilt from the table when the new assignment is recovered."""
-        if self.raw and self._raw is not None:
+        if self._raw is not None:
             self._raw_ready.clear()
             self._raw.assign([])
         self.states = {}
@@ -533,23 +562,82 @@ class LiveWorker:
                 self._retried_at[key] = self.rates.version
 
     def _add_rate(self, message) -> None:
-        rate = decode(RATES, message.value)
+        if message.value is None:
+            return
+        try:
+            rate = decode(RATES, message.value)
+        except Exception:  # noqa: BLE001 -- the lane partition dead-letters it
+            return
         if type(rate) is FxRate:
             self.book.add(rate.currency, rate.event_time.timestamp(), rate.event_id, rate.units_per_usd)
 
-    def _add_observations(self, message) -> None:
-        lane, p, _seq, first, last, observations, stamps = pickle.loads(message.value)
-        applied = self._applied.setdefault((lane, p), {})
-        if any(offset <= applied.get(topic, -1) for topic, offset in first.items()):
-            return  # a step redone after a crash, already counted
-        for topic, offset in last.items():
-            if offset > applied.get(topic, -1):
-                applied[topic] = offset
-        update = self.summaries.update
-        for observation in observations:
-            update(observation)
-        if stamps:
-            self._pending_stamps.extend(stamps)
+    def _skip(self, topic: str, reason: str, count: int = 1) -> None:
+        """Count an internal record that did not decode; log the first of each kind."""
+        self._invalid[topic] += count
+        if reason not in self._invalid_logged:
+            self._invalid_logged.add(reason)
+            log.error("skipped a record on %s that does not decode (%s); later ones are counted "
+                      "in suitcase_internal_records_invalid_total only", topic, reason)
+
+    def _add_segment(self, message) -> None:
+        """Merge the observations of each partition's complete steps, in ``seq`` order,
+        each exactly once (a step redone after a kill has the same ``seq`` as the
+        incomplete attempt it replaces; see streams.live)."""
+        if message.value is None:
+            return  # a tombstone of an old snapshot
+        segment = decode_segment(message.value)
+        if type(segment) is Invalid:
+            self._skip(message.topic, segment.reason)
+            return
+        key = (segment.lane, segment.partition)
+        if segment.lane not in LANES:
+            self._skip(message.topic, "unknown_lane")
+            return
+        self._keep(key, segment)
+        if segment.base:
+            return  # snapshots carry no observations
+        applied = self._applied_seq.get(key, 0)
+        if segment.seq <= applied:
+            return  # merged already
+        pending = self._pending.get(key)
+        if segment.parts == 1 and segment.seq == applied + 1 and not pending:
+            self._merge(key, [segment])
+            return
+        pending = self._pending.setdefault(key, [])
+        pending.append(segment)
+        steps = complete_steps(pending)
+        while (False, applied + 1) in steps:
+            applied += 1
+            self._merge(key, steps[(False, applied)])
+        self._pending[key] = [s for s in pending if s.seq > applied]
+        if len(self._pending[key]) > 10_000:
+            self._skip(message.topic, "gap", count=0)
+
+    def _keep(self, key: tuple[str, int], segment) -> None:
+        """Keep what rebuilding this partition's state needs: the newest complete
+        snapshot and the records after it (without their observations)."""
+        kept = self._latest.setdefault(key, [])
+        if not segment.base:
+            segment = msgspec.structs.replace(segment, observations=_NO_OBSERVATIONS, stamps=None)
+        kept.append(segment)
+        if segment.base:
+            parts = [s for s in kept if s.base and s.seq == segment.seq and s.attempt == segment.attempt]
+            if len(parts) == segment.parts:
+                self._latest[key] = parts + [s for s in kept if not s.base and s.seq > segment.seq]
+
+    def _merge(self, key: tuple[str, int], parts: list) -> None:
+        try:
+            update = self.summaries.update
+            for part in parts:
+                for observation in part.observations:
+                    update(observation)
+                if part.stamps:
+                    self._pending_stamps.extend(part.stamps)
+        except Exception as error:  # noqa: BLE001 -- decoded and checked: a bug, counted
+            log.exception("merging step %s of %s failed", parts[0].seq, key)
+            self._skip(self.changelog_topic, f"internal_error:{type(error).__name__}")
+        self._applied_seq[key] = parts[0].seq
+        self._applied[key] = dict(parts[0].offsets)
 
     async def housekeeping(self) -> None:
         """Retry held events when the rate book grew; read the consumer lag."""
@@ -564,18 +652,39 @@ class LiveWorker:
         tps = [TopicPartition(topic, p) for (lane, p) in self.states for topic in LANES[lane]]
         if tps:
             ends = await self.rates.probe.end_offsets(tps)
-            source = self._raw if self.raw else self.app.consumer
+            source = self._raw
             for tp in tps:  # see BroadcastReader.end_offsets
                 try:
                     high = source.highwater(tp)
-                except (AssertionError, KeyError):  # not (or no longer) assigned
+                except Exception:  # not (or no longer) assigned
                     continue
                 if high is not None and high > ends[tp]:
                     ends[tp] = high
-            self._lag = {
-                (tp.topic, tp.partition): max(0, end - 1 - self.states[(LANE_OF[tp.topic], tp.partition)].offsets.get(tp.topic, -1))
-                for tp, end in ends.items()
-            }
+            lag = {}
+            for tp, end in ends.items():
+                state = self.states.get((LANE_OF[tp.topic], tp.partition))
+                if state is not None:  # (revoked meanwhile)
+                    lag[(tp.topic, tp.partition)] = max(0, end - 1 - state.offsets.get(tp.topic, -1))
+            self._lag = lag
+        if self.is_leader():
+            await self._measure_app_lag()
+
+    async def _measure_app_lag(self) -> None:
+        """Records of every input partition not yet covered by the merged steps (the
+        leader's test of "the whole app is caught up" before a flash vintage)."""
+        tps = [TopicPartition(t, p) for t in LANE_OF for p in range(self.settings.partitions)]
+        ends = await self.rates.probe.end_offsets(tps)
+        for tp in tps:  # see BroadcastReader.end_offsets
+            try:
+                high = self._raw.highwater(tp)
+            except Exception:  # not assigned here
+                continue
+            if high is not None and high > ends[tp]:
+                ends[tp] = high
+        self._app_lag = sum(
+            max(0, end - 1 - self._applied.get((LANE_OF[tp.topic], tp.partition), {}).get(tp.topic, -1))
+            for tp, end in ends.items()
+        )
 
     # ------------------------------------------------------------------ estimates
 
@@ -584,22 +693,23 @@ class LiveWorker:
             actives = self.app.assignor.assigned_actives()
         except Exception:
             return False
-        if self.raw:  # raw mode: lane partition p goes with state changelog partition p
-            changelog = self.table.changelog_topic.get_topic_name()
-            return any(tp.topic == changelog and tp.partition == 0 for tp in actives)
-        return any(tp.topic == DEPARTURES and tp.partition == 0 for tp in actives)
+        # One rule in both consumer modes: lane partition p goes with state changelog
+        # partition p, and the leader is the holder of changelog partition 0.
+        return any(tp.topic == self.changelog_topic and tp.partition == 0 for tp in actives)
 
     async def publish(self, force: bool = False) -> int:
         """Recompute the estimates if the state changed and publish the changed rows.
 
-        Only the leader (the worker holding border.departures partition 0) estimates
+        Only the leader (the worker holding partition 0 of the state changelog, hence of
+        every lane) estimates
         and publishes, and serves the estimate metrics; the others merge the same
         observations but spend no time estimating. Recomputation is throttled so that
         it takes at most ``ESTIMATE_SHARE`` of the worker's time (and runs at most once
         per ``publish_interval``).
         """
         version = self.summaries.version
-        if version == self._computed_version or not self.summaries.strata:
+        complete = force or self._app_lag == 0
+        if (version == self._computed_version and complete == self._computed_complete) or not self.summaries.strata:
             if self._pending_stamps:  # steps that changed nothing: already estimated
                 now = time.time()
                 self.estimate_latencies.extend(now - ts for ts in self._pending_stamps)
@@ -622,8 +732,10 @@ class LiveWorker:
             now = time.time()
             self.estimate_latencies.extend(now - ts for ts in stamps)
         self._computed_version = version
+        flipped = complete != self._computed_complete
+        self._computed_complete = complete
         rows = {(r["week"], r["domain"], r["key"]): r for r in table.iter_rows(named=True)}
-        changed = [k for k, r in rows.items() if self._rows.get(k) != r]
+        changed = [k for k, r in rows.items() if flipped or self._rows.get(k) != r]
         self._rows = rows
         self._shown = {
             (r["week"], r["domain"], r["key"]): r
@@ -631,16 +743,17 @@ class LiveWorker:
         }
         leader = force or self.is_leader()
         clock = self.clock()
-        caught_up = sum(self._lag.values()) < CATCHING_UP_RECORDS
-        if leader and self.publisher is not None and clock is not None and (caught_up or force):
-            # vintages come from a worker that has caught up, not from a half-read backlog
+        if leader and self.publisher is not None and clock is not None and complete:
+            # A flash (and its files) only once the whole app is caught up: every input
+            # partition's end offset is covered by the merged steps (housekeeping), not
+            # just this worker's own lag; partial numbers are never final.
             self.publisher.consider(table, dt.datetime.fromtimestamp(clock, dt.timezone.utc))
         for key in changed:
             row = rows[key]
             if row.get("estimate_usd") is not None:
                 self._first.setdefault(key, float(row["estimate_usd"]))
             if leader:
-                self.topics.estimates.send_soon(key="|".join(key).encode(), value=row_json(row))
+                self.topics.estimates.send_soon(key="|".join(key).encode(), value=row_json({**row, "complete": complete}))
                 self._published += 1
         return len(changed)
 
@@ -661,6 +774,8 @@ class LiveWorker:
         :class:`streams.feed.Written`) are processed, by this worker or any other of the
         group, and their observations are in this worker's merged state."""
         while not self.observed_through(last):
+            if not self.healthy():
+                raise SystemExit(70)  # a task failed (logged): never report "caught up"
             await asyncio.sleep(poll)
 
     # ------------------------------------------------------------------ metrics view

@@ -56,6 +56,8 @@ CONTRACT_METRICS = {
     "suitcase_departures",
     "suitcase_consumer_lag_messages",
     "suitcase_estimates_published_total",
+    "suitcase_worker_healthy",
+    "suitcase_internal_records_invalid_total",
 }
 #: Label names that would identify a person, a card or a crossing: never in monitoring.
 IDENTIFYING = re.compile(r"travel|card|crossing|passport|person", re.IGNORECASE)

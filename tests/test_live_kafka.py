@@ -38,7 +38,7 @@ def assert_same_rows(live: pl.DataFrame, batch: pl.DataFrame) -> None:
     assert_frame_equal(live, batch, check_exact=False, rel_tol=1e-6, abs_tol=1e-6)
 
 
-def worker(bootstrap: str, app_id: str, tmp: Path, registry=None, consumer: str = "faust"):
+def worker(bootstrap: str, app_id: str, tmp: Path, registry=None, consumer: str = "raw"):
     from streams.worker import LiveWorker, WorkerSettings
 
     return LiveWorker(WorkerSettings(
@@ -46,7 +46,7 @@ def worker(bootstrap: str, app_id: str, tmp: Path, registry=None, consumer: str 
     ))
 
 
-@pytest.mark.parametrize("consumer", ["faust", "raw"])
+@pytest.mark.parametrize("consumer", ["raw"])
 def test_up_replay_until_caught_up_equals_the_batch_estimate(faulty_archive, broker, app_id, tmp_path, consumer):
     out = tmp_path / "live.parquet"
     code = main([
@@ -121,7 +121,7 @@ def _read_all(bootstrap: str, topic: str):
         consumer.close()
 
 
-@pytest.mark.parametrize("consumer", ["faust", "raw"])
+@pytest.mark.parametrize("consumer", ["raw"])
 def test_a_worker_stopped_and_restarted_mid_replay_ends_with_the_same_estimates(faulty_archive, broker, app_id, tmp_path, consumer):
     async def run():
         first = worker(broker.bootstrap, app_id, tmp_path, consumer=consumer)
@@ -151,7 +151,7 @@ def test_a_worker_stopped_and_restarted_mid_replay_ends_with_the_same_estimates(
     assert got == {t: (expected[t].accepted, expected[t].duplicates) for t in TOPICS}
 
 
-@pytest.mark.parametrize("consumer", ["faust", "raw"])
+@pytest.mark.parametrize("consumer", ["raw"])
 def test_an_event_that_arrives_before_its_rate_is_held_not_lost(broker, app_id, tmp_path, consumer):
     from kafka import KafkaProducer
     from prometheus_client import CollectorRegistry

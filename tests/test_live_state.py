@@ -14,7 +14,16 @@ import pytest
 from streams.archive import lines, observe, validate
 from streams.contract import DEPARTURES, INSPECTIONS, RATES, TOPIC_KEYS, TOPICS, decode
 from streams.fx import RateBook
-from streams.live import LANE_OF, PartitionState, Record, Segment, Summaries, base_key, segment_key
+from streams.encoding import decode_segment, encode_segment
+from streams.live import LANE_OF, PartitionState, Record, Summaries, base_key, encode_parts, segment_key
+
+
+def put(table: dict, segment, max_bytes: int = 512 * 1024) -> dict:
+    """Write a segment (a step or a snapshot) into a table as the worker does."""
+    key = base_key if segment.base else segment_key
+    for k, raw in enumerate(encode_parts(segment, max_bytes)):
+        table[key(segment.lane, segment.partition, segment.seq, k)] = raw
+    return table
 
 
 def tiny_archive(out: Path, seed: int = 7, travellers: int = 400) -> Path:
@@ -153,8 +162,7 @@ def test_restore_from_segments_and_snapshots_resumes_exactly(archive):
         state = PartitionState(lane, p)
         for i in range(0, len(recs), 13):
             if i and i % 52 == 0:  # snapshot (in small parts), then forget the segments
-                parts = state.snapshot(max_bytes=2_000)
-                table = {base_key(lane, p, k): part.dumps() for k, part in enumerate(parts)}
+                table = put({}, state.snapshot(), max_bytes=2_000)
             if i and i % 39 == 0:  # restart: rebuild from the table and redo some records
                 state = PartitionState.restore(lane, p, table)
                 i0 = max(0, i - 20)
@@ -162,7 +170,7 @@ def test_restore_from_segments_and_snapshots_resumes_exactly(archive):
                 assert not step.observations
             step = state.process(recs[i:i + 13], book)
             if step.segment is not None:
-                table[segment_key(lane, p, step.segment.seq)] = step.segment.dumps()
+                put(table, step.segment)
             for obs in step.observations:
                 live.update(obs)
         again = PartitionState.restore(lane, p, table)
@@ -180,21 +188,26 @@ def test_an_event_without_a_rate_is_held_then_released(archive):
     assert state.held  # declarations and inspections in IRR wait
     step = state.retry_held(book)
     assert not state.held and step.observations
-    assert step.segment.held_removed and Segment.loads(step.segment.dumps()).held_removed
+    assert step.segment.held_removed and decode_segment(encode_segment(step.segment)).held_removed
 
 
 def test_too_late_events_are_dead_lettered():
     from tests.events import line
 
     state = PartitionState("crossings", 0, horizon_days=1)
+    clock = [  # the watermark is the 16th newest event time: 16 departures set it
+        Record(DEPARTURES, 0, 100 + i, 0.0, line(DEPARTURES, event_id=f"w{i}", crossing_id=f"w-{i}", event_time="2026-03-30T08:00:00+03:30"))
+        for i in range(16)
+    ]
+    assert not state.process(clock, RateBook()).dead
     recs = [
-        Record(DEPARTURES, 0, 0, 0.0, line(DEPARTURES, event_id="a", event_time="2026-03-30T08:00:00+03:30")),
-        Record(DEPARTURES, 0, 1, 0.0, line(DEPARTURES, event_id="b", crossing_id="x-2", event_time="2026-03-14T08:00:00+03:30")),
-        Record(DEPARTURES, 0, 2, 0.0, line(DEPARTURES, event_id="c", crossing_id="x-3", event_time="2026-03-29T08:00:00+03:30")),
+        Record(DEPARTURES, 0, 200, 0.0, line(DEPARTURES, event_id="a", event_time="2026-03-30T08:00:00+03:30")),
+        Record(DEPARTURES, 0, 201, 0.0, line(DEPARTURES, event_id="b", crossing_id="x-2", event_time="2026-03-14T08:00:00+03:30")),
+        Record(DEPARTURES, 0, 202, 0.0, line(DEPARTURES, event_id="c", crossing_id="x-3", event_time="2026-03-29T08:00:00+03:30")),
     ]
     step = state.process(recs, RateBook())
     assert [d.reason for d in step.dead] == ["too_late"]
-    assert state.tally.accepted[DEPARTURES] == 2 and state.tally.late[DEPARTURES] == 1  # Sunday after Monday
+    assert state.tally.accepted[DEPARTURES] == 18 and state.tally.late[DEPARTURES] == 1  # Sunday after Monday
 
 
 def test_a_snapshot_in_parts_restores_the_state_and_an_incomplete_one_is_ignored(archive):
@@ -206,10 +219,9 @@ def test_a_snapshot_in_parts_restores_the_state_and_an_incomplete_one_is_ignored
     half = len(recs) // 2
     for i in range(0, half, 50):
         step = state.process(recs[i:min(i + 50, half)], book)
-        table[segment_key(lane, p, step.segment.seq)] = step.segment.dumps()
-    parts = state.snapshot(max_bytes=2_000)
-    assert len(parts) > 3
-    only_parts = {base_key(lane, p, k): part.dumps() for k, part in enumerate(parts)}
+        put(table, step.segment)
+    only_parts = put({}, state.snapshot(), max_bytes=2_000)
+    assert len(only_parts) > 3
     again = PartitionState.restore(lane, p, only_parts)
     assert (again.offsets, again.tally, again.crossings, again.seen) == (state.offsets, state.tally, state.crossings, state.seen)
     # a snapshot missing a part is not used: the segments still give the state
@@ -233,3 +245,46 @@ def test_week_end_matches_the_tehran_calendar_at_every_local_midnight():
         midnight = dt.datetime.combine(dt.date(2015, 1, 1) + dt.timedelta(days=d), dt.time(), TEHRAN).timestamp()
         for eps in (-0.001, 0.0, 0.001, 4000.0):
             assert week_end(midnight + eps) == expected(midnight + eps)
+
+
+def test_one_event_dated_2099_does_not_move_the_watermark():
+    from tests.events import line
+
+    state = PartitionState("crossings", 0)
+    clock = [
+        Record(DEPARTURES, 0, i, 0.0, line(DEPARTURES, event_id=f"w{i}", crossing_id=f"w-{i}", event_time="2026-03-30T08:00:00+03:30"))
+        for i in range(16)
+    ]
+    state.process(clock, RateBook())
+    before = state.watermark[DEPARTURES]
+    future = Record(DEPARTURES, 0, 16, 0.0, line(DEPARTURES, event_id="f", crossing_id="f-1", event_time="2099-03-30T08:00:00+03:30"))
+    assert not state.process([future], RateBook()).dead  # accepted (bounds are the contract's)
+    assert state.watermark[DEPARTURES] == before
+    later = Record(DEPARTURES, 0, 17, 0.0, line(DEPARTURES, event_id="v", crossing_id="v-1", event_time="2026-03-14T08:00:00+03:30"))
+    step = state.process([later], RateBook())
+    assert not step.dead and state.tally.accepted[DEPARTURES] == 18  # not too_late
+    restored = PartitionState.restore("crossings", 0, put(put({}, state.snapshot()), step.segment))
+    assert restored.watermark == state.watermark
+
+
+def test_a_record_that_raises_is_dead_lettered_and_leaves_no_trace(archive, monkeypatch):
+    from streams import live
+
+    book, by_partition = records(archive)
+    recs = by_partition[("crossings", 0)]
+    clean = PartitionState("crossings", 0)
+    clean_obs = [o for o in clean.process(recs, book).observations]
+    victim = next(r for r in recs if r.topic == DEPARTURES and b'"event_id"' in r.value)
+    original = live.departure_stratum
+
+    def explode(event):
+        if event.event_id == json.loads(victim.value)["event_id"]:
+            raise OverflowError("boom")
+        return original(event)
+
+    monkeypatch.setattr(live, "departure_stratum", explode)
+    state = PartitionState("crossings", 0)
+    step = state.process(recs, book)
+    assert [d.reason for d in step.dead if d.record is victim] == ["internal_error:OverflowError"]
+    assert state.tally.accepted[DEPARTURES] == clean.tally.accepted[DEPARTURES] - 1
+    assert len(step.observations) < len(clean_obs)

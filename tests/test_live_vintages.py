@@ -72,6 +72,20 @@ def test_late_declarations_revise_the_flash_and_revisions_explain_it(archive, br
     late_declarations = history[-1]["sources_changed"]  # the late part moved the last one
     assert late_declarations.get(DECLARATIONS, 0) > 0
 
+    # Rows on the estimates topic say whether they rest on complete input; the last row
+    # of every cell, published once everything was read, is complete.
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer("suitcase.estimates", bootstrap_servers=broker.bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    last_of: dict[bytes, dict] = {}
+    for m in consumer:
+        row = json.loads(m.value)
+        assert type(row["complete"]) is bool
+        last_of[m.key] = row
+    consumer.close()
+    assert last_of and all(row["complete"] for row in last_of.values())
+
     # Metrics show a cell only when enough travellers stand behind it.
     current = week_of(dt.datetime.fromtimestamp(live.clock(), dt.timezone.utc))
     shown = live.estimate_rows()

@@ -69,6 +69,12 @@ class View:
         assert week == "2026-W12"
         return {("IKA", "visitor"): 7}, {("IKA", "visitor"): 2}
 
+    def healthy(self):
+        return False
+
+    def invalid_records(self):
+        return {"suitcase-partition-state-changelog": 3}
+
 
 @pytest.fixture
 def registry():
@@ -137,3 +143,9 @@ def test_exactly_the_declared_names_and_no_id_or_week_labels(registry):
 def test_week_shift_crosses_years():
     assert week_shift("2026-W01", -1) == "2025-W52"
     assert week_shift("2026-W53", 1) == "2027-W01" or week_shift("2026-W52", 1) == "2026-W53"
+
+
+def test_health_and_invalid_internal_records_are_exported(registry):
+    g = registry.get_sample_value
+    assert g("suitcase_worker_healthy") == 0.0
+    assert g("suitcase_internal_records_invalid_total", {"topic": "suitcase-partition-state-changelog"}) == 3

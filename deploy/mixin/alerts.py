@@ -114,6 +114,18 @@ def pipeline_alerts(config: Config) -> list[Rule]:
                  }}){{ end }} for more than """ + config.worker_down_for + ".",
         ),
         _alert(
+            config, "SuitcaseWorkerUnhealthy", severity="critical", team=TEAM_OPERATORS,
+            for_=config.worker_unhealthy_for,
+            why="""A task of a worker failed (its traceback is in the log); the worker exits
+                 non-zero so that it is restarted. Firing means it keeps failing or was not
+                 restarted: its partitions' lag grows and the estimate falls behind.""",
+            expr=f"suitcase_worker_healthy{{{sel}}} == 0",
+            summary="A suitcase worker reports a failed task.",
+            description="""Worker {{ $labels.instance }} of job {{ $labels.job }} reports
+                 suitcase_worker_healthy = {{ $value }} (a task failed) for more than """
+                 + config.worker_unhealthy_for + ".",
+        ),
+        _alert(
             config, "SuitcaseFeedQuiet", severity="warning", team=TEAM_OPERATORS,
             for_=config.feed_quiet_for,
             why="""One source topic has stopped arriving while others still flow: an upstream

@@ -76,6 +76,8 @@ class Config:
 
     # --- pipeline alerts (team operators) ------------------------------------------------
     worker_down_for: str = "5m"
+    #: A worker reporting suitcase_worker_healthy 0 (a task failed; it exits) this long.
+    worker_unhealthy_for: str = "1m"
     #: Seconds without a processed event after which a topic counts as quiet.
     feed_quiet_seconds: int = 900
     #: Topics that are naturally sparse get their own quiet threshold (seconds).
@@ -170,6 +172,7 @@ FAST: Final[Config] = DEFAULT.replace(
     inspections_for="20s",
     revision_for="20s",
     worker_down_for="20s",
+    worker_unhealthy_for="10s",
     feed_quiet_seconds=30,
     feed_quiet_seconds_by_topic=(),
     feed_quiet_for="10s",

@@ -225,11 +225,9 @@ async def _guarded(job, watches, stops: _Stops):
     return main.result()
 
 
-
-
 def _check_consumer(consumer: str) -> None:
-    if consumer not in ("faust", "raw"):
-        raise CliError(f"--consumer must be 'faust' or 'raw', not {consumer!r}")
+    if consumer != "raw":
+        raise CliError(f"--consumer must be 'raw' (the faust-agent mode was removed), not {consumer!r}")
 
 
 def _write_table(table, out: Path) -> None:
@@ -257,7 +255,7 @@ def up(
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of the topics created on the embedded broker."),
     data_dir: Path = typer.Option(Path(".suitcase"), "--data-dir", help="Worker data directory."),
     app_id: str = typer.Option(None, "--app-id", help="Consumer group / app id (default: a fresh one on the embedded broker, 'suitcase' otherwise)."),
-    consumer: str = typer.Option("raw", "--consumer", help="raw: record batches from one aiokafka consumer on the partitions faust assigns (faster; faust still runs the group, the table and recovery); faust: the lane agents."),
+    consumer: str = typer.Option("raw", "--consumer", help="raw (the only mode): record batches from one aiokafka consumer on the partitions faust assigns (faust runs the group, the table and recovery)."),
     paused_feeds_file: Path = typer.Option(None, "--paused-feeds-file", help="Drill: the simulated feed holds back the topics listed in this file (one a line) until they are removed, e.g. to rehearse the feed-quiet alert."),
     kafka_config: Path = typer.Option(None, "--kafka-config", help=KAFKA_CONFIG_HELP),
     kafka_settings: list[str] = typer.Option(None, "-X", help=KAFKA_SETTING_HELP),
@@ -394,7 +392,7 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
                 simulated_feed, bootstrap, iter_days(config), speed, stop,
                 paused=PausedFeeds(paused_feeds_file),
             )
-        await _summary_loop(worker, feed)
+        await worker.until_failed(_summary_loop(worker, feed))  # a failed task: exit 70
         return None
     finally:
         stop.set()
@@ -546,7 +544,7 @@ def worker(
     app_id: str = typer.Option("suitcase", "--app-id", help="Consumer group / app id shared by the cluster's workers."),
     partitions: int = typer.Option(4, "--partitions", min=1, max=64, help="Partitions of the topics (must match the input topics)."),
     create: bool = typer.Option(True, "--create-topics/--no-create-topics", help="Create missing topics first."),
-    consumer: str = typer.Option("raw", "--consumer", help="raw: record batches from one aiokafka consumer on the partitions faust assigns (faster; faust still runs the group, the table and recovery); faust: the lane agents."),
+    consumer: str = typer.Option("raw", "--consumer", help="raw (the only mode): record batches from one aiokafka consumer on the partitions faust assigns (faust runs the group, the table and recovery)."),
     metrics_host: str = typer.Option(DEFAULT_METRICS_HOST, "--metrics-host", help="Address the metrics endpoint listens on (0.0.0.0 or :: for every interface, e.g. in a container)."),
     kafka_config: Path = typer.Option(None, "--kafka-config", help=KAFKA_CONFIG_HELP),
     kafka_settings: list[str] = typer.Option(None, "-X", help=KAFKA_SETTING_HELP),
@@ -607,7 +605,7 @@ async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer, p
     _attach_page(page, live)
     await live.start()
     try:
-        await _summary_loop(live, None)
+        await live.until_failed(_summary_loop(live, None))  # a failed task: exit 70
     finally:
         await asyncio.wait_for(live.stop(), STOP_GRACE_S / 2)
 
