@@ -21,14 +21,13 @@ import yaml
 from streams.broker import DEADLETTER, ESTIMATES
 from streams.contract import DECLARATIONS, DEPARTURES, INSPECTIONS, TOPICS
 from streams.tables import TABLE
-from streams.topics import observations_topic
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "deploy" / "compose"
 KUBE = ROOT / "deploy" / "kubernetes"
 CROSSING_TOPICS = (DEPARTURES, DECLARATIONS, INSPECTIONS)
 APP_ID = "suitcase"
-INTERNAL_TOPICS = (f"{APP_ID}-{TABLE}-changelog", observations_topic(APP_ID), f"{APP_ID}-__assignor-__leader")
+INTERNAL_TOPICS = (f"{APP_ID}-{TABLE}-changelog", f"{APP_ID}-__assignor-__leader")
 
 
 def _tool(name: str) -> str:

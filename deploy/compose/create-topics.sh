@@ -29,10 +29,9 @@ done
 create suitcase.deadletter "$PARTITIONS" --config cleanup.policy=delete \
   --config retention.ms="$DEADLETTER_RETENTION_MS"
 create suitcase.estimates "$PARTITIONS" --config cleanup.policy=compact
-# Internal topics (streams/topics.py, streams/tables.py): the state changelog is
-# co-partitioned with the lanes; the observation log is read whole by every worker.
+# Internal topics (streams/tables.py): the state changelog is co-partitioned with the
+# lanes and read whole by every worker (each step's record carries its observations).
 create "$APP_ID-partition-state-changelog" "$PARTITIONS" --config cleanup.policy=compact
-create "$APP_ID-observations" "$PARTITIONS" --config cleanup.policy=compact
 create "$APP_ID-__assignor-__leader" 1 --config cleanup.policy=compact
 
 # Refuse to go on when the crossing topics disagree (e.g. one was resized by hand).
