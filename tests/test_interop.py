@@ -28,7 +28,7 @@ DEADLETTER, ESTIMATES = "suitcase.deadletter", "suitcase.estimates"
 
 def test_pieces_that_never_meet_their_departure_are_counted_when_they_expire():
     from streams.fx import RateBook
-    from streams.live import PartitionState, Record
+    from streams.live import WATERMARK_RANK, PartitionState, Record, id_digest
     from tests.events import line
 
     usd = [{"category": "kilim", "quantity": 1, "value": 10.0, "currency": "USD", "purpose": "resale"}]
@@ -44,11 +44,14 @@ def test_pieces_that_never_meet_their_departure_are_counted_when_they_expire():
         piece(DECLARATIONS, "x-alone", "BAZ", week1, 1), piece(INSPECTIONS, "x-alone", "BAZ", week1, 2),
         # x-met: its departure and declaration are both here
         piece(DEPARTURES, "x-met", "IKA", week1, 3), piece(DECLARATIONS, "x-met", "IKA", week1, 4),
-    ] + [piece(t, f"late-{t}", "MEH", later, 5 + i) for i, t in enumerate((DEPARTURES, DECLARATIONS, INSPECTIONS))]
+    ] + [  # the watermark is the WATERMARK_RANK-th newest event time: that many later crossings
+        piece(t, f"late-{k}", "MEH", later, 5 + 3 * k + i)
+        for k in range(WATERMARK_RANK) for i, t in enumerate((DEPARTURES, DECLARATIONS, INSPECTIONS))
+    ]
     state = PartitionState("crossings", 0, horizon_days=1)
     for offset, (topic, raw) in enumerate(records):
         state.process([Record(topic=topic, partition=0, offset=offset, timestamp=0.0, value=raw)], RateBook())
-    assert "x-alone" not in state.crossings and "x-met" not in state.crossings  # both expired
+    assert id_digest("x-alone") not in state.crossings and id_digest("x-met") not in state.crossings  # both expired
     assert sum(state.tally.accepted.values()) == len(records)
     assert state.tally.unjoined == Counter({(DECLARATIONS, "BAZ"): 1, (INSPECTIONS, "BAZ"): 1})
 
@@ -58,7 +61,7 @@ def test_open_crossings_expire_when_a_backfill_sends_topic_by_topic():
     the inspections: the crossing sweep must not wait another day of event time once the
     lane's last topic appears."""
     from streams.fx import RateBook
-    from streams.live import PartitionState, Record
+    from streams.live import WATERMARK_RANK, PartitionState, Record, id_digest
     from tests.events import line
 
     usd = [{"category": "kilim", "quantity": 1, "value": 10.0, "currency": "USD", "purpose": "resale"}]
@@ -67,14 +70,20 @@ def test_open_crossings_expire_when_a_backfill_sends_topic_by_topic():
                for i, at in enumerate(days)]
     records.append((DECLARATIONS, line(DECLARATIONS, event_id="d-alone", crossing_id="x-alone",
                                        border_post="BAZ", items=usd, event_time=days[0])))
-    records.append((DECLARATIONS, line(DECLARATIONS, event_id="d-last", crossing_id=f"x{len(days) - 1}",
-                                       items=usd, event_time=days[-1])))
-    records.append((INSPECTIONS, line(INSPECTIONS, event_id="i-last", crossing_id=f"x{len(days) - 1}",
-                                      declared=True, event_time=days[-1])))
+    # Enough whole crossings on the last day for every topic's watermark (the WATERMARK_RANK-th
+    # newest event time) to reach it; their departures come with the other departures.
+    records[len(days):len(days)] = [(DEPARTURES, line(DEPARTURES, event_id=f"p-last-{k}", crossing_id=f"y{k}",
+                                                      event_time=days[-1])) for k in range(WATERMARK_RANK)]
+    for k in range(WATERMARK_RANK):
+        records.append((DECLARATIONS, line(DECLARATIONS, event_id=f"d-last-{k}", crossing_id=f"y{k}",
+                                           items=usd, event_time=days[-1])))
+    for k in range(WATERMARK_RANK):
+        records.append((INSPECTIONS, line(INSPECTIONS, event_id=f"i-last-{k}", crossing_id=f"y{k}",
+                                          declared=True, event_time=days[-1])))
     state = PartitionState("crossings", 0, horizon_days=1)
     for offset, (topic, raw) in enumerate(records):
         state.process([Record(topic=topic, partition=0, offset=offset, timestamp=0.0, value=raw)], RateBook())
-    assert "x-alone" not in state.crossings
+    assert id_digest("x-alone") not in state.crossings
     assert state.tally.unjoined == Counter({(DECLARATIONS, "BAZ"): 1})
 
 

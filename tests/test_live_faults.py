@@ -91,6 +91,11 @@ def faulted(tmp_path_factory) -> Path:
 
 
 def test_kill_9_three_times_plus_a_worker_added_and_removed_is_exact(faulted, broker, app_id, tmp_path):
+    from streams import pseudonym
+
+    # Workers refuse to start without the key; the observer and the batch estimate here use
+    # the same one, as every worker and batch run of a deployment must.
+    pseudonym.use("fault-injection-test-key")
     from streams.batch import build_tables
     from streams.feed import Written
     from streams.worker import LiveWorker, WorkerSettings

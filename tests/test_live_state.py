@@ -3,6 +3,7 @@ whatever the batching, partitioning, restarts and compaction."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import zlib
@@ -247,7 +248,7 @@ def test_week_end_matches_the_tehran_calendar_at_every_local_midnight():
             assert week_end(midnight + eps) == expected(midnight + eps)
 
 
-def test_one_event_dated_2099_does_not_move_the_watermark():
+def test_one_event_dated_2099_is_implausible_and_one_years_ahead_does_not_move_the_watermark():
     from tests.events import line
 
     state = PartitionState("crossings", 0)
@@ -257,10 +258,15 @@ def test_one_event_dated_2099_does_not_move_the_watermark():
     ]
     state.process(clock, RateBook())
     before = state.watermark[DEPARTURES]
-    future = Record(DEPARTURES, 0, 16, 0.0, line(DEPARTURES, event_id="f", crossing_id="f-1", event_time="2099-03-30T08:00:00+03:30"))
-    assert not state.process([future], RateBook()).dead  # accepted (bounds are the contract's)
+    absurd = Record(DEPARTURES, 0, 16, 0.0, line(DEPARTURES, event_id="a", crossing_id="a-1", event_time="2099-03-30T08:00:00+03:30"))
+    assert [d.reason for d in state.process([absurd], RateBook()).dead] == ["implausible:event_time"]
+    # Within the plausibility bounds (years ahead of the wall clock is still admitted), one
+    # event is accepted but cannot move the watermark on its own.
+    ahead = (dt.date.today() + dt.timedelta(days=3 * 365)).isoformat()
+    future = Record(DEPARTURES, 0, 17, 0.0, line(DEPARTURES, event_id="f", crossing_id="f-1", event_time=f"{ahead}T08:00:00+03:30"))
+    assert not state.process([future], RateBook()).dead
     assert state.watermark[DEPARTURES] == before
-    later = Record(DEPARTURES, 0, 17, 0.0, line(DEPARTURES, event_id="v", crossing_id="v-1", event_time="2026-03-14T08:00:00+03:30"))
+    later = Record(DEPARTURES, 0, 18, 0.0, line(DEPARTURES, event_id="v", crossing_id="v-1", event_time="2026-03-14T08:00:00+03:30"))
     step = state.process([later], RateBook())
     assert not step.dead and state.tally.accepted[DEPARTURES] == 18  # not too_late
     restored = PartitionState.restore("crossings", 0, put(put({}, state.snapshot()), step.segment))

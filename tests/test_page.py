@@ -241,14 +241,18 @@ def test_page_shows_the_estimates_topic_after_disclosure_control(served, browser
             return page_value in (None, "")
         return money(page_value) == pytest.approx(expected, abs=0.006)
 
-    # The headline: this week's total, week to date, with its interval in words.
+    # The headline: this week's total, the nowcast of the whole week when the row carries
+    # one (else the week to date), with its interval in words.
     total = cells[(current, "total", "all")]
-    assert same(page["big"], total["estimate_usd"])
-    assert page["kind"].startswith("Week to date, Monday\u2013now")
-    if total["ci_low_usd"] is not None:
+    nowcast = total.get("nowcast_usd") is not None
+    head, low, high = ("nowcast_usd", "nowcast_ci_low_usd", "nowcast_ci_high_usd") if nowcast else (
+        "estimate_usd", "ci_low_usd", "ci_high_usd")
+    assert same(page["big"], total[head])
+    assert page["kind"].startswith("Nowcast of the whole week" if nowcast else "Week to date, Monday\u2013now")
+    if total[low] is not None:
         assert page["interval"].startswith("95% interval: between $")
-        assert f"{round(total['ci_low_usd']):,}" in page["interval"]
-        assert f"{round(total['ci_high_usd']):,}" in page["interval"]
+        assert f"{round(total[low]):,}" in page["interval"]
+        assert f"{round(total[high]):,}" in page["interval"]
     else:
         assert page["interval"].startswith("No 95% interval yet")
     assert "Solar Hijri 1405-01" in page["week"]  # 2026-W14 is in Farvardin 1405
