@@ -105,7 +105,9 @@ def test_dashboards_have_data_and_a_quiet_feed_notifies_the_operators(tmp_path, 
             try:
                 eventually(lambda: not empty_panels() or None, attempts=480)
             except AssertionError:
-                assert empty_panels() == []  # names the panels that never had data
+                empty = empty_panels()
+                print("\n".join(f"EMPTY {d} | {p} | {e}" for d, p, e in empty))
+                assert empty == []  # names the panels that never had data
                 raise
             assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "SuitcaseFeedQuiet"]
 
