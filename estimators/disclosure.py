@@ -218,6 +218,10 @@ class DistinctSketch:
         elif h < self._hashes[-1]:
             self._hashes = tuple(sorted((*self._hashes[:-1], h)))
 
+    def update_hashes(self, hashes: Iterable[int]) -> None:
+        """Add many travellers by hash: the same sketch as one ``update_hash`` each."""
+        self._hashes = tuple(heapq.nsmallest(self.k, set(self._hashes).union(hashes)))
+
     def __iadd__(self, other: DistinctSketch) -> DistinctSketch:
         """Merge ``other`` into this sketch (union, then keep the ``k`` smallest)."""
         self._check(other)
