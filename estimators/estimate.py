@@ -255,6 +255,12 @@ class _Index:
         return self._cache[key]
 
 
+def _variance(x: np.ndarray) -> float:
+    """``np.var(x)`` of a 1-d float array, the same arithmetic without its overhead."""
+    d = x - x.sum() / x.size
+    return (d * d).sum() / x.size
+
+
 def _ratio(num, den, fallback):
     """num/den elementwise, ``fallback`` where den is 0."""
     num, den = _f(num), _f(den)
@@ -361,7 +367,7 @@ class _Coefficients:
                 if n_wide > n_loc > 0 and wfirst[den] > 0:
                     wpoint = float(wfirst[num]) / float(wfirst[den])
                     dev = (_ratio(wreps[num], wreps[den], wpoint) - wpoint) * (n_wide / n_loc) ** 0.5
-                    if np.var(dev) > np.var(rep):
+                    if _variance(dev) > _variance(rep):
                         rep = point + dev
             return point, rep
 
@@ -436,18 +442,18 @@ class _Coefficients:
                 hpools = [index.pooled(lv, post, group, week, h_window) for lv in LEVELS]
                 if hpools[hlevel].first[N_W] <= 0:
                     hpools, hlevel = src, main0
-            for c in range(C):
-                # light part: w a_c 1[A < HEAVY] = w a_c - w a_c 1[A >= HEAVY]
-                lp = [(p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]) for p in src]
-                lr = [(p.replicates[N_WA + c] - p.replicates[HVY + 1 + c], p.replicates[N_W]) for p in src]
-                wl = [(p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]) for p in wides]
-                wr = [(p.replicates[N_WA + c] - p.replicates[HVY + 1 + c], p.replicates[N_W]) for p in wides]
-                pl_, rl = fit(
-                    (0, 1), n0(src),
-                    [(np.array(a, dtype=object), np.stack(b)) for a, b in zip(lp, lr)],
-                    [(np.array(a, dtype=object), np.stack(b)) for a, b in zip(wl, wr)],
-                    main0,
+            def light(p, c):
+                """(first, replicates) of w a_c 1[A < HEAVY] = w a_c - w a_c 1[A >= HEAVY], and w."""
+                return (
+                    np.array((p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]), dtype=object),
+                    np.stack((p.replicates[N_WA + c] - p.replicates[HVY + 1 + c], p.replicates[N_W])),
                 )
+
+            for c in range(C):
+                # only level main0 is fitted: the other levels' sums are never read
+                sizes, wide_sizes = [None] * L, [None] * L
+                sizes[main0], wide_sizes[main0] = light(src[main0], c), light(wides[main0], c)
+                pl_, rl = fit((0, 1), n0(src), sizes, wide_sizes, main0)
                 ph, rh = fit(
                     (HVY + 1 + c, N_W), n0(hpools),
                     [pair(p) for p in hpools], [pair(p) for p in wides], hlevel,
