@@ -225,6 +225,11 @@ class DistinctSketch:
     def __iadd__(self, other: DistinctSketch) -> DistinctSketch:
         """Merge ``other`` into this sketch (union, then keep the ``k`` smallest)."""
         self._check(other)
+        if not other._hashes:
+            return self
+        if not self._hashes:  # the other's are already the k smallest, ascending
+            self._hashes = other._hashes
+            return self
         self._hashes = tuple(heapq.nsmallest(self.k, set(self._hashes) | set(other._hashes)))
         return self
 
