@@ -218,9 +218,18 @@ class DistinctSketch:
         elif h < self._hashes[-1]:
             self._hashes = tuple(sorted((*self._hashes[:-1], h)))
 
+    def update_hashes(self, hashes: Iterable[int]) -> None:
+        """Add many travellers by hash: the same sketch as one ``update_hash`` each."""
+        self._hashes = tuple(heapq.nsmallest(self.k, set(self._hashes).union(hashes)))
+
     def __iadd__(self, other: DistinctSketch) -> DistinctSketch:
         """Merge ``other`` into this sketch (union, then keep the ``k`` smallest)."""
         self._check(other)
+        if not other._hashes:
+            return self
+        if not self._hashes:  # the other's are already the k smallest, ascending
+            self._hashes = other._hashes
+            return self
         self._hashes = tuple(heapq.nsmallest(self.k, set(self._hashes) | set(other._hashes)))
         return self
 

@@ -85,6 +85,7 @@ Hanley, J. A. and MacGibbon, B. (2006) (Poisson bootstrap).
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -152,6 +153,7 @@ COLUMNS: tuple[str, ...] = (
 LEVELS: tuple[str, ...] = ("post", "mode", "group", "all", "all-weeks")
 
 
+@functools.lru_cache(maxsize=4096)
 def week_index(week: str) -> int:
     """Consecutive integer of an ISO week label (differences are weeks apart).
 
@@ -178,6 +180,9 @@ class _Index:
         self.weeks = sorted({s.week for s in self.states}, key=week_index)
         self.cells = sorted({(s.border_post, s.group) for s in self.states})
         self._cache: dict = {}
+        self._by_week: dict[str, list[Stratum]] = {}
+        for s in self.states:
+            self._by_week.setdefault(s.week, []).append(s)
 
     def members(self, level: str, post: str, group: str, week: str, window: int | None):
         """Strata of a pool; ``window=None`` means every week."""
@@ -214,11 +219,46 @@ class _Index:
             "all-weeks": (level,),
         }[level] + (when, window)
         if key not in self._cache:
+            # A group-by: the pool is the sum of its weeks' sums at this level (each
+            # cached), the same exact integers as summing its strata one by one.
+            if when is None:
+                weeks = self.weeks
+            else:
+                t = week_index(week)
+                weeks = [w for w in self.weeks if abs(week_index(w) - t) <= window]
             pool = SampleState()
-            for s in self.members(level, post, group, week, window):
+            for w in weeks:
+                pool += self._week_sum("all" if level == "all-weeks" else level, post, group, w)
+            self._cache[key] = pool
+        return self._cache[key]
+
+    def _week_sum(self, level: str, post: str, group: str, week: str) -> SampleState:
+        """The summed samples of one week's strata in a pool of ``level`` (cached)."""
+        mode = BORDER_POSTS[post]["mode"]
+        key = ("week", week) + {
+            "post": (level, post, group),
+            "mode": (level, mode, group),
+            "group": (level, group),
+            "all": (level,),
+        }[level]
+        if key not in self._cache:
+            pool = SampleState()
+            for s in self._by_week.get(week, ()):
+                if level == "post" and (s.border_post != post or s.group != group):
+                    continue
+                if level == "mode" and (BORDER_POSTS[s.border_post]["mode"] != mode or s.group != group):
+                    continue
+                if level == "group" and s.group != group:
+                    continue
                 pool += self.states[s].sample
             self._cache[key] = pool
         return self._cache[key]
+
+
+def _variance(x: np.ndarray) -> float:
+    """``np.var(x)`` of a 1-d float array, the same arithmetic without its overhead."""
+    d = x - x.sum() / x.size
+    return (d * d).sum() / x.size
 
 
 def _ratio(num, den, fallback):
@@ -327,7 +367,7 @@ class _Coefficients:
                 if n_wide > n_loc > 0 and wfirst[den] > 0:
                     wpoint = float(wfirst[num]) / float(wfirst[den])
                     dev = (_ratio(wreps[num], wreps[den], wpoint) - wpoint) * (n_wide / n_loc) ** 0.5
-                    if np.var(dev) > np.var(rep):
+                    if _variance(dev) > _variance(rep):
                         rep = point + dev
             return point, rep
 
@@ -402,18 +442,18 @@ class _Coefficients:
                 hpools = [index.pooled(lv, post, group, week, h_window) for lv in LEVELS]
                 if hpools[hlevel].first[N_W] <= 0:
                     hpools, hlevel = src, main0
-            for c in range(C):
-                # light part: w a_c 1[A < HEAVY] = w a_c - w a_c 1[A >= HEAVY]
-                lp = [(p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]) for p in src]
-                lr = [(p.replicates[N_WA + c] - p.replicates[HVY + 1 + c], p.replicates[N_W]) for p in src]
-                wl = [(p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]) for p in wides]
-                wr = [(p.replicates[N_WA + c] - p.replicates[HVY + 1 + c], p.replicates[N_W]) for p in wides]
-                pl_, rl = fit(
-                    (0, 1), n0(src),
-                    [(np.array(a, dtype=object), np.stack(b)) for a, b in zip(lp, lr)],
-                    [(np.array(a, dtype=object), np.stack(b)) for a, b in zip(wl, wr)],
-                    main0,
+            def light(p, c):
+                """(first, replicates) of w a_c 1[A < HEAVY] = w a_c - w a_c 1[A >= HEAVY], and w."""
+                return (
+                    np.array((p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]), dtype=object),
+                    np.stack((p.replicates[N_WA + c] - p.replicates[HVY + 1 + c], p.replicates[N_W])),
                 )
+
+            for c in range(C):
+                # only level main0 is fitted: the other levels' sums are never read
+                sizes, wide_sizes = [None] * L, [None] * L
+                sizes[main0], wide_sizes[main0] = light(src[main0], c), light(wides[main0], c)
+                pl_, rl = fit((0, 1), n0(src), sizes, wide_sizes, main0)
                 ph, rh = fit(
                     (HVY + 1 + c, N_W), n0(hpools),
                     [pair(p) for p in hpools], [pair(p) for p in wides], hlevel,

@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-__all__ = ["N_REPLICATES", "poisson_weights"]
+__all__ = ["N_REPLICATES", "poisson_weights", "poisson_weights_many"]
 
 #: Number of bootstrap replicates every state keeps (states merge only if they agree).
 N_REPLICATES: int = 200
@@ -63,3 +63,24 @@ def poisson_weights(unit_key: int, n: int = N_REPLICATES) -> np.ndarray:
         z = z ^ (z >> np.uint64(31))
     u = (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
     return np.searchsorted(_CDF, u, side="right").astype(np.int64)
+
+
+def poisson_weights_many(unit_keys, n: int = N_REPLICATES) -> np.ndarray:
+    """``poisson_weights`` of many units at once: an int64 array ``(len(unit_keys), n)``,
+    row ``i`` equal to ``poisson_weights(unit_keys[i], n)``.
+
+    >>> bool((poisson_weights_many([12345, 7], 8)[0] == poisson_weights(12345, 8)).all())
+    True
+    """
+    keys = list(unit_keys)
+    for k in keys:
+        if not 0 <= k < 2**64:
+            raise ValueError(f"unit_key must be an unsigned 64-bit integer, got {k}")
+    with np.errstate(over="ignore"):
+        counter = np.arange(1, n + 1, dtype=np.uint64)
+        z = np.array(keys, dtype=np.uint64).reshape(-1, 1) + counter * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+    return np.searchsorted(_CDF, u, side="right").astype(np.int64).reshape(len(keys), n)

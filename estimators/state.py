@@ -63,7 +63,7 @@ from estimators.observations import (
     InspectionSeen,
     PaymentSeen,
 )
-from estimators.replicates import N_REPLICATES, poisson_weights
+from estimators.replicates import N_REPLICATES, poisson_weights, poisson_weights_many
 from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
 
 __all__ = [
@@ -154,6 +154,41 @@ def _note_traveller(sketches, key: int, r: int, values: np.ndarray) -> None:
     sketches[1 + C + r].update_hash(key)
     for c in np.flatnonzero(values > 0):
         sketches[1 + int(c)].update_hash(key)
+
+
+def _note_travellers(sketches, keys: np.ndarray, regions: np.ndarray, values: np.ndarray) -> None:
+    """``_note_traveller`` for many travellers at once (rows of ``values``): same sketches."""
+    if not len(keys):
+        return
+    pos = values.sum(1) > 0
+    if not pos.any():
+        return
+    sketches[0].update_hashes(keys[pos].tolist())
+    for r in np.unique(regions[pos]).tolist():
+        sketches[1 + C + r].update_hashes(keys[pos & (regions == r)].tolist())
+    for c in range(C):
+        rows = pos & (values[:, c] > 0)
+        if rows.any():
+            sketches[1 + c].update_hashes(keys[rows].tolist())
+
+
+def _bulk_cents(observations, field: str) -> np.ndarray:
+    """(n, C) int64 of a value field of many observations; ValueError where ``_cents`` would."""
+    out = np.array([getattr(o, field) for o in observations], dtype=np.int64)
+    if out.shape != (len(observations), C) or (out < 0).any():
+        raise ValueError(f"bad {field}")
+    return out
+
+
+def _joined(*parts) -> np.ndarray:
+    """Python ints (scalars or arrays) end to end as one object array; never via floats."""
+    return np.concatenate([np.array([p], dtype=object) if np.isscalar(p) or not hasattr(p, "shape")
+                           else np.asarray(p, dtype=object).ravel() for p in parts])
+
+
+def _exact(a: np.ndarray) -> np.ndarray:
+    """Python-int (object) copy of an integer array, for sums that must not wrap."""
+    return a.astype(object)
 
 
 class _Summary:
@@ -258,6 +293,49 @@ class CensusState(_Summary):
             _note_traveller(self.travellers, obs.traveller_key, r, d)
         else:
             raise TypeError(f"CensusState cannot take {type(obs).__name__}")
+
+    def update_many(self, observations) -> None:
+        """Count many departures and declarations: the same state as one ``update`` each.
+
+        Any observation one-at-a-time updates would refuse makes this fall back to them
+        (so the error, and the state before it, are the same too).
+        """
+        obs = list(observations)
+        apply = self._bulk(obs)
+        if apply is None:
+            for o in obs:
+                self.update(o)
+        else:
+            apply()
+
+    def _bulk(self, obs: list):
+        """A function adding ``obs`` in bulk, or None if one-at-a-time updates would fail."""
+        try:
+            deps = np.array([REGION_INDEX[o.region] for o in obs if type(o) is DepartureSeen], dtype=np.intp)
+            decl = [o for o in obs if type(o) is DeclarationSeen]
+            if len(deps) + len(decl) != len(obs):
+                raise TypeError("not a census observation")
+            r = np.array([REGION_INDEX[o.region] for o in decl], dtype=np.intp)
+            d = _bulk_cents(decl, "declared_cents") if decl else np.zeros((0, C), dtype=np.int64)
+            resale = np.array([bool(o.resale) for o in decl], dtype=bool)
+            keys = np.array([o.traveller_key for o in decl], dtype=np.uint64)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return None
+
+        def apply() -> None:
+            np.add.at(self.departures, deps, 1)
+            if not decl:
+                return
+            np.add.at(self.declarations, r, 1)
+            np.add.at(self.declarations_by_category, r, (d > 0).astype(np.int64))
+            np.add.at(self.declared_cents, r, d)
+            if resale.any():
+                np.add.at(self.resale_declarations, r[resale], 1)
+                np.add.at(self.resale_declarations_by_category, r[resale], (d[resale] > 0).astype(np.int64))
+                np.add.at(self.resale_declared_cents, r[resale], d[resale])
+            _note_travellers(self.travellers, keys, r, d)
+
+        return apply
 
     def add_departures(self, region: str, count: int) -> None:
         """Count ``count`` departures to ``region`` at once: the same as as many updates."""
@@ -454,6 +532,133 @@ class SampleState(_Summary):
         self._check()
         self.replicates += np.outer(row.astype(np.int64), reps)
 
+    def update_many(self, observations) -> None:
+        """Add many inspections in bulk (arrays per sum): the same state as one ``update`` each.
+
+        Any inspection one-at-a-time updates would refuse (or an overflow guard that would
+        trip) makes this fall back to them, so the error and the state before it match too.
+        """
+        obs = list(observations)
+        apply = self._bulk(obs)
+        if apply is None:
+            for o in obs:
+                self.update(o)
+        else:
+            apply()
+
+    def _bulk(self, obs: list):
+        """A function adding ``obs`` in bulk, or None if one-at-a-time updates would fail."""
+        if not obs:
+            return lambda: None
+        try:
+            if any(type(o) is not InspectionSeen for o in obs):
+                raise TypeError("not an inspection")
+            r = np.array([REGION_INDEX[o.region] for o in obs], dtype=np.intp)
+            a = _bulk_cents(obs, "assessed_cents")
+            d = _bulk_cents(obs, "declared_cents")
+            rnd = np.array([bool(o.random) for o in obs], dtype=bool)
+            picked = [o for o, keep in zip(obs, rnd.tolist()) if keep]
+            w_list = [quantised_weight(o.selection_probability) for o in picked]
+            reps = poisson_weights_many([o.unit_key for o in picked])
+            keys = np.array([o.traveller_key for o in picked], dtype=np.uint64)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return None
+        tg = ~rnd
+        r_t, r = r[tg], r[rnd]
+        a_t, d_t, a, d = a[tg], d[tg], a[rnd], d[rnd]
+        dec = np.array([bool(o.declared) for o in picked], dtype=bool)
+        res = np.array([bool(o.declared and o.resale) for o in picked], dtype=bool)
+        n = len(picked)
+        w = np.array(w_list, dtype=object)
+        w2 = w * w
+        a_x, d_x = _exact(a), _exact(d)
+        A = a_x.sum(1) if n else np.zeros(0, dtype=object)
+        dt = d_x.sum(1) if n else np.zeros(0, dtype=object)
+        z = (d == 0).astype(np.int64)
+        top = [max(x, y, 1) if k else max(x, 1) for x, y, k in zip(A.tolist(), dt.tolist(), dec.tolist())]
+        bound = self.replicate_bound + sum(
+            int(m) * wi * t for m, wi, t in zip(reps.max(1).tolist() if n else [], w_list, top)
+        )
+        if bound >= _REPLICATE_LIMIT:
+            return None  # one-at-a-time updates raise where they should
+
+        def apply() -> None:
+            # Targeted: apart.
+            if len(r_t):
+                np.add.at(self.n_targeted, r_t, 1)
+                self.targeted_assessed += a_t.sum(0)
+                self.targeted_declared += d_t.sum(0)
+            if not n:
+                return
+            _note_travellers(self.travellers, keys, r, a)
+            rows = np.zeros((n, K_ALL), dtype=np.int64)
+            heavy = ~dec & np.array([x >= HEAVY_CENTS for x in A.tolist()], dtype=bool)
+            if dec.any():
+                rd, ad, dd, zd = r[dec], a[dec], d[dec], z[dec]
+                np.add.at(self.n_declarer, rd, 1)
+                np.add.at(self.n_declarer_zero, rd, zd)
+                np.add.at(self.assessed_declarer, rd, ad)
+                np.add.at(self.declared_declarer, rd, dd)
+                block = np.zeros((len(rd), K_D), dtype=np.int64)
+                block[:, D_W] = 1
+                block[:, D_WZ : D_WZ + C] = zd
+                block[:, D_WA1 : D_WA1 + C] = ad * (1 - zd)
+                block[:, D_WA2 : D_WA2 + C] = ad * zd
+                block[:, D_WD : D_WD + C] = dd
+                rows[dec, :K_D] = block
+                wd, w2d = w[dec], w2[dec]
+                Ad, dtd, axd, dxd = A[dec], dt[dec], a_x[dec], d_x[dec]
+                x = np.concatenate([Ad.reshape(-1, 1), dxd, _exact(zd)], axis=1)
+                cross = np.dot((x * wd.reshape(-1, 1)).T, x)
+                cat = np.stack([_joined((axd * axd * wd.reshape(-1, 1)).sum(0)), _joined((axd * dxd * wd.reshape(-1, 1)).sum(0))])
+                self.decl_cross += cross
+                self.decl_cat += cat
+                rs = res[dec]
+                if rs.any():
+                    rr = rd[rs]
+                    np.add.at(self.resale_n_declarer, rr, 1)
+                    np.add.at(self.resale_n_declarer_zero, rr, zd[rs])
+                    np.add.at(self.resale_assessed_declarer, rr, ad[rs])
+                    np.add.at(self.resale_declared_declarer, rr, dd[rs])
+                    xs = x[rs]
+                    self.resale_decl_cross += np.dot((xs * wd[rs].reshape(-1, 1)).T, xs)
+                    self.resale_decl_cat += np.stack([
+                        _joined((axd[rs] * axd[rs] * wd[rs].reshape(-1, 1)).sum(0)),
+                        _joined((axd[rs] * dxd[rs] * wd[rs].reshape(-1, 1)).sum(0)),
+                    ])
+                    rows[res, RES : RES + K_D] = rows[res, :K_D]
+                w2c = w2d.reshape(-1, 1)
+                self.tb_decl += _joined(
+                    (w2d * Ad * Ad).sum(), (w2d * Ad * dtd).sum(), (w2d * dtd * dtd).sum(),
+                    (w2c * axd * axd).sum(0),
+                    (w2c * axd * dtd.reshape(-1, 1)).sum(0),
+                )
+            non = ~dec
+            if non.any():
+                rn, an = r[non], a[non]
+                np.add.at(self.n_nondeclarer, rn, 1)
+                np.add.at(self.assessed_nondeclarer, rn, an)
+                rows[non, N_W] = 1
+                rows[non, N_WA : N_WA + C] = an
+                if heavy.any():
+                    np.add.at(self.n_heavy, r[heavy], 1)
+                    rows[heavy, HVY] = 1
+                    rows[heavy, HVY + 1 : HVY + 1 + C] = a[heavy]
+                wn, w2n, An, axn = w[non], w2[non], A[non], a_x[non]
+                wc, w2c = wn.reshape(-1, 1), w2n.reshape(-1, 1)
+                self.nondecl_second += _joined((wn * An * An).sum(), (wc * axn * axn).sum(0))
+                self.tb_non += _joined(
+                    w2n.sum(), (w2n * An).sum(), (w2n * An * An).sum(),
+                    (w2c * axn).sum(0),
+                    (w2c * axn * axn).sum(0),
+                )
+            weighted = _exact(rows) * w.reshape(-1, 1)
+            self.first += weighted.sum(0)
+            self.replicate_bound = bound
+            self.replicates += weighted.astype(np.int64).T @ reps
+
+        return apply
+
     def _check(self) -> None:
         if self.replicate_bound >= _REPLICATE_LIMIT:
             raise OverflowError(
@@ -492,6 +697,18 @@ class StratumState:
             self.sample.update(obs)
         else:
             self.census.update(obs)
+
+    def update_many(self, observations) -> None:
+        """Add many observations of this stratum in bulk: the same state as one update each."""
+        obs = list(observations)
+        census = self.census._bulk([o for o in obs if not isinstance(o, InspectionSeen)])
+        sample = self.sample._bulk([o for o in obs if isinstance(o, InspectionSeen)])
+        if census is None or sample is None:
+            for o in obs:  # one at a time: the same error at the same observation
+                self.update(o)
+        else:
+            census()
+            sample()
 
     def __iadd__(self, other: StratumState) -> StratumState:
         if not isinstance(other, StratumState):

@@ -55,6 +55,23 @@ class Tables:
         else:
             raise TypeError(f"not an observation: {type(obs).__name__}")
 
+    def update_many(self, observations) -> None:
+        """Route many observations, each stratum's in bulk (:meth:`StratumState.update_many`):
+        the same tables as one :meth:`update` each (on an error, the states other than the
+        failing one may hold a different part of the batch)."""
+        by_stratum: dict[Stratum, list] = {}
+        for obs in observations:
+            if isinstance(obs, (DepartureSeen, DeclarationSeen, InspectionSeen)):
+                by_stratum.setdefault(obs.stratum, []).append(obs)
+            else:
+                self.update(obs)
+        for key, batch in by_stratum.items():
+            key = Stratum(*key)
+            st = self.strata.get(key)
+            if st is None:
+                st = self.strata[key] = StratumState()
+            st.update_many(batch)
+
     def __iadd__(self, other: Tables) -> Tables:
         if not isinstance(other, Tables):
             return NotImplemented

@@ -18,13 +18,17 @@ from estimators import Tables
 
 __all__ = ["build_tables", "estimate_archive"]
 
+#: Observations gathered before they reach the states in bulk (``Tables.update_many``).
+_BULK = 100_000
+
 
 def build_tables(events_dir: Path, *, workers: int | None = None) -> tuple[Tables, object]:
     """(states, archive report) of an archive directory.
 
     Departures outside the join and payments reach the states in bulk (counts and sums
     per state cell, :meth:`CensusState.add_departures`, :meth:`WeekPayments.add_payments`),
-    the same as as many single updates; everything else through ``Tables.update``.
+    the same as as many single updates; everything else in batches through
+    ``Tables.update_many`` (the same as one ``Tables.update`` each).
     """
     from estimators.state import StratumState, WeekPayments
     from streams.archive import observe
@@ -43,9 +47,18 @@ def build_tables(events_dir: Path, *, workers: int | None = None) -> tuple[Table
             state = tables.payments[week] = WeekPayments()
         state.add_payments(card_type, handicraft, count, cents)
 
+    pending: list = []
+
+    def sink(observation) -> None:
+        pending.append(observation)
+        if len(pending) >= _BULK:
+            tables.update_many(pending)
+            pending.clear()
+
     report = observe(
-        Path(events_dir), tables.update, departures=departures, payments=payments, workers=workers
+        Path(events_dir), sink, departures=departures, payments=payments, workers=workers
     )
+    tables.update_many(pending)
     return tables, report
 
 

@@ -394,3 +394,92 @@ def test_traveller_sketches_merge_like_the_union(x, y):
         assert merged.sample.travellers == st_.sample.travellers
         again = merged + merged  # idempotent: the same travellers again add nobody
         assert again.census.travellers == st_.census.travellers
+
+
+# ------------------------------------------------------------------ bulk updates
+
+
+def tables_in_bulk(obs, batches: int = 1) -> Tables:
+    t = Tables()
+    size = max(1, -(-len(obs) // batches))
+    for i in range(0, len(obs), size):
+        t.update_many(obs[i : i + size])
+    return t
+
+
+def _same_dtypes(a: Tables, b: Tables) -> bool:
+    """Bulk states keep each field's dtype (changelog encodings depend on it)."""
+    for key, x in a.strata.items():
+        y = b.strata[key]
+        for half in ("census", "sample"):
+            for f in type(getattr(x, half))._FIELDS:
+                u, v = getattr(getattr(x, half), f), getattr(getattr(y, half), f)
+                if isinstance(u, np.ndarray) and u.dtype != v.dtype:
+                    return False
+    return True
+
+
+big_cents = st.tuples(*[st.integers(0, 2**40)] * C)  # second moments beyond int64
+
+
+@st.composite
+def heavy_inspections(draw):
+    declared = draw(st.booleans())
+    return InspectionSeen(
+        draw(strata), draw(regions), draw(st.integers(0, 2**64 - 1)), True,
+        draw(st.sampled_from([0.01, 0.3, 1.0])), declared,
+        draw(st.one_of(sparse_cents, big_cents)),
+        draw(st.one_of(sparse_cents, big_cents)) if declared else (0,) * C,
+        declared and draw(st.booleans()), draw(traveller_keys),
+    )
+
+
+bulk_observations = st.lists(
+    st.one_of(departures, declarations, inspections(), heavy_inspections(), payments, formals), max_size=60
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(bulk_observations, st.integers(1, 4))
+def test_bulk_updates_equal_one_at_a_time(obs, batches):
+    one, bulk = tables_of(obs), tables_in_bulk(obs, batches)
+    assert bulk == one
+    assert _same_dtypes(bulk, one)
+
+
+@settings(max_examples=30, deadline=None)
+@given(bulk_observations, bulk_observations)
+def test_bulk_states_obey_the_merge_laws(x, y):
+    a, b = tables_in_bulk(x), tables_in_bulk(y)
+    assert a + b == b + a == tables_of(x + y) == tables_in_bulk(x + y)
+
+
+def test_bulk_refuses_what_single_updates_refuse():
+    s = Stratum("2026-W07", "IKA", "visitor")
+    good = InspectionSeen(s, "gulf", 5, True, 0.5, True, (100,) * C, (50,) * C)
+    for bad in (
+        DepartureSeen(s, "mars"),
+        DeclarationSeen(s, "gulf", (1,) * (C - 1)),
+        DeclarationSeen(s, "gulf", (-1,) + (0,) * (C - 1)),
+        InspectionSeen(s, "gulf", 1, True, 0.0, False, (0,) * C, (0,) * C),
+        InspectionSeen(s, "gulf", -1, True, 0.5, False, (0,) * C, (0,) * C),
+    ):
+        one, bulk = StratumState(), StratumState()
+        with pytest.raises(ValueError):
+            for o in (good, bad):
+                one.update(o)
+        with pytest.raises(ValueError):
+            bulk.update_many([good, bad])
+        assert bulk == one
+
+
+def test_bulk_trips_the_replicate_overflow_guard_like_single_updates():
+    s = Stratum("2026-W07", "IKA", "visitor")
+    huge = InspectionSeen(s, "gulf", 7, True, 0.001, False, (2**50,) * C, (0,) * C)
+    one, bulk = StratumState(), StratumState()
+    with pytest.raises(OverflowError):
+        for _ in range(3):
+            one.update(huge)
+    with pytest.raises(OverflowError):
+        bulk.update_many([huge] * 3)
+    assert bulk == one
