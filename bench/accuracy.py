@@ -2,7 +2,7 @@
 
 Simulates ``--worlds`` seeded worlds (``--weeks`` weeks at ``--scale``; archives cached
 under ``--cache``), estimates each from its archive through the batch path
-(:func:`streams.batch.build_tables`), and compares with ``truth.parquet``:
+(:func:`streams.pipeline.batch.build_tables`), and compares with ``truth.parquet``:
 
 * coverage of the 95% interval for weekly totals and for category-week cells;
 * error of the period total (sum of weekly estimates over the world's weeks);
@@ -57,7 +57,7 @@ def world_prior(seed: int, weeks: int, scale: float):
       x U(0.1, 0.3) (thin posts);
     * with chance 0.3, from a week U{3..weeks-3} on, tourist-card holding x U(0, 0.3).
     """
-    from streams.simulator import WorldConfig
+    from streams.simulation.simulator import WorldConfig
 
     g = np.random.default_rng([seed, 0x9A10])
     logu = lambda a, b: float(np.exp(g.uniform(np.log(a), np.log(b))))  # noqa: E731
@@ -81,7 +81,7 @@ def world_prior(seed: int, weeks: int, scale: float):
 
 def world_dir(cache: Path, seed: int, weeks: int, scale: float, prior: bool = True) -> Path:
     """The cached archive of one world, simulated on first use."""
-    from streams.simulator import WorldConfig, simulate
+    from streams.simulation.simulator import WorldConfig, simulate
 
     config = world_prior(seed, weeks, scale) if prior else WorldConfig(seed=seed, weeks=weeks, scale=scale)
     tag = "prior-" if prior else ""
@@ -110,7 +110,7 @@ def world_tables(d: Path):
     """The states of a cached world, built from its archive on first use, then pickled."""
     import pickle
 
-    from streams.batch import build_tables
+    from streams.pipeline.batch import build_tables
 
     path = d / f"tables-{state_version()}.pkl"
     if path.exists():
@@ -293,7 +293,7 @@ def nowcast_world(args) -> pl.DataFrame:
     import datetime as dt
     import shutil
 
-    from streams.batch import build_tables
+    from streams.pipeline.batch import build_tables
 
     cache, seed, weeks, scale, prior = args
     d = world_dir(cache, seed, weeks, scale, prior)

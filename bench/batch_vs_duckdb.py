@@ -6,7 +6,7 @@
 --faults``, cached under ``bench/.cache``). Timed in this process, each from its files
 to its result, the best of ``--repeat`` runs:
 
-- ``suitcase estimate``: the command's code (:func:`streams.cli.main`), archive to a
+- ``suitcase estimate``: the command's code (:func:`streams.commands.cli.main`), archive to a
   Parquet file of estimate rows;
 - ``duckdb``: one query that reads the NDJSON files skipping malformed lines, drops
   repeated event ids, and makes weekly (Tehran ISO week) sums per stratum: departures
@@ -88,7 +88,7 @@ def duckdb_query(events: Path) -> dict[str, int]:
 def suitcase_estimate(events: Path) -> int:
     import polars as pl
 
-    from streams.cli import main
+    from streams.commands.cli import main
 
     with tempfile.TemporaryDirectory(prefix="suitcase-bench-") as folder:
         out = Path(folder) / "estimate.parquet"

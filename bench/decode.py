@@ -2,7 +2,7 @@
 
 Seeded workload with no network and no clock: a mix of the six topics in the
 proportions of a simulated border (departures dominate). Prints events/s of
-``streams.contract.decode`` beside plain ``json.loads`` on the same lines, as a ratio.
+``streams.pipeline.contract.decode`` beside plain ``json.loads`` on the same lines, as a ratio.
 
     .venv/bin/python bench/decode.py [--events 300000]
 """
@@ -14,7 +14,7 @@ import json
 import random
 import time
 
-from streams import contract as c
+from streams.pipeline import contract as c
 from tests.events import line
 
 MIX = {c.DEPARTURES: 80, c.DECLARATIONS: 8, c.INSPECTIONS: 2, c.PAYMENTS: 8, c.EXPORTS: 1, c.RATES: 1}

@@ -1,6 +1,6 @@
 """Wall time and peak memory of the batch estimate over one archive.
 
-Times :func:`streams.batch.estimate_archive` (reading, validation, dedup, FX, join, state
+Times :func:`streams.pipeline.batch.estimate_archive` (reading, validation, dedup, FX, join, state
 updates, then the estimator) on an archive directory and prints the seconds of each phase
 and the peak resident memory of this process and of its child processes
 (``resource.getrusage(...).ru_maxrss``). Make an archive first, for example the issue's
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    from streams.batch import build_tables
+    from streams.pipeline.batch import build_tables
 
     tables, report = build_tables(args.events)
     read = time.perf_counter() - start

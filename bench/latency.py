@@ -35,7 +35,7 @@ def quantiles(values: list[float]) -> str:
 
 
 def paced(bootstrap: str, records: list[tuple[str, bytes | None, bytes]], rate: float, stop: threading.Event) -> float:
-    from streams.feed import producer
+    from streams.kafka.feed import producer
 
     prod = producer(bootstrap)
     prod.config["linger_ms"] = 0
@@ -57,7 +57,7 @@ def paced(bootstrap: str, records: list[tuple[str, bytes | None, bytes]], rate: 
 
 
 def main() -> None:
-    # workers digest with a key, as in production (streams/pseudonym.py)
+    # workers digest with a key, as in production (streams/pipeline/pseudonym.py)
     os.environ.setdefault("SUITCASE_PSEUDONYM_KEY", "bench-pseudonym-key")
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, default=1000.0)
@@ -69,10 +69,10 @@ def main() -> None:
 
     from prometheus_client import CollectorRegistry
 
-    from streams.broker import EmbeddedBroker, create_topics
-    from streams.contract import RATES
-    from streams.feed import _event_time, iter_records, replay
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.broker import EmbeddedBroker, create_topics
+    from streams.pipeline.contract import RATES
+    from streams.kafka.feed import _event_time, iter_records, replay
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     archive = workload(args.scale, args.weeks)
     records = [r for r in iter_records(archive) if r[0] != RATES]

@@ -7,7 +7,7 @@ One seeded archive (``suitcase simulate --faults``, cached under ``bench/.cache`
 lines shuffled in every file (seeded) unless ``--no-shuffle``, so the replayer's
 external sort does real work. Then, each onto a fresh embedded Tansu broker:
 
-- ``suitcase replay``: :func:`streams.feed.replay_counts`, what the command runs, timed
+- ``suitcase replay``: :func:`streams.kafka.feed.replay_counts`, what the command runs, timed
   from the first byte read to the last record acknowledged (sorting included);
 - ``aiokafka send``: the same lines already in memory, keyed and partitioned, sent
   as ready record batches with aiokafka and nothing else (the ceiling of client and
@@ -40,7 +40,7 @@ def archive(weeks: int, scale: float, seed: int, shuffle: bool) -> Path:
     lines in a seeded random order."""
     import datetime as dt
 
-    from streams.simulator import WorldConfig, simulate
+    from streams.simulation.simulator import WorldConfig, simulate
 
     plain = CACHE / f"archive-s{scale}-w{weeks}-seed{seed}"
     if not (plain / "fx.rates.ndjson").exists():
@@ -69,8 +69,8 @@ def shuffle_archive(source: Path, target: Path, seed: int) -> None:
 
 
 def time_replay(events: Path) -> tuple[int, float]:
-    from streams.broker import EmbeddedBroker, create_topics
-    from streams.feed import replay_counts
+    from streams.kafka.broker import EmbeddedBroker, create_topics
+    from streams.kafka.feed import replay_counts
 
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap)
@@ -81,9 +81,9 @@ def time_replay(events: Path) -> tuple[int, float]:
 
 def load(events: Path) -> list[tuple[str, bytes | None, bytes, int]]:
     """Every line with its topic, key and key hash (-1: none), in memory."""
-    from streams.archive import lines
-    from streams.contract import TOPICS
-    from streams.feed import key_of, murmur2_partition_hash
+    from streams.pipeline.archive import lines
+    from streams.pipeline.contract import TOPICS
+    from streams.kafka.feed import key_of, murmur2_partition_hash
 
     out = []
     for topic in TOPICS:
@@ -125,7 +125,7 @@ async def aiokafka_send(bootstrap: str, records) -> float:
 async def aiokafka_getmany(bootstrap: str, total: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    from streams.contract import TOPICS
+    from streams.pipeline.contract import TOPICS
 
     consumer = AIOKafkaConsumer(
         *TOPICS, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
@@ -150,7 +150,7 @@ def order_only(events: Path, tmp_dir: Path | None) -> None:
     """The replay order of an archive, sent nowhere: lines/s and peak RSS of the sort."""
     import tempfile
 
-    from streams.feed import replay_order
+    from streams.kafka.feed import replay_order
 
     started = time.perf_counter()
     n = 0
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         order_only(args.order_only, args.tmp_dir)
         return
 
-    from streams.broker import EmbeddedBroker, create_topics
+    from streams.kafka.broker import EmbeddedBroker, create_topics
 
     events = archive(args.weeks, args.scale, args.seed, args.shuffle)
     sent, seconds = time_replay(events)

@@ -1,6 +1,6 @@
 """Time a simulated year at scale 1 and print its calibration beside the targets.
 
-One end-to-end run of ``streams.simulator.simulate`` (52 weeks, all six topics and the
+One end-to-end run of ``streams.simulation.simulator.simulate`` (52 weeks, all six topics and the
 truth table written to disk), on one core. Prints the wall time beside the budget of a
 few minutes, lines per topic, and the world's yearly figures beside the calibration
 targets of the issue (12M departures, ~$250M informal and ~$250M formal handicraft
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from streams.simulator import TOPICS, WorldConfig, simulate
+from streams.simulation.simulator import TOPICS, WorldConfig, simulate
 
 BUDGET_S = 300.0
 TARGETS = {"departures": 12e6, "informal_usd": 250e6, "formal_handicraft_usd": 250e6}

@@ -44,7 +44,7 @@ def workload(scale: float, weeks: int, seed: int = 11) -> Path:
     """The seeded archive, simulated once and cached."""
     out = CACHE / f"archive-s{scale}-w{weeks}-seed{seed}"
     if not (out / "border.departures.ndjson").exists():
-        from streams.simulator import WorldConfig, simulate
+        from streams.simulation.simulator import WorldConfig, simulate
 
         out.mkdir(parents=True, exist_ok=True)
         simulate(out, WorldConfig(seed=seed, start=__import__("datetime").date(2026, 3, 2), weeks=weeks, scale=scale, faults=True))
@@ -52,7 +52,7 @@ def workload(scale: float, weeks: int, seed: int = 11) -> Path:
 
 
 def produce(archive: Path, bootstrap: str):
-    from streams.feed import Written, replay
+    from streams.kafka.feed import Written, replay
 
     written = Written()
     started = time.perf_counter()
@@ -63,9 +63,9 @@ def produce(archive: Path, bootstrap: str):
 async def aiokafka_baseline(bootstrap: str, total: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    from streams.contract import TOPICS
+    from streams.pipeline.contract import TOPICS
 
-    from streams.kafka_security import aiokafka_kwargs
+    from streams.kafka.security import aiokafka_kwargs
 
     consumer = AIOKafkaConsumer(
         *TOPICS, **aiokafka_kwargs(), bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
@@ -89,9 +89,9 @@ async def aiokafka_baseline(bootstrap: str, total: int) -> float:
 async def faust_baseline(bootstrap: str, total: int) -> float:
     import faust
 
-    from streams.contract import TOPICS
+    from streams.pipeline.contract import TOPICS
 
-    from streams.kafka_security import faust_kwargs
+    from streams.kafka.security import faust_kwargs
 
     app = faust.App(
         f"bench-faust-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}", **faust_kwargs(), store="memory://",
@@ -130,7 +130,7 @@ def _worker_process(bootstrap: str, app_id: str, last: dict, queue, go, profile:
     logging.basicConfig(level=logging.WARNING)
 
     async def run():
-        from streams.worker import LiveWorker, WorkerSettings
+        from streams.kafka.worker import LiveWorker, WorkerSettings
 
         worker = LiveWorker(WorkerSettings(
             bootstrap=bootstrap, app_id=app_id, data_dir=CACHE / app_id, consumer=consumer, start_paused=paused,
@@ -227,7 +227,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def main() -> None:
-    # workers digest with a key, as in production (streams/pseudonym.py)
+    # workers digest with a key, as in production (streams/pipeline/pseudonym.py)
     os.environ.setdefault("SUITCASE_PSEUDONYM_KEY", "bench-pseudonym-key")
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=0.03)
@@ -238,13 +238,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the cold one-worker runs to /tmp/suitcase-worker-<mode>.prof")
     args = parser.parse_args()
 
-    from streams.broker import EmbeddedBroker, create_topics
+    from streams.kafka.broker import EmbeddedBroker, create_topics
 
     archive = args.archive or workload(args.scale, args.weeks)
     with EmbeddedBroker() as broker:
         create_topics(broker.bootstrap)
         total, seconds, last = produce(archive, broker.bootstrap)
-        from streams.batch import estimate_archive
+        from streams.pipeline.batch import estimate_archive
 
         _BATCH["table"] = estimate_archive(archive)
         print(f"workload: {archive.name}, {total:,} records; produced in {seconds:.1f} s ({total / seconds:,.0f}/s)")

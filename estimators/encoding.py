@@ -1,7 +1,7 @@
 """Schema'd MessagePack encoding of the estimators' observations (msgspec), and their check.
 
 The live path carries each processing step's observations inside its changelog record
-(see :mod:`streams.encoding`); this module says how they look on the wire. The public
+(see :mod:`streams.pipeline.encoding`); this module says how they look on the wire. The public
 observation classes (:mod:`estimators.observations`) are NamedTuples, which msgspec
 encodes as arrays and decodes with type validation, so the wire shape *is* the class:
 

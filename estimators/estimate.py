@@ -118,7 +118,7 @@ from estimators.state import (
     StratumState,
     WeekPayments,
 )
-from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
+from estimators.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
 
 __all__ = ["COLUMNS", "LEVELS", "estimate_weeks", "estimate_period", "textbook_weeks", "week_index", "period_label"]
 

@@ -96,7 +96,7 @@ def festival_regressors(week: str) -> tuple[float, float]:
     >>> festival_regressors("2026-W13"), festival_regressors("2026-W40")
     ((1.0, 0.0), (0.0, 0.0))
     """
-    from streams.calendar import nowruz
+    from estimators.calendar import nowruz
 
     y, w = week.split("-W")
     monday = datetime.date.fromisocalendar(int(y), int(w), 1)

@@ -2,9 +2,9 @@
 
 Money is in integer US cents, so every sum the estimators keep is an exact integer and
 does not depend on the order in which observations arrive, down to the last digit. Value
-tuples are indexed like :data:`streams.reference.CATEGORIES`.
+tuples are indexed like :data:`estimators.reference.CATEGORIES`.
 
-The join (``streams/crossings.py``) guarantees that each crossing's departure, declaration
+The join (``streams/pipeline/crossings.py``) guarantees that each crossing's departure, declaration
 and inspection are delivered at most once each (duplicates are removed upstream by
 ``event_id``), and that an :class:`InspectionSeen` carries the declared values of its
 crossing's declaration (zeros when there is none).

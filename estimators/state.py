@@ -64,7 +64,7 @@ from estimators.observations import (
     PaymentSeen,
 )
 from estimators.replicates import N_REPLICATES, poisson_weights, poisson_weights_many
-from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
+from estimators.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
 
 __all__ = [
     "WEIGHT_SCALE",

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def broker():
     """A fresh Tansu broker on a free loopback port with the project's topics."""
-    from streams.broker import EmbeddedBroker, create_topics
+    from streams.kafka.broker import EmbeddedBroker, create_topics
 
     with EmbeddedBroker() as running:
         create_topics(running.bootstrap)
@@ -41,7 +41,8 @@ def process_settings_restored():
     and may set the pseudonym key; each test starts from the environment's."""
     saved = os.environ.get("SUITCASE_PSEUDONYM_KEY")
     yield
-    from streams import kafka_security, pseudonym
+    from streams.kafka import security as kafka_security
+    from streams.pipeline import pseudonym
 
     kafka_security.configure(None)
     if saved is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from streams import contract as c
+from streams.pipeline import contract as c
 
 BASE = {"event_time": "2026-03-14T08:15:00+03:30", "schema_version": 1}
 

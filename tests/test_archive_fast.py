@@ -19,16 +19,16 @@ from hypothesis import strategies as st
 from estimators import Tables
 from estimators.observations import DepartureSeen, PaymentSeen, Stratum
 from estimators.state import CensusState, WeekPayments
-from streams import archive
-from streams import contract as c
-from streams.batch import build_tables
-from streams.fx import RateBook
+from streams.pipeline import archive
+from streams.pipeline import contract as c
+from streams.pipeline.batch import build_tables
+from streams.pipeline.fx import RateBook
 from tests.events import line
 
 
 def simple_reading(events_dir: Path):
     """The reading as it was: line by line, one Crossing per departure, one update each."""
-    from streams.crossings import (
+    from streams.pipeline.crossings import (
         Crossing,
         departure_stratum,
         formal_export_seen,
@@ -102,7 +102,7 @@ def _insert(path: Path, extra: list[bytes], seed: int) -> None:
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory) -> Path:
     """A simulated faulty archive, plus lines made to trip a block decoder."""
-    from streams.simulator import WorldConfig, simulate
+    from streams.simulation.simulator import WorldConfig, simulate
 
     out = tmp_path_factory.mktemp("faulty")
     simulate(out, WorldConfig(seed=3, weeks=2, scale=0.01, faults=True))
@@ -261,7 +261,7 @@ def test_bulk_state_updates_equal_single_ones():
 )
 def test_week_codes_are_week_of(times):
     """Per day and offset, per half hour, or one by one: always the label week_of gives."""
-    from streams.crossings import week_of
+    from streams.pipeline.crossings import week_of
 
     class E:  # an event with just a time
         def __init__(self, t):

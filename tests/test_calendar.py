@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.calendar import (
+from estimators.calendar import (
     SolarHijriDate,
     from_solar_hijri,
     is_leap_year,
@@ -104,6 +104,6 @@ def test_week_53():
 def test_doctests():
     import doctest
 
-    import streams.calendar
+    import estimators.calendar
 
-    assert doctest.testmod(streams.calendar).failed == 0
+    assert doctest.testmod(estimators.calendar).failed == 0

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import contract as c
-from streams.cli import main
+from streams.pipeline import contract as c
+from streams.commands.cli import main
 from tests.events import line
 
 LONG = "n" * 300  # one path component longer than any file system allows
@@ -154,7 +154,7 @@ def run(args: list[str], cwd: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SUITCASE_VINTAGES": str(Path(cwd) / "no-vintages")}
     env.pop("SUITCASE_DEBUG", None)
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "streams.commands.cli", *args], capture_output=True, text=True, timeout=300,
         cwd=cwd, env=env,
     )
 
@@ -231,10 +231,10 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(tmp_path):
     is one line and exit 1; SUITCASE_DEBUG=1 shows its traceback."""
     code = (
         "import sys\n"
-        "from streams.cli import main\n"
+        "from streams.commands.cli import main\n"
         "def broken(*args, **kwargs): raise ZeroDivisionError('boom')\n"
-        "import streams.archive\n"
-        "streams.archive.validate = broken\n"
+        "import streams.pipeline.archive\n"
+        "streams.pipeline.archive.validate = broken\n"
         "sys.exit(main(['validate', '--events', '.']))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)

@@ -18,9 +18,9 @@ import jsonschema
 import pytest
 import yaml
 
-from streams.broker import DEADLETTER, ESTIMATES
-from streams.contract import DECLARATIONS, DEPARTURES, INSPECTIONS, TOPICS
-from streams.tables import TABLE
+from streams.kafka.broker import DEADLETTER, ESTIMATES
+from streams.pipeline.contract import DECLARATIONS, DEPARTURES, INSPECTIONS, TOPICS
+from streams.kafka.tables import TABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "deploy" / "compose"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import contract as c
-from streams import reference
+from streams.pipeline import contract as c
+from estimators import reference
 from tests.events import EXAMPLES, line
 
 

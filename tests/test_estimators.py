@@ -29,8 +29,8 @@ from estimators import (
 )
 from estimators.replicates import N_REPLICATES, poisson_weights
 from estimators.state import quantised_weight
-from estimators.synthetic import synthetic_world
-from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
+from tests.synthetic import synthetic_world
+from estimators.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
 
 C = len(CATEGORIES)
 

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 
 from estimators import COLUMNS, Tables
-from streams.archive import observe
-from streams.batch import estimate_archive
-from streams.simulator import WorldConfig, simulate
+from streams.pipeline.archive import observe
+from streams.pipeline.batch import estimate_archive
+from streams.simulation.simulator import WorldConfig, simulate
 
 CONTRACT = (
     "week", "domain", "key", "estimate_usd", "ci_low_usd", "ci_high_usd", "std_error_usd",
@@ -54,8 +54,8 @@ def test_batch_equals_states_fed_in_any_order_and_split(archive):
 def test_a_small_world_still_gets_an_interval_for_every_cell(tmp_path):
     """Two weeks at scale 0.05: some declared categories have no inspected declarer at
     all, yet no cell is left without an interval (cross-category ratio, declared)."""
-    from streams.batch import estimate_archive
-    from streams.simulator import WorldConfig, simulate
+    from streams.pipeline.batch import estimate_archive
+    from streams.simulation.simulator import WorldConfig, simulate
 
     simulate(tmp_path, WorldConfig(seed=1, weeks=2, scale=0.05))
     table = estimate_archive(tmp_path)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from estimators import Tables
 from estimators.estimate import estimate_period, period_label
 from estimators.observations import DeclarationSeen, DepartureSeen, InspectionSeen, Stratum
-from estimators.synthetic import synthetic_world
-from streams.reference import CATEGORIES, DESTINATION_REGIONS
+from tests.synthetic import synthetic_world
+from estimators.reference import CATEGORIES, DESTINATION_REGIONS
 
 C = len(CATEGORIES)
 WEEKS = ("2026-W10", "2026-W11", "2026-W12")
@@ -121,8 +121,8 @@ def test_textbook_period_adds_independent_weekly_variances():
 def test_suitcase_estimate_period_rows_and_last_week_nowcast(tmp_path):
     """`suitcase estimate --period` adds one row per cell for the whole archive; the last
     week's total row carries the nowcast, the other rows leave it empty."""
-    from streams.cli import main
-    from streams.simulator import WorldConfig, simulate
+    from streams.commands.cli import main
+    from streams.simulation.simulator import WorldConfig, simulate
 
     events = tmp_path / "events"
     simulate(events, WorldConfig(seed=3, weeks=5, scale=0.01))

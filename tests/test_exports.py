@@ -11,11 +11,11 @@ import openpyxl
 import polars as pl
 import pytest
 
-from streams import exports
-from streams.cli import main
-from streams.exports import ADDED_COLUMNS, COLUMN_HELP, ESTIMATE_COLUMNS, export_table, write_export
-from streams.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
-from streams.vintages import VintageStore
+from streams.publish import exports
+from streams.commands.cli import main
+from streams.publish.exports import ADDED_COLUMNS, COLUMN_HELP, ESTIMATE_COLUMNS, export_table, write_export
+from estimators.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
+from streams.publish.vintages import VintageStore
 
 WEEKS = ("2026-W04", "2026-W05", "2026-W06", "2026-W07")
 WEEK = "2026-W07"
@@ -311,8 +311,8 @@ def test_column_help_covers_every_column():
 
 # -- against the real batch estimate, once it exists ---------------------------------------
 def test_export_from_an_archive_matches_suitcase_estimate(tmp_path, capsys):
-    pytest.importorskip("streams.batch")
-    from streams.simulator import WorldConfig, simulate
+    pytest.importorskip("streams.pipeline.batch")
+    from streams.simulation.simulator import WorldConfig, simulate
 
     events = tmp_path / "events"
     simulate(events, WorldConfig(seed=3, start=dt.date(2026, 2, 2), weeks=2, scale=0.002))

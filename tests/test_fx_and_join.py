@@ -7,8 +7,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import contract as c
-from streams.crossings import (
+from streams.pipeline import contract as c
+from streams.pipeline.crossings import (
     Crossing,
     priced_declaration,
     departure_stratum,
@@ -16,7 +16,7 @@ from streams.crossings import (
     priced_inspection,
     week_of,
 )
-from streams.fx import RateBook, usd_cents
+from streams.pipeline.fx import RateBook, usd_cents
 from tests.events import line
 
 T0 = 1_773_000_000.0

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import archive
-from streams import contract as c
+from streams.pipeline import archive
+from streams.pipeline import contract as c
 from tests.events import EXAMPLES, line
 
 ITEM = EXAMPLES[c.DECLARATIONS]["items"][0]
@@ -347,7 +347,7 @@ def hostile_archive(path):
 
 def run_cli(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "streams.commands.cli", *args], capture_output=True, text=True, timeout=600,
         env={**os.environ, **(env or {})},
     )
 
@@ -427,7 +427,7 @@ def test_a_long_line_between_valid_ones_is_one_rejection(tmp_path):
 
 MEASURE = """
 import sys
-from streams.cli import main
+from streams.commands.cli import main
 code = main(sys.argv[1:])
 # the peak resident memory of this program (ru_maxrss would include the parent's at fork)
 peak = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
@@ -472,7 +472,7 @@ def test_estimate_of_a_file_without_newlines_says_nothing_is_valid(no_newline_ar
 def test_a_simulated_archive_with_faults_loses_only_its_malformed_lines(tmp_path, days_ahead):
     """Every rejection of a faulty simulated archive is one of its malformed twins, also for
     a window years ahead of the wall clock (the accelerated clock of ``suitcase up``)."""
-    from streams.simulator import WorldConfig, simulate
+    from streams.simulation.simulator import WorldConfig, simulate
 
     start = (datetime.now(timezone.utc) + timedelta(days=days_ahead)).date() if days_ahead else None
     config = WorldConfig(seed=11, weeks=2, scale=0.02, faults=True, **({"start": start} if start else {}))

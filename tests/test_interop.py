@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
-from streams.contract import DECLARATIONS, DEPARTURES, EXPORTS, INSPECTIONS, PAYMENTS, RATES, TOPICS
-from streams.feed import archive_order, key_of
-from streams.archive import lines
+from streams.commands.cli import main
+from streams.pipeline.contract import DECLARATIONS, DEPARTURES, EXPORTS, INSPECTIONS, PAYMENTS, RATES, TOPICS
+from streams.kafka.feed import archive_order, key_of
+from streams.pipeline.archive import lines
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 DEADLETTER, ESTIMATES = "suitcase.deadletter", "suitcase.estimates"
@@ -27,8 +27,8 @@ DEADLETTER, ESTIMATES = "suitcase.deadletter", "suitcase.estimates"
 
 
 def test_pieces_that_never_meet_their_departure_are_counted_when_they_expire():
-    from streams.fx import RateBook
-    from streams.live import WATERMARK_RANK, PartitionState, Record, id_digest
+    from streams.pipeline.fx import RateBook
+    from streams.pipeline.partition import WATERMARK_RANK, PartitionState, Record, id_digest
     from tests.events import line
 
     usd = [{"category": "kilim", "quantity": 1, "value": 10.0, "currency": "USD", "purpose": "resale"}]
@@ -60,8 +60,8 @@ def test_open_crossings_expire_when_a_backfill_sends_topic_by_topic():
     """Departures of four weeks first (each in its own step), then the declarations, then
     the inspections: the crossing sweep must not wait another day of event time once the
     lane's last topic appears."""
-    from streams.fx import RateBook
-    from streams.live import WATERMARK_RANK, PartitionState, Record, id_digest
+    from streams.pipeline.fx import RateBook
+    from streams.pipeline.partition import WATERMARK_RANK, PartitionState, Record, id_digest
     from tests.events import line
 
     usd = [{"category": "kilim", "quantity": 1, "value": 10.0, "currency": "USD", "purpose": "resale"}]
@@ -154,7 +154,7 @@ def _consume_all(bootstrap: str, topic: str, idle_s: float = 5.0) -> list:
 
 
 def _worker(bootstrap: str, app_id: str, tmp: Path, registry=None, **settings):
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     return LiveWorker(WorkerSettings(bootstrap=bootstrap, app_id=app_id, data_dir=tmp / app_id,
                                      registry=registry, consumer="raw", **settings))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.broker import free_port
-from streams.cli import main
+from streams.kafka.broker import free_port
+from streams.commands.cli import main
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams import pseudonym
-from streams.encoding import VERSION, Invalid, Segment, _mac, decode_segment, encode_segment
+from streams.pipeline import pseudonym
+from streams.pipeline.encoding import VERSION, Invalid, Segment, _mac, decode_segment, encode_segment
 
 FIXTURE = Path(__file__).parent / "fixtures" / "segment-v1.bin"
 FIXTURE_V2 = Path(__file__).parent / "fixtures" / "segment-v2.bin"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from polars.testing import assert_frame_equal
 
-from streams.cli import main
+from streams.commands.cli import main
 
 pytestmark = pytest.mark.broker
 
@@ -63,7 +63,7 @@ class Workers:
 
 def slow_replay(events: Path, bootstrap: str, written, per_second: float, stop: threading.Event) -> None:
     """The archive (rates first) at about ``per_second`` records a second."""
-    from streams.feed import archive_order, key_of, lines, producer
+    from streams.kafka.feed import archive_order, key_of, lines, producer
 
     prod = producer(bootstrap)
     try:
@@ -91,14 +91,14 @@ def faulted(tmp_path_factory) -> Path:
 
 
 def test_kill_9_three_times_plus_a_worker_added_and_removed_is_exact(faulted, broker, app_id, tmp_path):
-    from streams import pseudonym
+    from streams.pipeline import pseudonym
 
     # Workers refuse to start without the key; the observer and the batch estimate here use
     # the same one, as every worker and batch run of a deployment must.
     pseudonym.use("fault-injection-test-key")
-    from streams.batch import build_tables
-    from streams.feed import Written
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.pipeline.batch import build_tables
+    from streams.kafka.feed import Written
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     seed = int.from_bytes(os.urandom(4), "little")
     print(f"fault schedule seed {seed}")
@@ -112,7 +112,7 @@ def test_kill_9_three_times_plus_a_worker_added_and_removed_is_exact(faulted, br
     async def run():
         # A reader of the app's state changelog only (no group, no partitions): it sees
         # every worker's progress and, at the end, merges the final state.
-        from streams.broker import create_topics
+        from streams.kafka.broker import create_topics
 
         observer = LiveWorker(WorkerSettings(bootstrap=broker.bootstrap, app_id=app_id, data_dir=tmp_path / "observer"))
         create_topics(broker.bootstrap, names=(observer.changelog_topic,))

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.cli import main
-from streams.contract import TOPICS
-from streams.feed import Written, replay
+from streams.commands.cli import main
+from streams.pipeline.contract import TOPICS
+from streams.kafka.feed import Written, replay
 
 pytestmark = pytest.mark.broker
 
@@ -70,7 +70,7 @@ def batch_table(events: Path, tmp: Path) -> pl.DataFrame:
 
 
 def crafted_internal_records() -> list[bytes]:
-    from streams.encoding import _mac
+    from streams.pipeline.encoding import _mac
 
     def framed(body: bytes, version: int = 1) -> bytes:
         return b"SC" + bytes((version,)) + _mac(version, body) + body
@@ -90,7 +90,7 @@ def test_hostile_input_and_crafted_internal_records_leave_the_worker_right(archi
     from kafka import KafkaProducer
     from prometheus_client import CollectorRegistry
 
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     hostile = hostile_records()
     crafted = crafted_internal_records()
@@ -129,7 +129,7 @@ def test_hostile_input_and_crafted_internal_records_leave_the_worker_right(archi
     from polars.testing import assert_frame_equal
 
     assert_frame_equal(table, batch, check_exact=False, rel_tol=1e-9, abs_tol=1e-6)
-    from streams.archive import validate
+    from streams.pipeline.archive import validate
 
     expected = validate(archive)
     for topic in TOPICS:
@@ -146,7 +146,7 @@ def worker_changelog(app_id: str) -> str:
 
 
 def test_a_failing_task_marks_the_worker_unhealthy_and_stops_it(broker, app_id, tmp_path):
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     async def run():
         worker = LiveWorker(WorkerSettings(bootstrap=broker.bootstrap, app_id=app_id, data_dir=tmp_path / app_id))

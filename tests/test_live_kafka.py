@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from streams.cli import main
-from streams.contract import DECLARATIONS, DEPARTURES, RATES, TOPICS
-from streams.feed import Written, key_of, replay
+from streams.commands.cli import main
+from streams.pipeline.contract import DECLARATIONS, DEPARTURES, RATES, TOPICS
+from streams.kafka.feed import Written, key_of, replay
 
 pytestmark = pytest.mark.broker
 
@@ -39,7 +39,7 @@ def assert_same_rows(live: pl.DataFrame, batch: pl.DataFrame) -> None:
 
 
 def worker(bootstrap: str, app_id: str, tmp: Path, registry=None, consumer: str = "raw"):
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     return LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, data_dir=tmp / app_id, registry=registry, consumer=consumer,
@@ -111,7 +111,7 @@ def test_dead_letter_topic_holds_every_malformed_line_with_its_reason(faulty_arc
 def _read_all(bootstrap: str, topic: str):
     from kafka import KafkaConsumer
 
-    from streams.kafka_security import kafka_python_kwargs
+    from streams.kafka.security import kafka_python_kwargs
 
     consumer = KafkaConsumer(topic, **kafka_python_kwargs(), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              consumer_timeout_ms=3000, group_id=None)
@@ -144,7 +144,7 @@ def test_a_worker_stopped_and_restarted_mid_replay_ends_with_the_same_estimates(
     partial, table, tally = asyncio.run(run())
     assert 0 < partial < sum(tally.accepted.values())
     assert_same_rows(table, batch_table(faulty_archive, tmp_path))
-    from streams.archive import validate
+    from streams.pipeline.archive import validate
 
     expected = validate(faulty_archive)
     got = {t: (tally.accepted[t], tally.duplicates[t]) for t in TOPICS}
@@ -165,7 +165,7 @@ def test_an_event_that_arrives_before_its_rate_is_held_not_lost(broker, app_id, 
     registry = CollectorRegistry()
 
     def send(topic, raw):
-        from streams.kafka_security import kafka_python_kwargs
+        from streams.kafka.security import kafka_python_kwargs
 
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, **kafka_python_kwargs())
         producer.send(topic, key=key_of(topic, raw), value=raw)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.archive import lines, observe, validate
-from streams.contract import DEPARTURES, INSPECTIONS, RATES, TOPIC_KEYS, TOPICS, decode
-from streams.fx import RateBook
-from streams.encoding import decode_segment, encode_segment
-from streams.live import LANE_OF, PartitionState, Record, Summaries, base_key, encode_parts, segment_key
+from streams.pipeline.archive import lines, observe, validate
+from streams.pipeline.contract import DEPARTURES, INSPECTIONS, RATES, TOPIC_KEYS, TOPICS, decode
+from streams.pipeline.fx import RateBook
+from streams.pipeline.encoding import decode_segment, encode_segment
+from streams.pipeline.partition import LANE_OF, PartitionState, Record, Summaries, base_key, encode_parts, segment_key
 
 
 def put(table: dict, segment, max_bytes: int = 512 * 1024) -> dict:
@@ -235,8 +235,8 @@ def test_a_snapshot_in_parts_restores_the_state_and_an_incomplete_one_is_ignored
 def test_week_end_matches_the_tehran_calendar_at_every_local_midnight():
     import datetime as dt
 
-    from streams.crossings import TEHRAN
-    from streams.live import week_end
+    from streams.pipeline.crossings import TEHRAN
+    from streams.pipeline.partition import week_end
 
     def expected(at: float) -> float:
         day = dt.datetime.fromtimestamp(at, TEHRAN).date()
@@ -274,7 +274,7 @@ def test_one_event_dated_2099_is_implausible_and_one_years_ahead_does_not_move_t
 
 
 def test_a_record_that_raises_is_dead_lettered_and_leaves_no_trace(archive, monkeypatch):
-    from streams import live
+    from streams.pipeline import partition as live
 
     book, by_partition = records(archive)
     recs = by_partition[("crossings", 0)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from estimators import Tables
-from streams.live import PartitionState, encode_parts
+from streams.pipeline.partition import PartitionState, encode_parts
 from tests.test_live_state import records, tiny_archive
 
 
@@ -15,7 +15,7 @@ def message(raw: bytes | None):
 
 
 def test_an_attempt_cut_short_never_counts_and_its_redo_counts_once(tmp_path):
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     book, by_partition = records(tiny_archive(tmp_path / "tiny"))
     recs = by_partition[("crossings", 0)]

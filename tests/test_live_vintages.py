@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.cli import main
-from streams.contract import DECLARATIONS, TOPICS
-from streams.crossings import week_of
-from streams.feed import Written, replay
-from streams.vintages import VintageStore
+from streams.commands.cli import main
+from streams.pipeline.contract import DECLARATIONS, TOPICS
+from streams.pipeline.crossings import week_of
+from streams.kafka.feed import Written, replay
+from streams.publish.vintages import VintageStore
 
 pytestmark = pytest.mark.broker
 
@@ -36,7 +36,7 @@ def part(archive: Path, into: Path, topics) -> Path:
 
 
 def test_late_declarations_revise_the_flash_and_revisions_explain_it(archive, broker, app_id, tmp_path, capsys):
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     on_time = part(archive, tmp_path / "on-time", [t for t in TOPICS if t != DECLARATIONS])
     late = part(archive, tmp_path / "late", [DECLARATIONS])

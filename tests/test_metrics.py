@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams.live import Tally
-from streams.metrics import METRICS, register, week_fraction, week_shift
+from streams.pipeline.partition import Tally
+from streams.publish.metrics import METRICS, register, week_fraction, week_shift
 
 
 def at(text: str) -> float:

@@ -73,7 +73,7 @@ def suitcase_up(tmp_path):
     paused = tmp_path / "paused-feeds"
     paused.write_text("")
     argv = [
-        sys.executable, "-m", "streams.cli", "up", "--metrics-port", str(port), "--speed", "1",
+        sys.executable, "-m", "streams.commands.cli", "up", "--metrics-port", str(port), "--speed", "1",
         "--scale", "0.05", "--weeks", "52", "--data-dir", str(tmp_path / "data"),
         "--paused-feeds-file", str(paused),
     ]

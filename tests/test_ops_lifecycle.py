@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import (
+from streams.kafka.broker import (
     DEADLETTER, DECLARATIONS, DEPARTURES, INSPECTIONS, EmbeddedBroker, create_topics, free_port,
 )
-from streams.cli import main
+from streams.commands.cli import main
 
 pytestmark = pytest.mark.broker
 
@@ -88,7 +88,7 @@ class Started:
         self.out, self.err = tmp / "stdout.txt", tmp / "stderr.txt"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", *argv], stdout=out, stderr=err,
+                [sys.executable, "-m", "streams.commands.cli", *argv], stdout=out, stderr=err,
                 stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})}, cwd=tmp,
             )
 
@@ -184,7 +184,7 @@ def test_up_stops_loudly_when_its_broker_dies(tmp_path):
 def test_a_worker_stops_loudly_when_the_cluster_restarted_empty(tmp_path):
     from kafka import KafkaProducer
 
-    from streams.feed import key_of
+    from streams.kafka.feed import key_of
     from tests.events import line
 
     first = EmbeddedBroker().start()
@@ -222,7 +222,7 @@ def test_a_worker_refuses_to_start_without_a_pseudonym_key(capsys, monkeypatch):
 
 
 def test_the_embedded_default_keeps_one_key(tmp_path, monkeypatch):
-    from streams import pseudonym
+    from streams.pipeline import pseudonym
 
     monkeypatch.delenv("SUITCASE_PSEUDONYM_KEY", raising=False)
     first = pseudonym.ensure(tmp_path)

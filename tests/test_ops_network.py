@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from streams import kafka_security as ks
-from streams.broker import (
+from streams.kafka import security as ks
+from streams.kafka.broker import (
     BrokerError, EmbeddedBroker, create_topics, free_port, parse_broker_url, partition_counts, wait_reachable,
 )
-from streams.cli import main
+from streams.commands.cli import main
 from tests.test_ops_security import make_ca
 
 pytestmark = pytest.mark.broker
@@ -52,7 +52,7 @@ def test_clients_reach_a_broker_over_ipv6(tmp_path):
     """Tansu 0.6 advertises an IPv6 listener as the bracketed literal, which no client
     can resolve; so it listens on every address ([::]) and advertises IPv4 loopback.
     The bootstrap, our first contact, goes to [::1]."""
-    from streams.feed import producer
+    from streams.kafka.feed import producer
 
     port = free_port("::1")
     with EmbeddedBroker(host="::", port=port, advertised=f"127.0.0.1:{port}"):
@@ -162,8 +162,8 @@ def test_every_client_of_the_live_path_works_over_tls(tls_broker, tmp_path, app_
     import polars as pl
     from polars.testing import assert_frame_equal
 
-    from streams.feed import Written, replay
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.feed import Written, replay
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     bootstrap, pki, terminator = tls_broker
     config = tmp_path / "client.properties"

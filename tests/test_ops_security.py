@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import kafka_security as ks
-from streams.cli import main
+from streams.kafka import security as ks
+from streams.commands.cli import main
 
 
 def make_ca(out: Path, key_password: str | None = None) -> dict[str, Path]:
@@ -118,7 +118,7 @@ def test_sasl_ssl_gives_credentials_and_a_tls_context_without_hostname_check(pki
 
 
 def test_the_faust_app_carries_the_credentials(pki, tmp_path):
-    from streams.app import create_app
+    from streams.kafka.app import create_app
 
     security = settings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="w",
                         sasl_password="p", ssl_cafile=str(pki["ca"]))

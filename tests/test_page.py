@@ -21,10 +21,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from estimators.disclosure import suppress
-from streams.cli import main
-from streams.contract import DECLARATIONS, TOPICS
-from streams.feed import Written, replay
-from streams.vintages import VintageStore
+from streams.commands.cli import main
+from streams.pipeline.contract import DECLARATIONS, TOPICS
+from streams.kafka.feed import Written, replay
+from streams.publish.vintages import VintageStore
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 
@@ -51,7 +51,7 @@ class Served:
     """A live worker and its page server, in a thread with its own event loop."""
 
     def __init__(self, archive: Path, root: Path) -> None:
-        from streams.broker import EmbeddedBroker, create_topics
+        from streams.kafka.broker import EmbeddedBroker, create_topics
 
         self.broker = EmbeddedBroker().__enter__()
         create_topics(self.broker.bootstrap)
@@ -73,8 +73,8 @@ class Served:
             self.ready.set()
 
     async def _run(self) -> None:
-        from streams.web import serve
-        from streams.worker import LiveWorker, WorkerSettings
+        from streams.publish.web import serve
+        from streams.kafka.worker import LiveWorker, WorkerSettings
 
         self.loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()

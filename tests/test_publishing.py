@@ -8,15 +8,15 @@ import json
 import polars as pl
 import pytest
 
-from streams.cli import main
-from streams.publishing import VintagePublisher
-from streams.simulator import WorldConfig, simulate
-from streams.vintages import VintageStore, week_closes_at
+from streams.commands.cli import main
+from streams.publish.publishing import VintagePublisher
+from streams.simulation.simulator import WorldConfig, simulate
+from streams.publish.vintages import VintageStore, week_closes_at
 
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
-    from streams.batch import estimate_archive
+    from streams.pipeline.batch import estimate_archive
 
     archive = tmp_path_factory.mktemp("archive")
     simulate(archive, WorldConfig(seed=3, weeks=3, scale=0.01))

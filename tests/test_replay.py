@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2
 
-from streams.contract import DEPARTURES, PAYMENTS, RATES, TOPICS
-from streams.feed import (
+from streams.pipeline.contract import DEPARTURES, PAYMENTS, RATES, TOPICS
+from streams.kafka.feed import (
     _UNKNOWN,
     event_micros,
     event_order,
@@ -148,8 +148,8 @@ def test_a_line_over_the_limit_is_not_replayed_and_the_rest_is(tmp_path):
 
 
 def test_the_spill_directory_is_removed_even_when_the_replay_fails(tmp_path, faulty_small):
-    from streams.broker import free_port
-    from streams.feed import replay_counts
+    from streams.kafka.broker import free_port
+    from streams.kafka.feed import replay_counts
 
     spill_root = tmp_path / "tmp"
     spill_root.mkdir()
@@ -160,7 +160,7 @@ def test_the_spill_directory_is_removed_even_when_the_replay_fails(tmp_path, fau
 
 @pytest.fixture(scope="module")
 def faulty_small(tmp_path_factory) -> Path:
-    from streams.cli import main
+    from streams.commands.cli import main
 
     out = tmp_path_factory.mktemp("faulty-small")
     assert main(["simulate", "--out", str(out), "--scale", "0.005", "--weeks", "1", "--faults", "--seed", "4"]) == 0
@@ -183,7 +183,7 @@ def test_merge_windows_smaller_than_a_run_of_equal_times_still_progress(tmp_path
     (["--tmp-dir", "/nonexistent/spill"], "is not a directory"),
 ])
 def test_bad_replay_flags_are_one_line_and_exit_2(argv, words, faulty_small, capsys):
-    from streams.cli import main
+    from streams.commands.cli import main
 
     assert main(["replay", "--events", str(faulty_small), "--broker", "kafka://127.0.0.1:1", *argv]) == 2
     err = capsys.readouterr().err

@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 from kafka.partitioner.default import murmur2
 
-from streams.cli import main
-from streams.contract import TOPICS
-from streams.feed import key_of
+from streams.commands.cli import main
+from streams.pipeline.contract import TOPICS
+from streams.kafka.feed import key_of
 from tests.test_live_kafka import _read_all, assert_same_rows, batch_table
 from tests.test_replay import shuffle_archive
 
@@ -72,7 +72,7 @@ def test_replay_keys_partitions_and_stamps_records_as_kafka_clients_do(broker, t
     assert len(printed) == 1
     for topic, n in lines.items():
         assert f"{topic} {n:,}" in printed[0]
-    from streams.feed import event_micros
+    from streams.kafka.feed import event_micros
 
     for topic in TOPICS:
         records = _read_all(broker.bootstrap, topic)

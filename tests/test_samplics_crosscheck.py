@@ -22,7 +22,7 @@ from estimators import (
     textbook_weeks,
 )
 from estimators.state import WEIGHT_SCALE, quantised_weight
-from streams.reference import CATEGORIES
+from estimators.reference import CATEGORIES
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from streams.reference import (
+from estimators.reference import (
     BORDER_POSTS,
     CATEGORIES,
     CATEGORY_HS_HEADINGS,
@@ -27,7 +27,7 @@ from streams.reference import (
     HANDICRAFT_MCCS,
     destination_region,
 )
-from streams.simulator import TOPICS, WorldConfig, iter_days, simulate
+from streams.simulation.simulator import TOPICS, WorldConfig, iter_days, simulate
 
 SMALL = WorldConfig(seed=7, weeks=2, scale=0.05)
 FAULTY = dataclasses.replace(SMALL, scale=0.01, faults=True, malformed_rate=0.01)
@@ -345,7 +345,7 @@ def test_traders_cross_often_with_large_bounded_loads(world, days):
 
 
 def test_the_contract_decoder_accepts_every_line(world):
-    contract = pytest.importorskip("streams.contract")
+    contract = pytest.importorskip("streams.pipeline.contract")
     out, _, _ = world
     for topic, lines in _read(out).items():
         for raw in lines:
@@ -393,7 +393,7 @@ def test_faults_add_duplicates_and_malformed_lines_but_never_change_truth(faulty
 
 
 def test_malformed_lines_are_rejected_by_the_contract_decoder(faulty):
-    contract = pytest.importorskip("streams.contract")
+    contract = pytest.importorskip("streams.pipeline.contract")
     clean, _, bad, summary = faulty
     clean_lines, reasons = _read(clean), Counter()
     for t, lines in _read(bad).items():

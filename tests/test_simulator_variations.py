@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from streams.simulator import DECLARATIONS, DEPARTURES, INSPECTIONS, PAYMENTS, WorldConfig, simulate
+from streams.simulation.simulator import DECLARATIONS, DEPARTURES, INSPECTIONS, PAYMENTS, WorldConfig, simulate
 
 BASE = dict(seed=5, weeks=2, scale=0.02)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from streams.cli import main
-from streams.contract import DECLARATIONS, DEPARTURES, INSPECTIONS, TOPICS
-from streams.vintages import VintageStore
+from streams.commands.cli import main
+from streams.pipeline.contract import DECLARATIONS, DEPARTURES, INSPECTIONS, TOPICS
+from streams.publish.vintages import VintageStore
 
 pytestmark = pytest.mark.broker
 

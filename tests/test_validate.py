@@ -9,8 +9,8 @@ import sys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams import contract as c
-from streams.cli import main
+from streams.pipeline import contract as c
+from streams.commands.cli import main
 from tests.events import line
 
 
@@ -46,7 +46,7 @@ def test_counts_accepted_duplicates_and_rejections(tmp_path, capsys):
 def test_every_line_is_counted_once_whatever_the_bytes(tmp_path, chunks):
     data = b"\n".join(chunks) + b"\n"
     (tmp_path / f"{c.DEPARTURES}.ndjson").write_bytes(data)
-    from streams.archive import validate
+    from streams.pipeline.archive import validate
 
     tally = validate(tmp_path)[c.DEPARTURES]
     assert tally.accepted + tally.duplicates + sum(tally.rejected.values()) == data.count(b"\n")
@@ -59,7 +59,7 @@ def test_table_output_lists_topics(tmp_path, capsys):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "streams.commands.cli", *args], capture_output=True, text=True)
 
 
 def test_missing_directory_is_one_line_and_exit_2(tmp_path):

@@ -9,9 +9,9 @@ import os
 import polars as pl
 import pytest
 
-from streams.cli import main
-from streams.exports import write_weekly_exports
-from streams.vintages import (
+from streams.commands.cli import main
+from streams.publish.exports import write_weekly_exports
+from streams.publish.vintages import (
     TEHRAN,
     VintageStore,
     due_for_flash,
@@ -234,8 +234,8 @@ def test_weekly_exports_after_the_flash(tmp_path, rows):
 def test_doctests():
     import doctest
 
-    import streams.exports
-    import streams.vintages
+    import streams.publish.exports
+    import streams.publish.vintages
 
-    assert doctest.testmod(streams.vintages).failed == 0
-    assert doctest.testmod(streams.exports).failed == 0
+    assert doctest.testmod(streams.publish.vintages).failed == 0
+    assert doctest.testmod(streams.publish.exports).failed == 0

@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.live import Tally
-from streams.web import NO_INTERVAL, page_data, serve
+from streams.pipeline.partition import Tally
+from streams.publish.web import NO_INTERVAL, page_data, serve
 
 
 class View:
@@ -116,7 +116,7 @@ def test_routes(server):
 def test_the_page_loads_nothing_from_elsewhere():
     from importlib.resources import files
 
-    page = files("streams") / "page"
+    page = files("streams.publish") / "page"
     for name in ("index.html", "page.js", "page.css"):
         text = (page / name).read_text()
         assert "https://" not in text and "//cdn" not in text, name

@@ -21,7 +21,7 @@ create() {  # name partitions [--config k=v ...]
     --config min.insync.replicas=2 "$@"
 }
 
-# The contract (streams/contract.py TOPICS); co-partitioned crossing topics first.
+# The contract (streams/pipeline/contract.py TOPICS); co-partitioned crossing topics first.
 for topic in border.departures travellers.declarations customs.inspections \
              customs.exports payments.transactions fx.rates; do
   create "$topic" "$PARTITIONS"
@@ -29,7 +29,7 @@ done
 create suitcase.deadletter "$PARTITIONS" --config cleanup.policy=delete \
   --config retention.ms="$DEADLETTER_RETENTION_MS"
 create suitcase.estimates "$PARTITIONS" --config cleanup.policy=compact
-# Internal topics (streams/tables.py): the state changelog is co-partitioned with the
+# Internal topics (streams/kafka/tables.py): the state changelog is co-partitioned with the
 # lanes and read whole by every worker (each step's record carries its observations).
 create "$APP_ID-partition-state-changelog" "$PARTITIONS" --config cleanup.policy=compact
 create "$APP_ID-__assignor-__leader" 1 --config cleanup.policy=compact

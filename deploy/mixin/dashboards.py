@@ -23,7 +23,7 @@ from grafana_foundation_sdk.models import dashboard as dash_m
 from grafana_foundation_sdk.models import geomap as geomap_m
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from streams.reference import CATEGORIES, DESTINATION_REGIONS
+from estimators.reference import CATEGORIES, DESTINATION_REGIONS
 
 from .config import PERIODS, Config
 from .rules import Names, estimate

@@ -8,7 +8,7 @@ they are deduplicated with ``max``.
 
 from __future__ import annotations
 
-from streams.reference import BORDER_POSTS
+from estimators.reference import BORDER_POSTS
 
 from .config import Config
 from .model import Group, Rule
@@ -195,7 +195,7 @@ def estimate_rules(config: Config) -> list[Rule]:
 
 
 def reference_rules(config: Config) -> list[Rule]:
-    """One constant series per border post carrying its coordinates, from streams.reference.
+    """One constant series per border post carrying its coordinates, from estimators.reference.
 
     Prometheus is the dashboards' only data source; these series let the geomap panel join
     a post's estimate to where the post is (``* on (key) group_left (latitude, longitude)``).
@@ -204,7 +204,7 @@ def reference_rules(config: Config) -> list[Rule]:
     return [
         Rule(record=n.post_location, expr="vector(1)",
              why=f"""Coordinates of border post {code} ({post["place"]}) for the geomap
-             panel; generated from streams/reference.py.""",
+             panel; generated from estimators/reference.py.""",
              labels={"domain": "border_post", "key": code, "place": post["place"],
                      "mode": post["mode"], "latitude": f'{post["lat"]:.4f}',
                      "longitude": f'{post["lon"]:.4f}'})

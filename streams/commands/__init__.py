@@ -1,7 +1,7 @@
 """The ``suitcase`` command line: one Typer app, commands grouped by what they serve.
 
-Each module here registers its commands on :data:`app`; ``streams.cli`` imports them all.
-A command that cannot do what was asked raises :class:`CliError`; ``streams.cli.main``
+Each module here registers its commands on :data:`app`; ``streams.commands.cli`` imports them all.
+A command that cannot do what was asked raises :class:`CliError`; ``streams.commands.cli.main``
 prints it as one line and exits 2, as it does for a bad flag.
 """
 
@@ -35,7 +35,7 @@ BOUND_HELP = (
 
 def apply_bounds(settings: list[str] | None) -> None:
     """Make ``$SUITCASE_BOUNDS`` and then ``--bound`` settings the bounds decoding applies."""
-    from streams import contract
+    from streams.pipeline import contract
 
     try:
         bounds = contract.parse_bounds(settings or [], contract.bounds_from_env())

@@ -19,8 +19,8 @@ def validate(
     bound: list[str] = typer.Option(None, "--bound", help=BOUND_HELP),
 ) -> None:
     """Count accepted, duplicate and rejected lines per topic of an archive, by reason."""
-    from streams.archive import ArchiveError
-    from streams.archive import validate as validate_archive
+    from streams.pipeline.archive import ArchiveError
+    from streams.pipeline.archive import validate as validate_archive
 
     apply_bounds(bound)
     try:
@@ -58,7 +58,7 @@ def _plausible_window(first_day: dt.date, weeks: int) -> None:
     import time
     from zoneinfo import ZoneInfo
 
-    from streams.contract import BOUNDS
+    from streams.pipeline.contract import BOUNDS
 
     tehran = ZoneInfo("Asia/Tehran")
     try:
@@ -93,8 +93,8 @@ def simulate(
     _plausible_window(first_day, weeks)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from streams.simulator import WorldConfig
-    from streams.simulator import simulate as run
+    from streams.simulation.simulator import WorldConfig
+    from streams.simulation.simulator import simulate as run
 
     try:
         config = WorldConfig(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults)
@@ -135,12 +135,12 @@ def estimate(
     ),
 ) -> None:
     """Estimate every week of an archive (the batch path) and write one row per week and cell."""
-    from streams.archive import ArchiveError
+    from streams.pipeline.archive import ArchiveError
 
     if out.suffix not in (".parquet", ".csv"):
         raise CliError(f"--out must end in .parquet or .csv, not {out.name!r}")
     apply_bounds(bound)
-    from streams.batch import build_tables
+    from streams.pipeline.batch import build_tables
 
     try:
         tables, report = build_tables(events)

@@ -17,7 +17,7 @@ _VINTAGES_HELP = "Vintage store directory (default: $SUITCASE_VINTAGES, else .su
 
 
 def _week(value: str) -> str:
-    from streams.calendar import parse_iso_week
+    from estimators.calendar import parse_iso_week
 
     try:
         parse_iso_week(value)
@@ -27,7 +27,7 @@ def _week(value: str) -> str:
 
 
 def _store(vintages: Path | None):
-    from streams.vintages import VintageStore, default_vintages_dir
+    from streams.publish.vintages import VintageStore, default_vintages_dir
 
     root = vintages or default_vintages_dir()
     try:
@@ -45,7 +45,7 @@ def _reading_store(root: Path):
     import polars as pl
     import pyarrow as pa
 
-    from streams import exports
+    from streams.publish import exports
 
     try:
         yield
@@ -63,7 +63,7 @@ def _write(table, out: Path, fmt: str, history, notes) -> None:
     import shutil
     import tempfile
 
-    from streams import exports
+    from streams.publish import exports
 
     with writing(out):
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def export(
     bound: list[str] = typer.Option(None, "--bound", help="With --events: " + BOUND_HELP),
 ) -> None:
     """Write one week's estimates (newest vintage, small cells suppressed) as a file economists open."""
-    from streams import exports
+    from streams.publish import exports
 
     week = _week(week)
     apply_bounds(bound)
@@ -117,7 +117,7 @@ def export(
             raise CliError(f"--out {out} is a directory")
     try:
         if events is not None:
-            from streams.archive import ArchiveError
+            from streams.pipeline.archive import ArchiveError
 
             moment = None
             if vintage_time is not None:
@@ -159,7 +159,7 @@ def revisions(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """How a week's total moved from vintage to vintage, and which sources' late events moved it."""
-    from streams.vintages import revision_rows
+    from streams.publish.vintages import revision_rows
 
     week = _week(week)
     store = _store(vintages)
@@ -171,7 +171,7 @@ def revisions(
         json.dump({"week": week, "vintages": rows}, sys.stdout, default=str)
         sys.stdout.write("\n")
         return
-    from streams.exports import describe_sources
+    from streams.publish.exports import describe_sources
 
     def usd(value: float | None, signed: bool = False) -> str:
         if value is None:

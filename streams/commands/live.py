@@ -36,7 +36,7 @@ EXIT_TOO_LATE = 3
 
 
 def _bootstrap(broker: str) -> str:
-    from streams.broker import BrokerError, parse_broker_url, wait_reachable
+    from streams.kafka.broker import BrokerError, parse_broker_url, wait_reachable
 
     try:
         bootstrap = parse_broker_url(broker)
@@ -48,7 +48,7 @@ def _bootstrap(broker: str) -> str:
 
 def _parse_broker(broker: str) -> None:
     """Refuse a malformed --broker before anything is started."""
-    from streams.broker import BrokerError, parse_broker_url
+    from streams.kafka.broker import BrokerError, parse_broker_url
 
     try:
         parse_broker_url(broker)
@@ -58,7 +58,7 @@ def _parse_broker(broker: str) -> None:
 
 def _kafka_security(config: Path | None, settings: list[str] | None, embedded: bool = False) -> str:
     """Parse and install the Kafka client settings (one line on error); their summary."""
-    from streams import kafka_security
+    from streams.kafka import security as kafka_security
 
     try:
         security = kafka_security.from_sources(config, settings or ())
@@ -73,11 +73,11 @@ def _kafka_security(config: Path | None, settings: list[str] | None, embedded: b
 
 
 def _metrics_server(host: str, port: int):
-    """The live page at ``/``, its JSON and ``/metrics`` on host:port (see streams.web);
+    """The live page at ``/``, its JSON and ``/metrics`` on host:port (see streams.publish.web);
     returns (registry, port, server); ``server.attach(worker)`` shows the worker's numbers."""
     from prometheus_client import CollectorRegistry
 
-    from streams.web import serve
+    from streams.publish.web import serve
 
     registry = CollectorRegistry()
     try:
@@ -93,7 +93,7 @@ def _attach_page(page, worker) -> None:
 
 
 def _metrics_url(host: str, port: int) -> str:
-    from streams.broker import server_address
+    from streams.kafka.broker import server_address
 
     shown = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
     return f"http://{server_address(shown, port)}"
@@ -112,7 +112,7 @@ class _Stops:
     :class:`StopRequested` (so every ``with`` and ``finally`` runs: the embedded broker
     is stopped); inside it, it cancels the main task. Either way a watchdog then makes
     sure the process is gone within STOP_GRACE_S, and a second signal ends it at once
-    (the embedded broker dies with us: see ``streams.broker._die_with_parent``)."""
+    (the embedded broker dies with us: see ``streams.kafka.broker._die_with_parent``)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -280,7 +280,7 @@ def up(
     if estimates_out is not None and estimates_out.suffix not in (".parquet", ".csv"):
         raise CliError(f"--estimates-out must end in .parquet or .csv, not {estimates_out.name!r}")
     if replay_dir is not None:
-        from streams.archive import ArchiveError, topic_files
+        from streams.pipeline.archive import ArchiveError, topic_files
 
         try:
             topic_files(replay_dir)
@@ -293,8 +293,8 @@ def up(
     except ValueError:
         raise CliError(f"--start {start!r} is not a date of the form YYYY-MM-DD") from None
 
-    from streams import pseudonym
-    from streams.broker import (
+    from streams.pipeline import pseudonym
+    from streams.kafka.broker import (
         BrokerError, BrokerLost, EmbeddedBroker, check_co_partitioned, create_topics,
         watch_data_loss, watch_embedded,
     )
@@ -356,8 +356,8 @@ def up(
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
               estimates_out, speed, world, consumer, paused_feeds_file=None, page=None) -> None:
-    from streams.feed import PausedFeeds, Written, replay_counts, simulated_feed
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.feed import PausedFeeds, Written, replay_counts, simulated_feed
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     worker = LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir, registry=registry,
@@ -385,7 +385,7 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
                 typer.echo(_account_line(tally))
                 return tally
         else:
-            from streams.simulator import WorldConfig, iter_days
+            from streams.simulation.simulator import WorldConfig, iter_days
 
             config = WorldConfig(**world)
             feed = _in_daemon_thread(
@@ -431,7 +431,7 @@ def _sent_line(sent, seconds: float) -> str:
 
 
 def _too_late(tally) -> int:
-    from streams.live import TOO_LATE
+    from streams.pipeline.partition import TOO_LATE
 
     return sum(n for (_, reason), n in tally.rejected.items() if reason == TOO_LATE)
 
@@ -441,7 +441,7 @@ def _account_line(tally) -> str:
     too late), over every topic."""
     from collections import Counter
 
-    from streams.live import TOO_LATE
+    from streams.pipeline.partition import TOO_LATE
 
     reasons = Counter()
     for (_, reason), n in tally.rejected.items():
@@ -506,7 +506,7 @@ def _summary(worker):
     from rich.console import Group
     from rich.table import Table
 
-    from streams.contract import TOPICS
+    from streams.pipeline.contract import TOPICS
 
     tally, held, lag, newest = worker.tallies(), worker.held(), worker.lag(), worker.newest_event()
     events = Table("topic", "accepted", "duplicates", "rejected", "held", "lag", "event clock", title="events")
@@ -556,8 +556,8 @@ def worker(
     a cluster that lost its data (topics gone, offsets gone back) stops it with one line
     (exit 1); co-partitioned topics with different partition counts refuse it (exit 2).
     """
-    from streams import pseudonym
-    from streams.broker import BrokerError, BrokerLost, check_co_partitioned, create_topics, watch_data_loss
+    from streams.pipeline import pseudonym
+    from streams.kafka.broker import BrokerError, BrokerLost, check_co_partitioned, create_topics, watch_data_loss
 
     _check_consumer(consumer)
     _parse_broker(broker)
@@ -596,7 +596,7 @@ def worker(
 
 
 async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=None) -> None:
-    from streams.worker import LiveWorker, WorkerSettings
+    from streams.kafka.worker import LiveWorker, WorkerSettings
 
     live = LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir,
@@ -623,9 +623,9 @@ def replay_command(
 ) -> None:
     """Send an archive to Kafka as fast as possible, in event-time order (rates first)."""
     _kafka_security(kafka_config, kafka_settings)
-    from streams.archive import ArchiveError, topic_files
-    from streams.broker import create_topics
-    from streams.feed import RECORD_TIMES, replay_counts
+    from streams.pipeline.archive import ArchiveError, topic_files
+    from streams.kafka.broker import create_topics
+    from streams.kafka.feed import RECORD_TIMES, replay_counts
 
     if record_time not in RECORD_TIMES:
         raise CliError(f"--record-time must be 'event' or 'now', not {record_time!r}")
@@ -639,7 +639,7 @@ def replay_command(
     if create:
         create_topics(bootstrap, partitions)
     started = time.monotonic()
-    from aiokafka.errors import KafkaError
+    from streams.kafka.feed import KafkaError
 
     try:
         sent = replay_counts(events, bootstrap, record_time=record_time, tmp_dir=tmp_dir)
@@ -652,6 +652,6 @@ def _publishing(data_dir: Path) -> dict:
     """Where the leader keeps vintages and writes the weekly files: ``$SUITCASE_VINTAGES``
     (or DATA_DIR/vintages) and DATA_DIR/exports, so that ``suitcase export`` and
     ``suitcase revisions`` find them with their defaults."""
-    from streams.vintages import default_vintages_dir
+    from streams.publish.vintages import default_vintages_dir
 
     return {"vintages_dir": default_vintages_dir(data_dir), "exports_dir": Path(data_dir) / "exports"}

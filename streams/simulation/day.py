@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from streams.contract import DECLARATIONS, DEPARTURES, EXPORTS, INSPECTIONS, PAYMENTS
-from streams.reference import CATEGORIES, DESTINATION_REGIONS
+from streams.pipeline.contract import DECLARATIONS, DEPARTURES, EXPORTS, INSPECTIONS, PAYMENTS
+from estimators.reference import CATEGORIES, DESTINATION_REGIONS
 from streams.simulation import world
 from streams.simulation.draws import (
     NS_CARD,
@@ -53,7 +53,7 @@ from streams.simulation.render import (
 )
 
 if TYPE_CHECKING:
-    from streams.simulator import WorldConfig
+    from streams.simulation.simulator import WorldConfig
 
 
 @dataclass

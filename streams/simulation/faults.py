@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 import numpy as np
 
-from streams.contract import (
+from streams.pipeline.contract import (
     DECLARATIONS,
     DEPARTURES,
     EXPORTS,
@@ -21,7 +21,7 @@ from streams.contract import (
     PAYMENTS,
     TOPICS,
 )
-from streams.contract import RATES as FX_RATES
+from streams.pipeline.contract import RATES as FX_RATES
 from streams.simulation.draws import (
     NS_EV_FAULT,
     STREAM_FAULTS,

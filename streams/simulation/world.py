@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from streams.reference import (
+from estimators.reference import (
     BORDER_POSTS,
     CATEGORIES,
     CATEGORY_HS_HEADINGS,

@@ -2,10 +2,10 @@
 
 One table, ``partition-state``: key ``lane|partition|seq|part`` (a segment: what one
 processing step changed, with its observations) or ``lane|partition|base|seq|part`` (a
-snapshot replacing the segments before it), value a :class:`streams.encoding.Segment` in
+snapshot replacing the segments before it), value a :class:`streams.pipeline.encoding.Segment` in
 versioned MessagePack (never pickle). Records are written with the *source*
 partition as changelog partition, so the partition's state is recovered by whichever
-worker is given that partition. See :mod:`streams.live` for what a segment holds.
+worker is given that partition. See :mod:`streams.pipeline.partition` for what a segment holds.
 """
 
 from __future__ import annotations

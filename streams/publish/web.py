@@ -2,8 +2,8 @@
 
 Routes (GET or HEAD; anything else is a 404 or 405, never an error of the worker):
 
-- ``/``: the page (``streams/page/index.html`` with its script and style, and the chart
-  library vendored from npm under ``streams/page/vendor/``: it works offline).
+- ``/``: the page (``streams/publish/page/index.html`` with its script and style, and the chart
+  library vendored from npm under ``streams/publish/page/vendor/``: it works offline).
 - ``/api/estimates``: the JSON the page polls every few seconds (:func:`page_data`).
 - ``/metrics``: the Prometheus exposition of the registry (prometheus-client's own WSGI
   app, so scrapers see exactly what ``start_http_server`` served).
@@ -64,7 +64,7 @@ _CONTENT_TYPES = {
 
 
 class PageView(Protocol):
-    """What the page reads (implemented by :class:`streams.worker.LiveWorker`)."""
+    """What the page reads (implemented by :class:`streams.kafka.worker.LiveWorker`)."""
 
     def clock(self) -> float | None: ...
     def estimate_rows(self) -> dict[tuple[str, str, str], dict]: ...  # after disclosure control
@@ -109,7 +109,7 @@ def _cell(key: str, row: dict) -> dict:
 
 def week_label(week: str) -> dict:
     """An ISO week with its Solar Hijri dates (Monday to Sunday)."""
-    from streams.calendar import iso_week_monday, iso_week_solar_hijri
+    from estimators.calendar import iso_week_monday, iso_week_solar_hijri
 
     monday = iso_week_monday(week)
     hijri = iso_week_solar_hijri(week)
@@ -125,7 +125,7 @@ def week_label(week: str) -> dict:
 
 
 def _posts() -> list[dict]:
-    from streams.reference import BORDER_POSTS
+    from estimators.reference import BORDER_POSTS
 
     return [
         {"code": code, "place": p["place"], "mode": p["mode"], "lat": p["lat"], "lon": p["lon"]}
@@ -141,7 +141,7 @@ class _Revisions:
         self._lock = threading.Lock()
 
     def of(self, store, week: str) -> list[dict]:
-        from streams.vintages import revision_rows
+        from streams.publish.vintages import revision_rows
 
         folder = store.root / f"week={week}"
         names = tuple(sorted(p.name for p in folder.glob("vintage-*.parquet"))) if folder.is_dir() else ()
@@ -183,11 +183,11 @@ def page_data(view: PageView | None, store=None, revisions: _Revisions | None = 
     tally = view.tallies()
     out["accepted_events"] = int(sum(tally.accepted.values()))
     if clock is not None:
-        from streams.crossings import TEHRAN
+        from streams.pipeline.crossings import TEHRAN
 
         moment = dt.datetime.fromtimestamp(clock, dt.timezone.utc).astimezone(TEHRAN)
         out["event_clock"] = moment.isoformat(timespec="minutes")
-        from streams.calendar import to_solar_hijri
+        from estimators.calendar import to_solar_hijri
 
         out["event_clock_solar_hijri"] = str(to_solar_hijri(moment.date()))
     weeks = sorted({w for (w, _, _) in rows})
@@ -247,7 +247,7 @@ def _json(data: dict) -> bytes:
 
 def _assets() -> dict[str, tuple[bytes, str]]:
     """Every file of the page package, by URL path (read once: nothing else is served)."""
-    root = files("streams") / "page"
+    root = files("streams.publish") / "page"
     out: dict[str, tuple[bytes, str]] = {}
 
     def walk(node, prefix: str) -> None:

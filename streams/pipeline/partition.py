@@ -7,7 +7,7 @@ lane goes to one worker (faust co-partitions topics with the same partition coun
   share ``crossing_id`` keys, so a crossing's three pieces meet in one partition);
 - ``exports``: customs.exports;  ``payments``: payments.transactions;
 - ``rates``: fx.rates, validated, deduplicated and counted here like any topic; the rate
-  *book* itself is built by every worker from the whole topic (see ``streams.worker``).
+  *book* itself is built by every worker from the whole topic (see ``streams.kafka.worker``).
 
 :class:`PartitionState` holds everything one lane partition needs and nothing else:
 
@@ -20,7 +20,7 @@ lane goes to one worker (faust co-partitions topics with the same partition coun
 - ``seen``: keyed digests (:func:`id_digest`) of event ids per topic, each kept until its
   week closed ``horizon`` ago on the watermark; past that a repeat would be too late
   anyway, so deduplication is exact and the set is bounded by (events per horizon).
-- ``crossings``: the open :class:`~streams.crossings.Crossing` joins, keyed by the keyed
+- ``crossings``: the open :class:`~streams.pipeline.crossings.Crossing` joins, keyed by the keyed
   digest of the crossing id, dropped on the same horizon.
 - ``held``: events whose amount has no exchange rate yet (raw bytes, retried when the
   rate book grows; never dropped).
@@ -31,7 +31,7 @@ that raises anywhere (decoding, joining, pricing, also on a held-event retry) is
 dead-lettered as ``internal_error:<Type>`` with nothing of it kept.
 
 Processing a batch mutates the state and returns a :class:`Step` whose *segment*
-(:class:`streams.encoding.Segment`, versioned MessagePack, never pickle) carries both
+(:class:`streams.pipeline.encoding.Segment`, versioned MessagePack, never pickle) carries both
 what changed (new id digests, changed crossings, held changes, offsets, watermarks,
 tallies) **and the observations the step released**. That is the design that makes a
 kill -9 exact: one write carries the state change and its observations, so they land
@@ -40,7 +40,7 @@ random ``attempt`` id, and counts only when every part of one attempt is there).
 worker killed before its write lands restarts from the previous step and redoes it; a
 step that landed is recovered with its offsets and never redone. The estimate is thus a
 function of the set of complete steps in the changelog, which every worker reads (see
-:mod:`streams.worker`).
+:mod:`streams.kafka.worker`).
 
 The worker writes segments to the changelogged ``partition-state`` table under
 ``lane|p|seq|part``; every ``COMPACT_EVERY`` steps it writes a snapshot (a base segment,
@@ -67,7 +67,7 @@ from typing import Final, NamedTuple
 import msgspec
 
 from estimators.encoding import Observations
-from streams.contract import (
+from streams.pipeline.contract import (
     DECLARATIONS,
     DEPARTURES,
     EXPORTS,
@@ -77,7 +77,7 @@ from streams.contract import (
     Rejection,
     decode,
 )
-from streams.crossings import (
+from streams.pipeline.crossings import (
     TEHRAN,
     Crossing,
     priced_declaration,
@@ -86,7 +86,7 @@ from streams.crossings import (
     payment_seen,
     priced_inspection,
 )
-from streams.encoding import (
+from streams.pipeline.encoding import (
     CrossingRecord,
     HeldRecord,
     Invalid,
@@ -95,7 +95,7 @@ from streams.encoding import (
     decode_segment,
     encode_segment,
 )
-from streams.fx import RateBook
+from streams.pipeline.fx import RateBook
 
 log = logging.getLogger("suitcase.live")
 
@@ -183,7 +183,7 @@ def id_digest(identifier: str) -> bytes:
     """Keyed 128-bit BLAKE2b digest of an event or crossing id (SUITCASE_PSEUDONYM_KEY):
     what the seen-sets and the crossing joins are keyed by, so the changelog carries no id.
     128 bits: no two ids of a horizon collide in practice, so deduplication stays exact."""
-    from streams import pseudonym
+    from streams.pipeline import pseudonym
 
     return hashlib.blake2b(identifier.encode("utf-8", "surrogatepass"), digest_size=16,
                            key=pseudonym.key()).digest()
@@ -614,7 +614,7 @@ class Summaries:
     """The estimators' mergeable states, fed with observations from any partition.
 
     A thin wrapper over :class:`estimators.Tables`, the very accumulator the batch path
-    (``streams.batch``) feeds, so :meth:`estimate` gives the batch table; ``version``
+    (``streams.pipeline.batch``) feeds, so :meth:`estimate` gives the batch table; ``version``
     counts updates so the publisher knows when to recompute.
     """
 

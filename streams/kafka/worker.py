@@ -1,6 +1,6 @@
 """One live worker: the faust app, its partition states, the rate book and the estimates.
 
-Data flow (see :mod:`streams.live` for the state, :mod:`streams.topics` for the topics):
+Data flow (see :mod:`streams.pipeline.partition` for the state, :mod:`streams.kafka.topics` for the topics):
 
 1. One aiokafka consumer fetches record batches of the lane partitions faust assigned
    to this worker (faust runs the group, the table and its recovery; there are no
@@ -13,7 +13,7 @@ Data flow (see :mod:`streams.live` for the state, :mod:`streams.topics` for the 
    and retried every second and on every batch, never dropped.
 3. Each partition of the batch makes one state update (:meth:`PartitionState.process`);
    its changelog segment, which carries the step's observations too (one write, so a
-   kill -9 loses or doubles nothing; see :mod:`streams.live`), goes to the
+   kill -9 loses or doubles nothing; see :mod:`streams.pipeline.partition`), goes to the
    ``partition-state`` table, its refusals to ``suitcase.deadletter``.
 4. Every worker reads the whole state changelog (group-less, every partition) and merges
    the observations of each partition's complete steps, in order, each once, into one
@@ -53,13 +53,13 @@ from prometheus_client import CollectorRegistry
 
 from estimators.disclosure import suppress
 from estimators.encoding import Observations
-from streams.app import create_app
-from streams.broker import DEFAULT_PARTITIONS
-from streams.contract import DEPARTURES, RATES, FxRate, decode
-from streams.fx import RateBook
-from streams.kafka_security import aiokafka_kwargs
-from streams.encoding import Invalid, decode_segment
-from streams.live import (
+from streams.kafka.app import create_app
+from streams.kafka.broker import DEFAULT_PARTITIONS
+from streams.pipeline.contract import DEPARTURES, RATES, FxRate, decode
+from streams.pipeline.fx import RateBook
+from streams.kafka.security import aiokafka_kwargs
+from streams.pipeline.encoding import Invalid, decode_segment
+from streams.pipeline.partition import (
     COMPACT_EVERY,
     HORIZON_DAYS,
     LANE_OF,
@@ -75,9 +75,9 @@ from streams.live import (
     encode_parts,
     segment_key,
 )
-from streams.metrics import register
-from streams.tables import define_tables
-from streams.topics import define_topics
+from streams.publish.metrics import register
+from streams.kafka.tables import define_tables
+from streams.kafka.topics import define_topics
 
 log = logging.getLogger("suitcase.worker")
 _NO_OBSERVATIONS = Observations()
@@ -305,8 +305,8 @@ class LiveWorker:
         self._first: dict[tuple[str, str, str], float] = {}
         self.publisher = None
         if settings.vintages_dir is not None:
-            from streams.publishing import VintagePublisher
-            from streams.vintages import VintageStore
+            from streams.publish.publishing import VintagePublisher
+            from streams.publish.vintages import VintageStore
 
             self.publisher = VintagePublisher(
                 VintageStore(settings.vintages_dir), settings.exports_dir,
@@ -331,7 +331,7 @@ class LiveWorker:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        from streams.broker import create_topics
+        from streams.kafka.broker import create_topics
 
         self.failure = asyncio.get_running_loop().create_future()
         await asyncio.to_thread(
@@ -446,7 +446,7 @@ class LiveWorker:
         lane, p = state.lane, state.partition
         segment = step.segment
         if segment is not None:
-            # One write carries the state change and its observations (see streams.live);
+            # One write carries the state change and its observations (see streams.pipeline.partition);
             # sent even without observations: it also says how far the partition is,
             # which is what wait_caught_up reads (on any worker).
             if self.settings.track_latency:
@@ -582,7 +582,7 @@ class LiveWorker:
     def _add_segment(self, message) -> None:
         """Merge the observations of each partition's complete steps, in ``seq`` order,
         each exactly once (a step redone after a kill has the same ``seq`` as the
-        incomplete attempt it replaces; see streams.live)."""
+        incomplete attempt it replaces; see streams.pipeline.partition)."""
         if message.value is None:
             return  # a tombstone of an old snapshot
         segment = decode_segment(message.value)
@@ -771,7 +771,7 @@ class LiveWorker:
 
     async def wait_caught_up(self, last: dict[tuple[str, int], int], poll: float = 0.05) -> None:
         """Return once the records up to ``last`` ((topic, partition) -> offset, e.g. from
-        :class:`streams.feed.Written`) are processed, by this worker or any other of the
+        :class:`streams.kafka.feed.Written`) are processed, by this worker or any other of the
         group, and their observations are in this worker's merged state."""
         while not self.observed_through(last):
             if not self.healthy():

@@ -29,8 +29,8 @@ from pathlib import Path
 import polars as pl
 
 from estimators.disclosure import DEFAULT_K, DEFAULT_MIN_INSPECTED, suppress
-from streams.calendar import MONTH_NAMES, iso_week_solar_hijri, parse_iso_week
-from streams.vintages import VintageStore
+from estimators.calendar import MONTH_NAMES, iso_week_solar_hijri, parse_iso_week
+from streams.publish.vintages import VintageStore
 
 __all__ = [
     "FORMATS",
@@ -232,7 +232,7 @@ def from_store(
 
 
 def _estimate_archive(events_dir: Path) -> pl.DataFrame:
-    from streams.batch import estimate_archive
+    from streams.pipeline.batch import estimate_archive
 
     return estimate_archive(events_dir)
 

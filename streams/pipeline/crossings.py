@@ -28,10 +28,10 @@ from estimators.observations import (
     traveller_key,
     unit_key,
 )
-from streams.contract import DECLARATIONS, INSPECTIONS, Declaration, Departure, FormalExport, Inspection, Payment
-from streams.fx import RateBook
-from streams.pseudonym import key as pseudonym_key  # the secret of every digest
-from streams.reference import CATEGORIES, HANDICRAFT_MCCS, destination_region, hs_category
+from streams.pipeline.contract import DECLARATIONS, INSPECTIONS, Declaration, Departure, FormalExport, Inspection, Payment
+from streams.pipeline.fx import RateBook
+from streams.pipeline.pseudonym import key as pseudonym_key  # the secret of every digest
+from estimators.reference import CATEGORIES, HANDICRAFT_MCCS, destination_region, hs_category
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 _CATEGORY_INDEX = {c: i for i, c in enumerate(CATEGORIES)}

@@ -22,7 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from estimators.observations import iso_week_label
-from streams.contract import DECLARATIONS, INSPECTIONS
+from streams.pipeline.contract import DECLARATIONS, INSPECTIONS
 
 # name -> (type, labels, help). The single list of what the worker exports.
 METRICS: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
@@ -72,7 +72,7 @@ _NOWCAST_COLUMNS: Final = {
 
 
 class MetricsView(Protocol):
-    """What the collector reads (implemented by :class:`streams.worker.LiveWorker`)."""
+    """What the collector reads (implemented by :class:`streams.kafka.worker.LiveWorker`)."""
 
     version: str
 
@@ -106,7 +106,7 @@ def week_shift(week: str, weeks: int) -> str:
 
 def week_fraction(at: float) -> float:
     """Fraction of its ISO week (Asia/Tehran) elapsed at epoch second ``at``."""
-    from streams.live import week_end
+    from streams.pipeline.partition import week_end
 
     return min(1.0, max(0.0, 1.0 - (week_end(at) - at) / (7 * 86400)))
 
@@ -241,13 +241,13 @@ class SuitcaseCollector(Collector):
 
 
 def _border_posts() -> tuple[str, ...]:
-    from streams.reference import BORDER_POSTS
+    from estimators.reference import BORDER_POSTS
 
     return tuple(BORDER_POSTS)
 
 
 def _tehran():
-    from streams.crossings import TEHRAN
+    from streams.pipeline.crossings import TEHRAN
 
     return TEHRAN
 

@@ -4,7 +4,7 @@ The worker that estimates (the leader) hands every new estimate table to a
 :class:`VintagePublisher`. A week gets its flash vintage once the event clock has passed
 its close plus the flash delay (default 7 days), and a revised vintage whenever late
 events move its numbers beyond rounding (the store decides, see
-:func:`streams.vintages.numbers_changed`). With the flash, the week's files are written
+:func:`streams.publish.vintages.numbers_changed`). With the flash, the week's files are written
 into the exports directory, so nobody has to run ``suitcase export`` by hand.
 
 Which sources moved a vintage is read from the week's own counts: the census of
@@ -22,8 +22,8 @@ from typing import Final
 
 import polars as pl
 
-from streams.contract import DECLARATIONS, DEPARTURES, EXPORTS, INSPECTIONS
-from streams.vintages import DEFAULT_FLASH_DELAY, VintageStore, due_for_flash
+from streams.pipeline.contract import DECLARATIONS, DEPARTURES, EXPORTS, INSPECTIONS
+from streams.publish.vintages import DEFAULT_FLASH_DELAY, VintageStore, due_for_flash
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class VintagePublisher:
         return changed
 
     def _export(self, week: str) -> None:
-        from streams.exports import DEFAULT_WEEKLY_FORMATS, write_weekly_exports
+        from streams.publish.exports import DEFAULT_WEEKLY_FORMATS, write_weekly_exports
 
         try:
             write_weekly_exports(self.store, week, self.exports_dir, self.formats or DEFAULT_WEEKLY_FORMATS)

@@ -1,5 +1,5 @@
 """Putting events on Kafka: an archive replayed in event-time order as fast as possible,
-or the simulator on an accelerated clock. Keys follow :data:`streams.contract.TOPIC_KEYS`
+or the simulator on an accelerated clock. Keys follow :data:`streams.pipeline.contract.TOPIC_KEYS`
 (a line whose key cannot be read, e.g. a malformed one, is sent without a key); a key
 goes to partition ``murmur2(key) & 0x7fffffff % partitions``, as the Java client and
 kafka-python put it, so a crossing's departure, declaration and inspection share one.
@@ -38,12 +38,13 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 import msgspec
+from aiokafka.errors import KafkaError  # noqa: F401 - the replay's failures, for the CLI
 import numpy as np
 
-from streams.archive import blocks, lines, topic_files
+from streams.pipeline.archive import blocks, lines, topic_files
 
 log = logging.getLogger("suitcase.feed")
-from streams.contract import RATES, TOPIC_KEYS, TOPICS
+from streams.pipeline.contract import RATES, TOPIC_KEYS, TOPICS
 
 #: Lines sorted in memory per run of the external sort (about 150 MB of lines at the
 #: simulator's ~250 bytes a line; at most two runs are in memory at once).
@@ -299,7 +300,7 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
     decoder = _KEY_TIME[topic]
     carry = _UNKNOWN
     index = _TOPIC_INDEX[topic]
-    from streams.archive import _keep
+    from streams.pipeline.archive import _keep
 
     limit = _keep() - 1  # the longest line decode accepts
     for block in blocks(path, size=_READ_BYTES):
@@ -516,7 +517,7 @@ def producer(bootstrap: str):
     """A kafka-python producer (the simulated feed, benchmarks)."""
     from kafka import KafkaProducer
 
-    from streams.kafka_security import kafka_python_kwargs
+    from streams.kafka.security import kafka_python_kwargs
 
     return KafkaProducer(
         **kafka_python_kwargs(),
@@ -660,7 +661,7 @@ async def _send(streams, bootstrap, sent, progress, stop, written, record_time) 
     (rates, then the rest) everything sent is acknowledged before the next is sent."""
     from aiokafka import AIOKafkaProducer
 
-    from streams.kafka_security import aiokafka_kwargs
+    from streams.kafka.security import aiokafka_kwargs
 
     client = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks=1, linger_ms=0, max_batch_size=BATCH_BYTES,

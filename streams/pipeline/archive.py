@@ -12,14 +12,14 @@ that cannot be read is an :class:`ArchiveError`.
 Reading is fast without doing different work:
 
 - Lines are decoded a block (32 KB) at a time with one msgspec ``decode_lines`` call
-  and the same typed decoder as :func:`streams.contract.decode`, then
-  :func:`streams.contract.check` on every event. The block path is taken only when it
+  and the same typed decoder as :func:`streams.pipeline.contract.decode`, then
+  :func:`streams.pipeline.contract.check` on every event. The block path is taken only when it
   must give what line-by-line decoding gives: every line starts with ``{`` and ends with
   ``}`` (so no JSON value can run over a line end, and no line is blank), the call
   succeeds and returns one event per line; lines too long, or with more opening brackets
   than ``MAX_DEPTH``, always go line by line. Otherwise the block is cut around the line
   msgspec's error names (or in halves), that line goes through
-  :func:`~streams.contract.decode` and the rest through the block path again; so
+  :func:`~streams.pipeline.contract.decode` and the rest through the block path again; so
   rejection reasons are always those of ``decode`` on the line.
 - The two big topics (departures and card payments) are cut into byte ranges of whole
   lines that worker processes decode into columns (:func:`read_unit`); the parent keeps
@@ -28,9 +28,9 @@ Reading is fast without doing different work:
 - The Tehran ISO week is computed once per local date and offset of the event times
   (departures) or per half hour of epoch time (payments), not per event; a day or half
   hour that holds a Tehran midnight or offset change, and times within a millisecond of
-  a half hour, get :func:`streams.crossings.week_of` itself.
+  a half hour, get :func:`streams.pipeline.crossings.week_of` itself.
 - :func:`observe` reads declarations and inspections first, so it knows the few crossings
-  that need the :class:`~streams.crossings.Crossing` join; every other departure only
+  that need the :class:`~streams.pipeline.crossings.Crossing` join; every other departure only
   counts towards N of its (stratum, region), and these counts (and the payments summed
   per week, card type and merchant kind) can go to the states in bulk. The join releases
   the same observations whatever the order its events arrive in.
@@ -49,7 +49,7 @@ from datetime import date, datetime, timedelta, timezone
 from datetime import time as dtime
 from pathlib import Path
 
-from streams.contract import (
+from streams.pipeline.contract import (
     _DECODERS,
     DEPARTURES,
     INSPECTIONS,
@@ -61,7 +61,7 @@ from streams.contract import (
     check_many,
     decode,
 )
-from streams.reference import DESTINATION_REGIONS, HANDICRAFT_MCCS, destination_region
+from estimators.reference import DESTINATION_REGIONS, HANDICRAFT_MCCS, destination_region
 
 
 class ArchiveError(ValueError):
@@ -151,7 +151,7 @@ def lines(path: Path) -> Iterator[bytes]:
 
 def _keep() -> int:
     """Bytes kept of a line: one more than the longest that ``decode`` accepts."""
-    from streams import contract
+    from streams.pipeline import contract
 
     return contract.BOUNDS.max_event_bytes + 1
 
@@ -230,7 +230,7 @@ def _long_or_deep_line(block: bytes) -> int | None:
     that holds more than ``MAX_DEPTH`` brackets (it may be ``too_deep``), or None."""
     import numpy as np
 
-    from streams.contract import BOUNDS, MAX_DEPTH
+    from streams.pipeline.contract import BOUNDS, MAX_DEPTH
 
     data = np.frombuffer(block, dtype=np.uint8)
     opening = (data | 32) == 123  # "{" or "[", and no other byte
@@ -352,7 +352,7 @@ def _half_hour_week(k: int) -> str | None:
         return _half_hour_weeks[k]
     except KeyError:
         pass
-    from streams.crossings import TEHRAN, week_of
+    from streams.pipeline.crossings import TEHRAN, week_of
 
     try:
         first = _UTC_EPOCH + timedelta(seconds=k * _HALF_HOUR)
@@ -370,7 +370,7 @@ def _week_codes(events: list, stamps: list[float], labels: dict[str, int]):
     index into ``labels`` (label -> index, extended as labels appear)."""
     import numpy as np
 
-    from streams.crossings import week_of
+    from streams.pipeline.crossings import week_of
 
     ts = np.asarray(stamps, dtype=float)
     k = np.floor(ts / _HALF_HOUR)
@@ -398,7 +398,7 @@ def _day_week(day: int, zone) -> str | None:
         return _day_weeks[day, zone]
     except KeyError:
         pass
-    from streams.crossings import TEHRAN, week_of
+    from streams.pipeline.crossings import TEHRAN, week_of
 
     week = None
     if type(zone) is timezone:
@@ -740,14 +740,14 @@ def observe(
     their departures, exactly as live. ``workers``: processes reading the two big topics
     (None: one per core when they hold over ``PARALLEL_BYTES``; 0 or 1: this process).
     """
-    from streams.contract import DECLARATIONS, EXPORTS, RATES
-    from streams.crossings import (
+    from streams.pipeline.contract import DECLARATIONS, EXPORTS, RATES
+    from streams.pipeline.crossings import (
         Crossing,
         formal_export_seen,
         priced_declaration,
         priced_inspection,
     )
-    from streams.fx import RateBook
+    from streams.pipeline.fx import RateBook
 
     files = topic_files(events_dir)
     tallies = {topic: TopicTally() for topic in files}

@@ -1,7 +1,7 @@
 """The batch estimate over an archive: the same states and estimator as the live path.
 
 :func:`estimate_archive` reads an archive directory (``<topic>.ndjson`` files) through
-:func:`streams.archive.observe` (validation, dedup by ``event_id``, FX conversion and the
+:func:`streams.pipeline.archive.observe` (validation, dedup by ``event_id``, FX conversion and the
 crossing join, exactly as live), feeds every observation into
 :class:`estimators.Tables`, and returns :func:`estimators.estimate_weeks` of the result.
 Because states are exact integer sums, the batch table equals the live one (fed the same
@@ -31,7 +31,7 @@ def build_tables(events_dir: Path, *, workers: int | None = None) -> tuple[Table
     ``Tables.update_many`` (the same as one ``Tables.update`` each).
     """
     from estimators.state import StratumState, WeekPayments
-    from streams.archive import observe
+    from streams.pipeline.archive import observe
 
     tables = Tables()
 

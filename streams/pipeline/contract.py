@@ -405,7 +405,7 @@ def check(event: AnyEvent) -> AnyEvent | Rejection:
     """The rules across fields that the types cannot state, and the plausibility bounds;
     ``decode`` applies them last.
 
-    Exposed for readers that decode many lines in one msgspec call (``streams.archive``):
+    Exposed for readers that decode many lines in one msgspec call (``streams.pipeline.archive``):
     they must apply exactly this to every decoded event (or :func:`check_many`).
     """
     day = event.event_time.toordinal()  # local date: within a day of the UTC one

@@ -3,7 +3,7 @@
 - the contract's six input topics (raw bytes; the worker decodes with the contract code);
 - ``suitcase.deadletter``: every refused record. Value: the original bytes, unchanged;
   key: the original key. Headers (UTF-8): ``topic``, ``partition``, ``offset`` (of the
-  original record) and ``reason`` (a reason of :data:`streams.contract.REJECTION_REASONS`
+  original record) and ``reason`` (a reason of :data:`streams.pipeline.contract.REJECTION_REASONS`
   or ``too_late``);
 - ``suitcase.estimates``: published estimate rows. Key ``week|domain|key``; value the
   row of the batch output (``suitcase estimate``) as one JSON object plus ``complete``
@@ -13,7 +13,7 @@
   once per publish interval;
 - ``<app id>-partition-state-changelog`` (internal, faust's changelog of the
   ``partition-state`` table): each lane partition's steps, versioned MessagePack
-  (:mod:`streams.encoding`), each carrying its observations. Every worker of the app
+  (:mod:`streams.pipeline.encoding`), each carrying its observations. Every worker of the app
   reads all of it, so each holds the merged estimator state of all partitions. There is
   no separate observation log any more.
 """
@@ -25,11 +25,11 @@ from typing import Final
 
 import faust
 
-from streams.broker import DEADLETTER, ESTIMATES
-from streams.contract import TOPICS
-from streams.live import LANES
+from streams.kafka.broker import DEADLETTER, ESTIMATES
+from streams.pipeline.contract import TOPICS
+from streams.pipeline.partition import LANES
 
-#: Every topic the worker needs (``streams.broker.create_topics`` creates them).
+#: Every topic the worker needs (``streams.kafka.broker.create_topics`` creates them).
 OUTPUT_TOPICS: Final = (DEADLETTER, ESTIMATES)
 
 

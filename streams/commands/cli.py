@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     returns 2; any other exception (a bug) prints one line and returns 1."""
     command = typer.main.get_command(app)
     try:
-        import streams.contract  # noqa: F401  (reads SUITCASE_BOUNDS once, here)
+        import streams.pipeline.contract  # noqa: F401  (reads SUITCASE_BOUNDS once, here)
     except Exception as err:
         if type(err).__name__ != "BoundsError":
             raise

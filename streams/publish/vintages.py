@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pyarrow.parquet as pq
 
-from streams.calendar import iso_week_monday, parse_iso_week
+from estimators.calendar import iso_week_monday, parse_iso_week
 
 __all__ = [
     "TEHRAN",

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from streams.contract import DECLARATIONS, DEPARTURES, INSPECTIONS, TOPICS
-from streams.kafka_security import kafka_python_kwargs
+from streams.pipeline.contract import DECLARATIONS, DEPARTURES, INSPECTIONS, TOPICS
+from streams.kafka.security import kafka_python_kwargs
 
 #: Partitions of each contract topic created here (a cluster may choose others).
 DEFAULT_PARTITIONS: Final = 4
@@ -412,6 +412,6 @@ async def watch_data_loss(bootstrap: str, app_id: str, interval: float = 2.0) ->
 
 
 def _aiokafka_kwargs() -> dict:
-    from streams.kafka_security import aiokafka_kwargs
+    from streams.kafka.security import aiokafka_kwargs
 
     return aiokafka_kwargs()

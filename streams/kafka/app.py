@@ -1,7 +1,7 @@
 """The faust application of the live path: only the ``faust.App`` and its settings.
 
-Topics (:mod:`streams.topics`), tables (:mod:`streams.tables`) and the worker's services
-(:mod:`streams.worker`; faust runs the group, the table and its recovery, no agents) are
+Topics (:mod:`streams.kafka.topics`), tables (:mod:`streams.kafka.tables`) and the worker's services
+(:mod:`streams.kafka.worker`; faust runs the group, the table and its recovery, no agents) are
 declared in their own modules against the app this returns. The app is built by a function, not at
 import time, because one process may run several (tests give every run its own id).
 """
@@ -19,12 +19,12 @@ SESSION_TIMEOUT_S = 10.0
 
 def create_app(app_id: str, bootstrap: str, partitions: int, data_dir: Path) -> faust.App:
     """The faust app of one worker: raw bytes in and out, memory tables, no web server."""
-    from streams.kafka_security import faust_kwargs
+    from streams.kafka.security import faust_kwargs
 
     return faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
-        **faust_kwargs(),  # TLS / SASL (streams.kafka_security)
+        **faust_kwargs(),  # TLS / SASL (streams.kafka.security)
         datadir=str(data_dir),
         store="memory://",  # tables live in memory and are recovered from their changelog
         # No standby copies: a standby would hold every step of another worker's

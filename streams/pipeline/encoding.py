@@ -30,7 +30,7 @@ import msgspec
 
 from estimators.encoding import Observations, invalid
 from estimators.observations import Stratum
-from streams.crossings import PricedDeclaration, PricedInspection
+from streams.pipeline.crossings import PricedDeclaration, PricedInspection
 
 __all__ = [
     "VERSION", "Segment", "TallyRecord", "CrossingRecord", "HeldRecord", "Invalid",
@@ -45,7 +45,7 @@ _MAX_ITEMS: Final = 1 << 22
 
 
 class TallyRecord(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    """A :class:`streams.live.Tally` (counts per topic; rejected per topic and reason;
+    """A :class:`streams.pipeline.partition.Tally` (counts per topic; rejected per topic and reason;
     unjoined per topic and border post, since version 2)."""
 
     accepted: dict[str, int]
@@ -80,7 +80,7 @@ class HeldRecord(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
 
 class Segment(msgspec.Struct, array_like=True, forbid_unknown_fields=True, tag_field="kind", tag="segment"):
     """One changelog record of a lane partition: what one step changed *and* the
-    observations it released, in one write (see :mod:`streams.live`).
+    observations it released, in one write (see :mod:`streams.pipeline.partition`).
 
     A step too large for one Kafka record is written as ``parts`` records sharing
     ``seq`` and ``attempt`` (a random id per write); it counts only once every part of
@@ -160,7 +160,7 @@ class Invalid(NamedTuple):
 
 
 def _key() -> bytes:
-    from streams import pseudonym
+    from streams.pipeline import pseudonym
 
     return pseudonym.key()
 

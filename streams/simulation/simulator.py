@@ -21,7 +21,7 @@ from typing import Final
 
 import polars as pl
 
-from streams.contract import (
+from streams.pipeline.contract import (
     DECLARATIONS,
     DEPARTURES,
     EXPORTS,
@@ -29,8 +29,8 @@ from streams.contract import (
     PAYMENTS,
     TOPICS,
 )
-from streams.contract import RATES as FX_RATES
-from streams.reference import CATEGORIES, DESTINATION_REGIONS, DOMAINS
+from streams.pipeline.contract import RATES as FX_RATES
+from estimators.reference import CATEGORIES, DESTINATION_REGIONS, DOMAINS
 from streams.simulation.day import build_world, generate_day
 from streams.simulation.faults import Faults
 from streams.simulation.fx import fx_events

@@ -1,6 +1,6 @@
 """A small synthetic population of crossings, for tests and quick coverage checks.
 
-Not the project's simulator (``streams/simulator.py``): this draws observations directly
+Not the project's simulator (``streams/simulation/simulator.py``): this draws observations directly
 in the estimators' types, with a known truth, so estimator properties can be checked
 without the contract, FX or the join. Values are log-normal (heavy-tailed for carpets),
 declarers under-declare and omit categories, random inspections are Bernoulli with a
@@ -21,7 +21,7 @@ from estimators.observations import (
     InspectionSeen,
     Stratum,
 )
-from streams.reference import CATEGORIES, DESTINATION_REGIONS
+from estimators.reference import CATEGORIES, DESTINATION_REGIONS
 
 __all__ = ["synthetic_world"]
 

@@ -1,0 +1,1 @@
+"""The only modules that import faust, aiokafka or kafka-python: app, topics, broker, feed, worker."""
