@@ -191,6 +191,18 @@ def _exact(a: np.ndarray) -> np.ndarray:
     return a.astype(object)
 
 
+
+def _bulk_or_each(state, observations) -> None:
+    """Add ``observations`` to ``state`` in bulk, or one at a time when the bulk path says
+    it would not do exactly what one-at-a-time updates do (``state._bulk`` returns None)."""
+    obs = list(observations)
+    apply = state._bulk(obs)
+    if apply is None:
+        for o in obs:
+            state.update(o)
+    else:
+        apply()
+
 class _Summary:
     """Fields that merge by addition; equality, copy and pickle by value."""
 
@@ -300,13 +312,7 @@ class CensusState(_Summary):
         Any observation one-at-a-time updates would refuse makes this fall back to them
         (so the error, and the state before it, are the same too).
         """
-        obs = list(observations)
-        apply = self._bulk(obs)
-        if apply is None:
-            for o in obs:
-                self.update(o)
-        else:
-            apply()
+        _bulk_or_each(self, observations)
 
     def _bulk(self, obs: list):
         """A function adding ``obs`` in bulk, or None if one-at-a-time updates would fail."""
@@ -538,13 +544,7 @@ class SampleState(_Summary):
         Any inspection one-at-a-time updates would refuse (or an overflow guard that would
         trip) makes this fall back to them, so the error and the state before it match too.
         """
-        obs = list(observations)
-        apply = self._bulk(obs)
-        if apply is None:
-            for o in obs:
-                self.update(o)
-        else:
-            apply()
+        _bulk_or_each(self, observations)
 
     def _bulk(self, obs: list):
         """A function adding ``obs`` in bulk, or None if one-at-a-time updates would fail."""
