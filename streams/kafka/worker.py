@@ -814,10 +814,7 @@ class LiveWorker:
         return self._published
 
     def clock(self) -> float | None:
-        return self.newest_event().get(DEPARTURES) or self._summaries_clock()
-
-    def _summaries_clock(self) -> float | None:
-        return None
+        return self.newest_event().get(DEPARTURES)
 
     def estimate_rows(self) -> dict[tuple[str, str, str], dict]:
         """Rows the metrics show: small cells blanked by the disclosure rule."""

@@ -647,9 +647,6 @@ class Summaries:
 
         return estimate_weeks(self.strata, self.formal, self.payments)
 
-    def weeks(self) -> list[str]:
-        return sorted({s.week for s in self.strata})
-
     def departures(self, week: str) -> dict[tuple[str, str], int]:
         """(border_post, group) -> departures of ``week``."""
         return {

@@ -136,7 +136,6 @@ SDMX_MEASURES: dict[str, tuple[str, str]] = {
     "TRAVELLERS": ("n_travellers", "PS"),
 }
 
-_MONEY = ("estimate_usd", "ci_low_usd", "ci_high_usd", "std_error_usd", "formal_exports_usd")
 
 
 class ExportError(ValueError):
