@@ -32,6 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.throughput import aiokafka_baseline as aiokafka_getmany  # noqa: E402 - the same ceiling in both
+
 CACHE = Path(__file__).resolve().parent / ".cache"
 
 
@@ -120,30 +122,6 @@ async def aiokafka_send(bootstrap: str, records) -> float:
         return len(records) / (time.perf_counter() - started)
     finally:
         await producer.stop()
-
-
-async def aiokafka_getmany(bootstrap: str, total: int) -> float:
-    from aiokafka import AIOKafkaConsumer
-
-    from streams.pipeline.contract import TOPICS
-
-    consumer = AIOKafkaConsumer(
-        *TOPICS, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest", enable_auto_commit=False, max_partition_fetch_bytes=4 << 20,
-        fetch_max_bytes=16 << 20,
-    )
-    await consumer.start()
-    n, first = 0, None
-    try:
-        while n < total:
-            batches = await consumer.getmany(timeout_ms=200, max_records=10000)
-            for messages in batches.values():
-                if first is None and messages:
-                    first = time.perf_counter()
-                n += len(messages)
-        return n / (time.perf_counter() - first)
-    finally:
-        await consumer.stop()
 
 
 def order_only(events: Path, tmp_dir: Path | None) -> None:
