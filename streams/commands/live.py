@@ -225,6 +225,19 @@ async def _guarded(job, watches, stops: _Stops):
     return main.result()
 
 
+def _topics_ready(bootstrap: str, partitions: int, deadletter_retention_days: float, create: bool = True) -> None:
+    """Create the missing topics (unless told not to), then refuse co-partitioned topics
+    whose partition counts differ (one line, exit 2): the start of ``up`` and ``worker``."""
+    from streams.kafka.broker import BrokerError, check_co_partitioned, create_topics
+
+    if create:
+        create_topics(bootstrap, partitions, deadletter_retention_days=deadletter_retention_days)
+    try:
+        check_co_partitioned(bootstrap)
+    except BrokerError as err:
+        raise CliError(str(err)) from err
+
+
 def _check_consumer(consumer: str) -> None:
     if consumer != "raw":
         raise CliError(f"--consumer must be 'raw' (the faust-agent mode was removed), not {consumer!r}")
@@ -321,11 +334,7 @@ def up(
                 bootstrap = embedded.bootstrap
                 app_id = app_id or f"suitcase-{uuid.uuid4().hex[:8]}"
                 typer.echo(f"embedded Tansu broker on {embedded.url} (memory storage)")
-            create_topics(bootstrap, partitions, deadletter_retention_days=deadletter_retention_days)
-            try:
-                check_co_partitioned(bootstrap)
-            except BrokerError as err:
-                raise CliError(str(err)) from err
+            _topics_ready(bootstrap, partitions, deadletter_retention_days)
             registry, port, server = _metrics_server(metrics_host, metrics_port)
             stack.callback(server.shutdown)
             url = _metrics_url(metrics_host, port)
@@ -570,12 +579,7 @@ def worker(
         watch = None
         try:
             bootstrap = _bootstrap(broker)
-            if create:
-                create_topics(bootstrap, partitions, deadletter_retention_days=deadletter_retention_days)
-            try:
-                check_co_partitioned(bootstrap)
-            except BrokerError as err:
-                raise CliError(str(err)) from err
+            _topics_ready(bootstrap, partitions, deadletter_retention_days, create=create)
             registry, port, server = _metrics_server(metrics_host, metrics_port)
             try:
                 url = _metrics_url(metrics_host, port)
