@@ -49,6 +49,8 @@ from datetime import date, datetime, timedelta, timezone
 from datetime import time as dtime
 from pathlib import Path
 
+import numpy as np
+
 from streams.pipeline.contract import (
     _DECODERS,
     DEPARTURES,
@@ -159,9 +161,9 @@ def _keep() -> int:
 #: Bytes decoded per msgspec call (small, so a refused line costs a re-decode of little),
 #: and bytes per task of a worker process.
 BLOCK_BYTES = 1 << 15
-UNIT_BYTES = 1 << 26
-#: Below this many bytes of departures and payments, no worker process is started.
-PARALLEL_BYTES = 1 << 27
+UNIT_BYTES = 1 << 25
+#: Below this many bytes of departures and payments, they are read in the calling thread.
+THREADED_BYTES = 1 << 24
 _LINE_BY_LINE = 8  # blocks of at most this many lines are decoded line by line
 
 
@@ -504,102 +506,124 @@ def _payment_columns(events: list, weeks) -> dict:
 _COLUMNS = {DEPARTURES: _departure_columns, PAYMENTS: _payment_columns}
 
 
-_STRINGS = ("event_id", "crossing_id", "currency")
-
-
-def _pack(values: list[str]):
-    """Strings as (ASCII bytes, int64 offsets): cheap to pickle and to rebuild in Arrow."""
-    import numpy as np
-
-    joined = "".join(values)
-    if not joined.isascii():
-        return values  # shipped as they are
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)), out=offsets[1:])
-    return joined.encode("ascii"), offsets
-
-
-def _unpack(packed, name: str):
-    import polars as pl
-
-    if isinstance(packed, list):
-        return pl.Series(name, packed, dtype=pl.String)
-    import pyarrow as pa
-
-    data, offsets = packed
-    array = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
-    return pl.Series(name, pl.from_arrow(array), dtype=pl.String)
+_SCHEMAS = {
+    DEPARTURES: {"event_id": "String", "crossing_id": "String", "cell": "Int64"},
+    PAYMENTS: {"event_id": "String", "cell": "Int64", "amount": "Float64", "currency": "String",
+               "purchase": "Boolean", "at": "Float64"},
+}
+#: Bytes of whole lines that one pass of the canonical reader takes (bounded memory).
+CHUNK_BYTES = 1 << 23
 
 
 def read_unit(topic: str, path: str, start: int, end: int | None):
     """Valid events of ``path[start:end]`` (whole lines) in columns, and rejections by reason.
 
-    Returns ``(columns, weeks, rejected)``: one row per line that decodes and passes the
+    Returns ``(frame, weeks, rejected)``: one row per line that decodes and passes the
     checks, in file order, duplicates included (the caller removes them over the whole
     file); ``weeks`` lists the week labels that the rows' cells index. Departures:
     event_id, crossing_id, cell (week, post, resident, region; see ``_departure_cell``).
     Payments: event_id, cell (week, card type, handicraft MCC), amount, currency,
-    purchase (kind), at (event time in epoch seconds). String columns are packed
-    (:func:`_unpack` turns them into a Series).
+    purchase (kind), at (event time in epoch seconds).
+
+    Lines in the canonical layout are taken in columns (:mod:`streams.pipeline.canonical`);
+    every other line goes through :func:`~streams.pipeline.contract.decode`, which gives
+    its verdict and reason.
     """
-    import numpy as np
-
-    columns = _COLUMNS[topic]
-    rejected: Counter[str] = Counter()
-    labels: dict[str, int] = {}
-    out: dict[str, list] = {name: [] for name in _schema_names(topic)}
-    for valid in _batches(topic, Path(path), start, end, rejected):
-        if topic == PAYMENTS:
-            stamps = [e.event_time.timestamp() for e in valid]
-            part = columns(valid, _week_codes(valid, stamps, labels))
-            part["at"] = np.asarray(stamps, dtype=float)
-        else:
-            part = columns(valid, _week_codes_by_day(valid, labels))
-        for name, values in part.items():
-            if name in _STRINGS:
-                out[name].extend(values)
-            else:
-                out[name].append(values)
-    dtypes = {"cell": np.int64, "amount": float, "at": float, "purchase": bool}
-    packed = {
-        name: _pack(values) if name in _STRINGS
-        else np.concatenate(values) if values else np.zeros(0, dtype=dtypes[name])
-        for name, values in out.items()
-    }
-    return packed, list(labels), rejected
-
-
-def _batches(topic: str, path: Path, start: int, end: int | None, rejected: Counter) -> Iterator[list]:
-    """Valid events of ``path[start:end]`` in lists of a few thousand; counts rejections."""
-    batch: list = []
-    for block in blocks(path, start, end):
-        events = decode_block(topic, block)
-        valid = [e for e in events if type(e) is not Rejection]
-        if len(valid) != len(events):
-            rejected.update(e.reason for e in events if type(e) is Rejection)
-        batch += valid
-        if len(batch) >= _BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-_BATCH = 8192
-
-
-def _frame(topic: str, packed: dict):
     import polars as pl
 
-    return pl.DataFrame(
-        [_unpack(v, name) if name in _STRINGS else pl.Series(name, v) for name, v in packed.items()]
-    )
+    from streams.pipeline import canonical
+
+    schema = {name: getattr(pl, kind) for name, kind in _SCHEMAS[topic].items()}
+    rejected: Counter[str] = Counter()
+    labels: dict[str, int] = {}
+    parts = []
+    for chunk in _chunks(Path(path), start, end):
+        starts, ends = canonical.lines_of(chunk)
+        fast, ok = canonical.read(topic, chunk, starts, ends)
+        part = _canonical_columns(topic, fast, labels)
+        slow = np.flatnonzero(~ok)
+        if len(slow):
+            events = [decode(topic, chunk[starts[i] : ends[i]]) for i in slow.tolist()]
+            keep = [i for i, e in enumerate(events) if type(e) is not Rejection]
+            if len(keep) != len(events):
+                rejected.update(e.reason for e in events if type(e) is Rejection)
+            if keep:
+                valid = [events[i] for i in keep]
+                if topic == PAYMENTS:
+                    stamps = [e.event_time.timestamp() for e in valid]
+                    cols = _COLUMNS[topic](valid, _week_codes(valid, stamps, labels))
+                    cols["at"] = np.asarray(stamps, dtype=float)
+                else:
+                    cols = _COLUMNS[topic](valid, _week_codes_by_day(valid, labels))
+                other = pl.DataFrame(cols, schema=schema).with_columns(
+                    line=pl.Series(slow[keep], dtype=pl.Int64))
+                part = pl.concat([part, other.select(part.columns)]).sort("line")
+        parts.append(part.drop("line"))
+    frame = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+    return frame, list(labels), rejected
 
 
-def _schema_names(topic: str) -> tuple[str, ...]:
+def _chunks(path: Path, start: int, end: int | None) -> Iterator[bytes]:
+    """``path[start:end]`` as whole lines joined by ``\\n``, about ``CHUNK_BYTES`` each, as
+    :func:`blocks` gives them (a line over the limit cut short)."""
+    held: list[bytes] = []
+    size = 0
+    for block in blocks(path, start, end, size=_keep()):
+        held.append(block)
+        size += len(block) + 1
+        if size >= CHUNK_BYTES:
+            yield b"\n".join(held)
+            held, size = [], 0
+    if held:
+        yield b"\n".join(held)
+
+
+def _canonical_columns(topic: str, fast, labels: dict[str, int]):
+    """The frame of :func:`read_unit` (and ``line``) from :func:`canonical.read`'s columns."""
+    import polars as pl
+
+    at = fast["at"].to_numpy()
+    weeks = _week_codes_of_seconds(at, labels)
     if topic == DEPARTURES:
-        return ("event_id", "crossing_id", "cell")
-    return ("event_id", "cell", "amount", "currency", "purchase", "at")
+        country = fast["country"].to_numpy()
+        keys, where = np.unique(country, return_inverse=True)
+        regions = np.array(
+            [_REGION_INDEX[destination_region(int(k).to_bytes(2, "big").decode("ascii"))] for k in keys],
+            dtype=np.int64,
+        )[where.ravel()] if len(keys) else country
+        post = fast["post"].to_numpy()
+        resident = fast["resident"].to_numpy().astype(np.int64)
+        cell = ((weeks * len(_POSTS) + post) * 2 + resident) * len(_REGIONS) + regions
+        return pl.DataFrame({
+            "event_id": fast["event_id"], "crossing_id": fast["crossing_id"],
+            "cell": pl.Series(cell, dtype=pl.Int64), "line": fast["line"],
+        })
+    tourist = fast["tourist"].to_numpy().astype(np.int64)
+    handicraft = np.isin(fast["mcc"].to_numpy(), _HANDICRAFT_MCC_NUMBERS).astype(np.int64)
+    return pl.DataFrame({
+        "event_id": fast["event_id"], "cell": pl.Series((weeks * 2 + tourist) * 2 + handicraft, dtype=pl.Int64),
+        "amount": fast["amount"], "currency": fast["currency"], "purchase": fast["purchase"],
+        "at": pl.Series(at.astype(float)), "line": fast["line"],
+    })
+
+
+_HANDICRAFT_MCC_NUMBERS = np.array(
+    sorted(int(m) for m in HANDICRAFT_MCCS if len(m) == 4 and m.isdigit()), dtype=np.int64)
+
+
+def _week_codes_of_seconds(at, labels: dict[str, int]):
+    """The ``week_of`` label index of each whole epoch second in ``at`` (int64)."""
+    from streams.pipeline.crossings import week_of
+
+    halves, where = np.unique(at // _HALF_HOUR, return_inverse=True)
+    of_half = []
+    for h in halves.tolist():
+        week = _half_hour_week(h)
+        of_half.append(-1 if week is None else labels.setdefault(week, len(labels)))
+    codes = np.asarray(of_half, dtype=np.int64)[where.ravel()]
+    for i in np.flatnonzero(codes < 0).tolist():
+        codes[i] = labels.setdefault(week_of(datetime.fromtimestamp(int(at[i]), timezone.utc)), len(labels))
+    return codes
 
 
 def _units(path: Path, size: int) -> list[tuple[int, int | None]]:
@@ -628,28 +652,37 @@ def _units(path: Path, size: int) -> list[tuple[int, int | None]]:
 
 
 class _ColumnReader:
-    """The big topics read into columns, by worker processes when there is a lot to read."""
+    """The big topics read into columns while the caller reads the small ones.
+
+    By default in threads, one per core when there is a lot to read: the columnar
+    reading runs in polars and numpy, which release the GIL. ``workers`` > 1 asks for
+    that many worker processes instead.
+    """
 
     def __init__(self, files: dict[str, Path], topics: list[str], workers: int | None, unit_bytes: int):
         self.files = files
         self.units = {t: _units(files[t], unit_bytes) for t in topics}
         size = sum(files[t].stat().st_size for t in topics)
-        if workers is None:
-            workers = (os.cpu_count() or 1) if size >= PARALLEL_BYTES else 0
         self.pool = None
         self.broken = False
         self.futures: dict[str, list] = {}
-        if workers > 1:
+        if workers is None:
+            if size < THREADED_BYTES or (os.cpu_count() or 1) < 2:
+                return
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="archive-reader")
+        elif workers > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"), initializer=gc.disable
             )
-            for t in topics:  # in order: departures first, their join is the longer tail
-                self.futures[t] = [
-                    self.pool.submit(read_unit, t, str(files[t]), a, b) for a, b in self.units[t]
-                ]
+        else:
+            return
+        for t in topics:  # in order: departures first, their join is the longer tail
+            self.futures[t] = [self.pool.submit(read_unit, t, str(files[t]), a, b) for a, b in self.units[t]]
 
     def read(self, topic: str):
         """(frame of the whole file in file order, week labels of its cells, rejections)."""
@@ -678,9 +711,8 @@ class _ColumnReader:
         labels: dict[str, int] = {}
         rejected: Counter[str] = Counter()
         frames = []
-        for packed, weeks, r in parts:
+        for frame, weeks, r in parts:
             rejected.update(r)
-            frame = _frame(topic, packed)
             remap = np.array([labels.setdefault(w, len(labels)) for w in weeks] or [0], dtype=np.int64)
             cell = frame["cell"].to_numpy()
             frames.append(frame.with_columns(
@@ -737,8 +769,9 @@ def observe(
 
     Rates are read first, so every amount meets the rate in force at its time whatever the
     file order; declarations and inspections then wait in :class:`Crossing` objects for
-    their departures, exactly as live. ``workers``: processes reading the two big topics
-    (None: one per core when they hold over ``PARALLEL_BYTES``; 0 or 1: this process).
+    their departures, exactly as live. ``workers``: who reads the two big topics
+    (None: threads, one per core, when they hold over ``THREADED_BYTES``; 0 or 1: this thread;
+    more: that many processes).
     """
     from streams.pipeline.contract import DECLARATIONS, EXPORTS, RATES
     from streams.pipeline.crossings import (
