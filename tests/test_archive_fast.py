@@ -137,9 +137,11 @@ def faulty(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("workers", [0, 2, None])
 def test_fast_reading_equals_line_by_line(faulty, workers, monkeypatch):
     monkeypatch.setattr(archive, "BLOCK_BYTES", 2048)  # many blocks, many with a bad line
+    monkeypatch.setattr(archive, "CHUNK_BYTES", 1 << 14)  # many chunks
+    monkeypatch.setattr(archive, "THREADED_BYTES", 0)  # None: reader threads
     tables, tallies, unpriced, open_inspections = simple_reading(faulty)
     report = archive.observe(faulty, (fast := Tables()).update, workers=workers, unit_bytes=1 << 16)
     assert {t: x.as_dict() for t, x in report.tallies.items()} == {t: x.as_dict() for t, x in tallies.items()}
