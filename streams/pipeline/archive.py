@@ -512,7 +512,7 @@ _SCHEMAS = {
                "purchase": "Boolean", "at": "Float64"},
 }
 #: Bytes of whole lines that one pass of the canonical reader takes (bounded memory).
-CHUNK_BYTES = 1 << 23
+CHUNK_BYTES = 1 << 22
 
 
 def read_unit(topic: str, path: str, start: int, end: int | None):
