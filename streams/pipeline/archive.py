@@ -11,7 +11,8 @@ that cannot be read is an :class:`ArchiveError`.
 
 Reading is fast without doing different work:
 
-- Lines are decoded a block (32 KB) at a time with one msgspec ``decode_lines`` call
+- Lines of the small topics (and of every topic in :func:`validate`) are decoded a block
+  (32 KB) at a time with one msgspec ``decode_lines`` call
   and the same typed decoder as :func:`streams.pipeline.contract.decode`, then
   :func:`streams.pipeline.contract.check` on every event. The block path is taken only when it
   must give what line-by-line decoding gives: every line starts with ``{`` and ends with
@@ -21,14 +22,20 @@ Reading is fast without doing different work:
   msgspec's error names (or in halves), that line goes through
   :func:`~streams.pipeline.contract.decode` and the rest through the block path again; so
   rejection reasons are always those of ``decode`` on the line.
-- The two big topics (departures and card payments) are cut into byte ranges of whole
-  lines that worker processes decode into columns (:func:`read_unit`); the parent keeps
-  the ranges in file order, so "first occurrence of an ``event_id`` wins" is decided over
-  the whole file exactly as line by line.
-- The Tehran ISO week is computed once per local date and offset of the event times
-  (departures) or per half hour of epoch time (payments), not per event; a day or half
-  hour that holds a Tehran midnight or offset change, and times within a millisecond of
-  a half hour, get :func:`streams.pipeline.crossings.week_of` itself.
+- The two big topics (departures and card payments) are read in columns, in chunks of
+  whole lines (:func:`read_unit`): lines in the layout producers write are checked by one
+  regular expression and their fields taken from their byte positions
+  (:mod:`streams.pipeline.canonical`, which accepts nothing ``decode`` refuses and gives
+  the values it gives); every other line goes through
+  :func:`~streams.pipeline.contract.decode`, so its verdict and reason are ``decode``'s.
+  Byte ranges of the files are read by threads (polars and numpy release the GIL) while
+  the calling thread reads the small topics; the ranges are kept in file order, so
+  "first occurrence of an ``event_id`` wins" is decided over the whole file exactly as
+  line by line.
+- The Tehran ISO week is computed once per half hour of epoch time (per local date and
+  offset for events that went through ``decode``), not per event; a day or half hour that
+  holds a Tehran midnight or offset change, and times within a millisecond of a half
+  hour, get :func:`streams.pipeline.crossings.week_of` itself.
 - :func:`observe` reads declarations and inspections first, so it knows the few crossings
   that need the :class:`~streams.pipeline.crossings.Crossing` join; every other departure only
   counts towards N of its (stratum, region), and these counts (and the payments summed
