@@ -79,13 +79,13 @@ def read(topic: str, chunk: bytes, starts: np.ndarray, ends: np.ndarray):
         copy[copy >= 128] = 1
         text = copy.tobytes()
     offsets = np.r_[starts, len(data)].astype(np.int64)
-    offsets[-1] = max(offsets[-1], offsets[-2])
     lines = pl.Series(pl.from_arrow(pa.LargeStringArray.from_buffers(
         n, pa.py_buffer(offsets), pa.py_buffer(text))))
     ok = lines.str.contains(PATTERNS[topic]).to_numpy(allow_copy=True).astype(bool)
     ok &= (ends - starts) <= contract._max_bytes
     rows = np.flatnonzero(ok)
-    lines = lines.filter(pl.Series(ok))
+    if len(rows) < n:
+        lines = lines.filter(pl.Series(ok))
     s = starts[rows]
     id_end = lines.str.find('","event_time":"', literal=True).to_numpy().astype(np.int64)
     t0 = s + id_end + _AFTER_ID
