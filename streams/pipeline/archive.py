@@ -166,7 +166,7 @@ def _keep() -> int:
 
 
 #: Bytes decoded per msgspec call (small, so a refused line costs a re-decode of little),
-#: and bytes per task of a worker process.
+#: and bytes per task of a reader thread (or worker process).
 BLOCK_BYTES = 1 << 15
 UNIT_BYTES = 1 << 25
 #: Below this many bytes of departures and payments, they are read in the calling thread.
