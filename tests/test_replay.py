@@ -72,6 +72,7 @@ _OFFSETS = st.integers(-14 * 60, 14 * 60).map(lambda m: dt.timezone(dt.timedelta
     st.datetimes(timezones=_OFFSETS).map(lambda d: d.isoformat()),
     st.datetimes(timezones=st.just(dt.timezone.utc)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")),
     st.text(alphabet="0123456789-T:+Z.", min_size=18, max_size=27),
+    st.text(max_size=30),
     st.none(), st.integers(), st.floats(),
 ), max_size=40))
 @settings(max_examples=200, deadline=None)

@@ -46,11 +46,16 @@ from streams.pipeline.archive import blocks, lines, topic_files
 log = logging.getLogger("suitcase.feed")
 from streams.pipeline.contract import RATES, TOPIC_KEYS, TOPICS
 
-#: Lines sorted in memory per run of the external sort (about 150 MB of lines at the
-#: simulator's ~250 bytes a line; at most two runs are in memory at once).
-RUN_LINES: Final = 500_000
+#: A run of the external sort ends at this many lines or bytes of lines, whichever
+#: comes first; an archive within both is sorted in memory in one run (nothing spilled,
+#: nothing merged): 12 weeks at scale 0.2 (0.9M lines, 240 MB) is.
+RUN_LINES: Final = 2_000_000
+RUN_BYTES: Final = 320 << 20
 #: Records the merge holds over all runs at once.
 MERGE_RECORDS: Final = 200_000
+#: Records per chunk handed to the sender from a sort done in memory (small enough that
+#: the lines gathered for a chunk are still in the cache when their batches are built).
+CHUNK_RECORDS: Final = 8192
 #: Bytes of a record batch the replayer builds (and of each read of an archive file).
 BATCH_BYTES: Final = 1 << 20
 #: Record-time choices: the event's own time, or the time it is sent.
@@ -94,8 +99,11 @@ def murmur2_partition_hash(keys: list[bytes | None]) -> np.ndarray:
     n = len(keys)
     if not n:
         return np.empty(0, dtype=np.int64)
-    missing = np.array([k is None for k in keys], dtype=bool)
-    present = [b"" if k is None else k for k in keys] if missing.any() else keys
+    if None in keys:
+        missing = np.array([k is None for k in keys], dtype=bool)
+        present = [b"" if k is None else k for k in keys]
+    else:
+        missing, present = np.zeros(n, dtype=bool), keys
     length = np.fromiter(map(len, present), dtype=np.int64, count=n)
     width = max(4, -(-min(int(length.max()), _WIDE_KEY) // 4) * 4)
     data = np.frombuffer(np.array(present, dtype=f"S{width}").tobytes(), dtype=np.uint8).reshape(n, width)
@@ -145,25 +153,38 @@ def event_micros(times: list) -> np.ndarray:
     out = np.full(n, _UNKNOWN, dtype=np.int64)
     if not n:
         return out
-    # str() of anything else cannot look like a time; a longer string has length 26
-    text = np.array(times, dtype="U26")
-    length = np.char.str_len(text)
-    c = text.view(np.uint32).reshape(n, 26)[:, :25].astype(np.int64)
-    d = c - 48
+    texts = [t if type(t) is str else "" for t in times]  # anything else is no time
+    joined = "".join(texts)
+    if joined.isascii():  # the common case: the characters in one buffer, no object each
+        data = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+        if len(data) == 25 * n and set(map(len, texts)) == {25}:
+            length = np.full(n, 25)
+            c = np.ascontiguousarray(data.reshape(n, 25).T, dtype=np.int32)
+        else:
+            length = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+            at = (np.cumsum(length) - length)[None, :] + np.arange(25)[:, None]
+            data = data if len(data) else np.zeros(1, np.uint8)
+            c = data[np.minimum(at, len(data) - 1)].astype(np.int32)  # past a value's end: unused
+    else:
+        # a longer string has length 26
+        text = np.array(texts, dtype="U26")
+        length = np.char.str_len(text)
+        c = np.ascontiguousarray(text.view(np.uint32).reshape(n, 26)[:, :25].T, dtype=np.int64)
+    d = c - 48  # d[i]: the i-th character of every value (a row each, for contiguous reads)
 
     def number(*at: int) -> np.ndarray:
-        value = d[:, at[0]]
+        value = d[at[0]].astype(np.int64)
         for i in at[1:]:
-            value = value * 10 + d[:, i]
+            value = value * 10 + d[i]
         return value
 
     ok = (length == 25) | (length == 20)
-    ok &= ((d[:, _DIGITS] >= 0) & (d[:, _DIGITS] <= 9)).all(axis=1)
-    ok &= (c[:, 4] == 45) & (c[:, 7] == 45) & (c[:, 10] == 84) & (c[:, 13] == 58) & (c[:, 16] == 58)
-    zulu = (length == 20) & (c[:, 19] == 90)
-    sign = np.where(c[:, 19] == 43, -1, np.where(c[:, 19] == 45, 1, 0))
-    offset = (length == 25) & (sign != 0) & (c[:, 22] == 58)
-    offset &= ((d[:, _OFFSET_DIGITS] >= 0) & (d[:, _OFFSET_DIGITS] <= 9)).all(axis=1)
+    ok &= (d[_DIGITS].astype(np.uint32) <= 9).all(axis=0)  # below 0 wraps above 9
+    ok &= (c[4] == 45) & (c[7] == 45) & (c[10] == 84) & (c[13] == 58) & (c[16] == 58)
+    zulu = (length == 20) & (c[19] == 90)
+    sign = np.where(c[19] == 43, -1, np.where(c[19] == 45, 1, 0))
+    offset = (length == 25) & (sign != 0) & (c[22] == 58)
+    offset &= (d[_OFFSET_DIGITS].astype(np.uint32) <= 9).all(axis=0)
     oh, om = number(20, 21), number(23, 24)
     offset &= (oh <= 23) & (om <= 59)
     ok &= zulu | offset
@@ -274,6 +295,12 @@ def _decode_run(decoder, block: bytes, rows: list[bytes]) -> tuple[list, list]:
 
 
 def _key_bytes(keys: list) -> list[bytes | None]:
+    try:  # the common case, in three C calls: every key a str without a newline
+        joined = "\n".join(keys)
+        if keys and joined.count("\n") == len(keys) - 1:
+            return joined.encode().split(b"\n")
+    except (TypeError, UnicodeEncodeError):
+        pass
     try:
         return [k.encode() if type(k) is str else None for k in keys]
     except UnicodeEncodeError:  # a lone surrogate from a JSON escape: no key
@@ -292,6 +319,7 @@ class _Block(NamedTuple):
     keys: list[bytes | None]
     hashes: np.ndarray
     micros: np.ndarray
+    sizes: np.ndarray  # bytes of each value
 
 
 def _read(topic: str, path: Path) -> Iterator[_Block]:
@@ -305,7 +333,9 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
     limit = _keep() - 1  # the longest line decode accepts
     for block in blocks(path, size=_READ_BYTES):
         rows = block.split(b"\n")
-        if len(block) > limit and any(len(r) > limit for r in rows):
+        newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+        sizes = np.diff(np.r_[-1, newlines, len(block)]) - 1
+        if len(block) > limit and (sizes > limit).any():
             # A line over the limit is line_too_long for every reader, and no Kafka with
             # its default message.max.bytes would take it: it is not sent (but logged).
             kept = [r for r in rows if len(r) <= limit]
@@ -314,6 +344,7 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
             if not rows:
                 continue
             block = b"\n".join(rows)
+            sizes = sizes[sizes <= limit]
         times, keys = _key_times(decoder, block, rows)
         keys = _key_bytes(keys)
         micros = event_micros(times)
@@ -324,7 +355,7 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
             micros = np.where(at >= 0, micros[np.maximum(at, 0)], carry)
         if len(micros):
             carry = int(micros[-1])
-        yield _Block(index, rows, keys, murmur2_partition_hash(keys), micros)
+        yield _Block(index, rows, keys, murmur2_partition_hash(keys), micros, sizes.astype(np.int32))
 
 
 # ---------------------------------------------------------------------- sorting
@@ -354,6 +385,7 @@ class _Pending:
         self.hashes: list[np.ndarray] = []
         self.micros: list[np.ndarray] = []
         self.sizes: list[np.ndarray] = []  # bytes of each value
+        self.nbytes = 0
 
     def add(self, block: _Block) -> None:
         self.values += block.values
@@ -361,7 +393,8 @@ class _Pending:
         self.topics.append(np.full(len(block.values), block.topic, dtype=np.uint8))
         self.hashes.append(block.hashes)
         self.micros.append(block.micros)
-        self.sizes.append(np.array(list(map(len, block.values)), dtype=np.int32))
+        self.sizes.append(block.sizes)
+        self.nbytes += int(self.sizes[-1].sum())
 
     def __len__(self) -> int:
         return len(self.values)
@@ -383,9 +416,10 @@ class _Run:
         index["topic"] = np.concatenate(pending.topics)[order]
         self.n, self.pos = len(at), 0
         self._files = None
-        if spill is None:
-            self.values: list | None = [values[i] for i in at]
-            self.keys: list | None = [keys[i] for i in at]
+        if spill is None:  # gathered a window at a time by take(), while the sender is near
+            self.values: list | None = values
+            self.keys: list | None = keys
+            self._order = at
             self._index, self._lo = index, 0  # records _lo .. _lo + len(_index) are loaded
             return
         index["vlen"] = np.concatenate(pending.sizes)[order]
@@ -418,7 +452,8 @@ class _Run:
         index = self.window(end).copy()
         start, self.pos = self.pos, end
         if self._files is None:
-            return index, self.keys[start:end], self.values[start:end]
+            at, keys, values = self._order[start:end], self.keys, self.values
+            return index, [keys[i] for i in at], [values[i] for i in at]
         _, kf, vf = self._files
         klen, vlen = index["klen"].astype(np.int64), index["vlen"].astype(np.int64)
         kbuf, vbuf = kf.read(int(klen.sum())), vf.read(int(vlen.sum()))
@@ -436,7 +471,7 @@ class _Run:
 
 def event_order(
     files: Iterable[tuple[str, Path]], folder: Path, run_lines: int = RUN_LINES,
-    merge_records: int = MERGE_RECORDS,
+    merge_records: int = MERGE_RECORDS, run_bytes: int = RUN_BYTES,
 ) -> Iterator[Chunk]:
     """The lines of ``files`` ((topic, path) pairs) in event-time order, ties in the
     order of ``files`` and of their lines: an external sort whose full runs are
@@ -447,13 +482,14 @@ def event_order(
         for topic, path in files:
             for block in _read(topic, path):
                 pending.add(block)
-                if len(pending) >= run_lines:  # a full run goes to disk at once
+                if len(pending) >= run_lines or pending.nbytes >= run_bytes:  # a full run goes to disk at once
                     runs.append(_Run(pending, spill=folder / f"run{len(runs)}"))
                     pending = _Pending()
         if len(pending):  # the last run stays in memory
             runs.append(_Run(pending))
         del pending
-        yield from _merge(runs, max(1000, merge_records // max(1, len(runs))))
+        window = CHUNK_RECORDS if len(runs) == 1 else max(1000, merge_records // len(runs))
+        yield from _merge(runs, window)
     finally:
         for run in runs:
             run.close()
@@ -486,10 +522,12 @@ def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
                     size[id(r)] *= 2
             continue
         size = dict.fromkeys(size, window)
-        index = np.concatenate([t[0] for t in taken]) if len(taken) > 1 else taken[0][0]
-        keys = [k for t in taken for k in t[1]]
-        values = [v for t in taken for v in t[2]]
-        if len(taken) > 1:
+        if len(taken) == 1:
+            index, keys, values = taken[0]
+        else:
+            index = np.concatenate([t[0] for t in taken])
+            keys = [k for t in taken for k in t[1]]
+            values = [v for t in taken for v in t[2]]
             order = np.argsort(index["micros"], kind="stable")  # ties: earlier run first
             at = order.tolist()
             index, keys, values = index[order], [keys[i] for i in at], [values[i] for i in at]
