@@ -12,9 +12,11 @@ lateness rule does not, so the replayer restores the order a live feed would hav
   rates on the broker when its batch arrives, so every rate is there before any amount);
 - then the five other topics merged into one event-time order.
 
-The order is an external sort in bounded memory: runs of ``RUN_LINES`` lines are sorted
+The order is a sort in bounded memory: files of up to ``MEMORY_BYTES`` are sorted in
+memory; larger ones by an external sort, whose runs of ``RUN_LINES`` lines are sorted
 by event time (ties in file order) and spilled to a temporary directory that is always
-removed, then a k-way merge streams them. A line whose ``event_time`` cannot be read
+removed, then a k-way merge streams them. Records are sent in record batches built from
+arrays (:func:`record_batch`), not one builder call per record. A line whose ``event_time`` cannot be read
 keeps its place in its file (it takes the time of the line before it) and is sent like
 any other, so the worker dead-letters exactly what ``suitcase validate`` rejects.
 Each record's Kafka timestamp is its event time (``record_time="event"``) or the send
@@ -28,6 +30,8 @@ import contextlib
 import logging
 import queue
 import re
+import struct
+import sys
 import tempfile
 import threading
 import time
@@ -46,11 +50,13 @@ from streams.pipeline.archive import blocks, lines, topic_files
 log = logging.getLogger("suitcase.feed")
 from streams.pipeline.contract import RATES, TOPIC_KEYS, TOPICS
 
-#: A run of the external sort ends at this many lines or bytes of lines, whichever
-#: comes first; an archive within both is sorted in memory in one run (nothing spilled,
-#: nothing merged): 12 weeks at scale 0.2 (0.9M lines, 240 MB) is.
-RUN_LINES: Final = 2_000_000
-RUN_BYTES: Final = 320 << 20
+#: Files of at most this many bytes (per stream: rates, the rest) are sorted in memory
+#: in one run, nothing spilled or merged (12 weeks at scale 0.2, 240 MB, peak RSS
+#: ~0.6 GB); larger ones go through the external sort.
+MEMORY_BYTES: Final = 256 << 20
+#: Lines sorted in memory per run of the external sort (about 150 MB of lines at the
+#: simulator's ~250 bytes a line; at most two runs are in memory at once).
+RUN_LINES: Final = 500_000
 #: Records the merge holds over all runs at once.
 MERGE_RECORDS: Final = 200_000
 #: Records per chunk handed to the sender from a sort done in memory (small enough that
@@ -385,7 +391,6 @@ class _Pending:
         self.hashes: list[np.ndarray] = []
         self.micros: list[np.ndarray] = []
         self.sizes: list[np.ndarray] = []  # bytes of each value
-        self.nbytes = 0
 
     def add(self, block: _Block) -> None:
         self.values += block.values
@@ -394,7 +399,6 @@ class _Pending:
         self.hashes.append(block.hashes)
         self.micros.append(block.micros)
         self.sizes.append(block.sizes)
-        self.nbytes += int(self.sizes[-1].sum())
 
     def __len__(self) -> int:
         return len(self.values)
@@ -470,19 +474,25 @@ class _Run:
 
 
 def event_order(
-    files: Iterable[tuple[str, Path]], folder: Path, run_lines: int = RUN_LINES,
-    merge_records: int = MERGE_RECORDS, run_bytes: int = RUN_BYTES,
+    files: Iterable[tuple[str, Path]], folder: Path, run_lines: int | None = None,
+    merge_records: int = MERGE_RECORDS, memory_bytes: int = MEMORY_BYTES,
 ) -> Iterator[Chunk]:
     """The lines of ``files`` ((topic, path) pairs) in event-time order, ties in the
-    order of ``files`` and of their lines: an external sort whose full runs are
-    spilled into ``folder`` (the caller removes it) and whose last run stays in memory."""
+    order of ``files`` and of their lines: an external sort whose full runs of
+    ``run_lines`` are spilled into ``folder`` (the caller removes it) and whose last run
+    stays in memory. By default (``run_lines=None``) files of at most ``memory_bytes``
+    are one run, sorted in memory, and larger ones go in runs of ``RUN_LINES``."""
+    files = list(files)
+    if run_lines is None:
+        fits = sum(path.stat().st_size for _, path in files) <= memory_bytes
+        run_lines = sys.maxsize if fits else RUN_LINES
     runs: list[_Run] = []
     pending = _Pending()
     try:
         for topic, path in files:
             for block in _read(topic, path):
                 pending.add(block)
-                if len(pending) >= run_lines or pending.nbytes >= run_bytes:  # a full run goes to disk at once
+                if len(pending) >= run_lines:  # a full run goes to disk at once
                     runs.append(_Run(pending, spill=folder / f"run{len(runs)}"))
                     pending = _Pending()
         if len(pending):  # the last run stays in memory
@@ -534,7 +544,7 @@ def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
         yield Chunk(index["topic"], index["hash"], index["micros"], keys, values)
 
 
-def replay_order(events_dir: Path, folder: Path, run_lines: int = RUN_LINES) -> list[Iterator[Chunk]]:
+def replay_order(events_dir: Path, folder: Path, run_lines: int | None = None) -> list[Iterator[Chunk]]:
     """The archive in replay order: fx.rates (event-time order), then the other topics
     merged in event-time order (see the module docstring)."""
     files = topic_files(events_dir)
@@ -562,6 +572,99 @@ def producer(bootstrap: str):
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024,
         max_request_size=8 * 1024 * 1024, acks=1, client_id="suitcase-replay",
     )
+
+
+# ---------------------------------------------------------------------- record batches
+
+#: Kafka's record batch v2 header (as aiokafka's builder writes it); the CRC-32C covers
+#: everything from the attributes on.
+_BATCH_HEADER: Final = struct.Struct(">qiibIhiqqqhii")
+_CRC_AT: Final = 17
+_ATTRIBUTES_AT: Final = 21
+
+
+try:
+    from crc32c import crc32c as _crc32c  # SSE 4.2 / ARMv8 instructions
+except ImportError:  # pragma: no cover - a dependency; aiokafka's own, 30x slower
+    from aiokafka.record.util import calc_crc32c as _crc32c
+
+
+def _zigzag(v: np.ndarray) -> np.ndarray:
+    v = v.astype(np.int64)
+    return ((v << 1) ^ (v >> 63)).view(np.uint64)
+
+
+def _varint_size(z: np.ndarray) -> np.ndarray:
+    size = np.ones(len(z), dtype=np.int64)
+    for b in range(1, 10):
+        size += z >= np.uint64(1 << (7 * b))
+    return size
+
+
+def _put_varints(out: np.ndarray, at: np.ndarray, z: np.ndarray, size: np.ndarray) -> None:
+    for b in range(int(size.max(initial=0))):
+        m = size > b
+        byte = ((z[m] >> np.uint64(7 * b)) & np.uint64(0x7F)).astype(np.uint8)
+        byte[size[m] - 1 > b] |= 0x80
+        out[at[m] + b] = byte
+
+
+def record_batch(stamps: np.ndarray, keys: list, values: list, limit: int) -> tuple[bytearray, int]:
+    """The first records of ``values`` (with their ``keys`` and millisecond ``stamps``)
+    that fit ``limit`` bytes (at least one) as one Kafka record batch (v2, uncompressed,
+    no headers), byte for byte what aiokafka's builder makes of them one by one; and how
+    many records it holds. Built from arrays: the varints of every record at once, the
+    lines joined by one call, instead of a builder call per record."""
+    n = len(values)
+    stamps = np.asarray(stamps, dtype=np.int64)
+    klen = np.array([-1 if k is None else len(k) for k in keys], dtype=np.int64)
+    vlen = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    kpos = np.maximum(klen, 0)
+    zt, zo, zk, zv = _zigzag(stamps - stamps[0]), _zigzag(np.arange(n)), _zigzag(klen), _zigzag(vlen)
+    st, so, sk, sv = _varint_size(zt), _varint_size(zo), _varint_size(zk), _varint_size(zv)
+    body = 1 + st + so + sk + kpos + sv + vlen + 1  # attributes ... headers count
+    zb = _zigzag(body)
+    sb = _varint_size(zb)
+    used = max(1, int(np.searchsorted(_BATCH_HEADER.size + np.cumsum(sb + body), limit, side="left")))  # as aiokafka: below the limit
+    if used < n:
+        keys, values = keys[:used], values[:used]
+        stamps, klen, vlen, kpos = stamps[:used], klen[:used], vlen[:used], kpos[:used]
+        zt, zo, zk, zv, zb = zt[:used], zo[:used], zk[:used], zv[:used], zb[:used]
+        st, so, sk, sv, sb = st[:used], so[:used], sk[:used], sv[:used], sb[:used]
+        n = used
+    # the bytes of record i before its value: the previous record's headers count (0),
+    # length, attributes (0), timestamp delta, offset delta, key length, key, value length
+    lead = np.ones(n, dtype=np.int64)
+    lead[0] = 0
+    size = lead + sb + 1 + st + so + sk + kpos + sv
+    end = np.cumsum(size)
+    start = end - size
+    out = np.zeros(int(end[-1]), dtype=np.uint8)
+    at = start + lead
+    _put_varints(out, at, zb, sb)
+    at = at + sb + 1
+    _put_varints(out, at, zt, st)
+    at = at + st
+    _put_varints(out, at, zo, so)
+    at = at + so
+    _put_varints(out, at, zk, sk)
+    at = at + sk
+    if kpos.any():
+        data = np.frombuffer(b"".join(filter(None, keys)), dtype=np.uint8)
+        out[np.repeat(at - (np.cumsum(kpos) - kpos), kpos) + np.arange(len(data))] = data
+    _put_varints(out, at + kpos, zv, sv)
+    before = out.tobytes()
+    parts: list = [None] * (2 * n + 2)
+    parts[0] = bytes(_BATCH_HEADER.size)
+    parts[1:2 * n:2] = [before[a:b] for a, b in zip(start.tolist(), end.tolist())]
+    parts[2:2 * n + 1:2] = values
+    parts[-1] = b"\x00"  # the last record's headers count
+    batch = bytearray().join(parts)
+    _BATCH_HEADER.pack_into(
+        batch, 0, 0, len(batch) - 12, -1, 2, 0, 0, n - 1, int(stamps[0]), int(stamps.max()), -1, -1, 0, n,
+    )
+    struct.pack_into(">I", batch, _CRC_AT, _crc32c(memoryview(batch)[_ATTRIBUTES_AT:]))
+    return batch, n
 
 
 class Written:
@@ -592,7 +695,7 @@ def replay_counts(
     stop: threading.Event | None = None,
     written: Written | None = None,
     record_time: str = "event",
-    run_lines: int = RUN_LINES,
+    run_lines: int | None = None,
     tmp_dir: Path | None = None,
 ) -> Counter:
     """Send every line of an archive in replay order; returns the lines sent per topic.
@@ -630,29 +733,45 @@ _FLUSH: Final = object()  # between two streams: everything before is acknowledg
 _DONE: Final = object()
 
 
-def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, sent, progress, record_time) -> None:
-    """Fill one record batch per (topic, partition) from the streams, in order, and put
-    each full one on ``out`` as (topic, partition, batch, records); runs in a thread.
+class _Held:
+    """Records of one (topic, partition) not yet in a batch, in order."""
 
-    Records go into the batch's record-batch builder directly (aiokafka's
-    ``BatchBuilder.append`` costs as much again per record); the batch is told its
-    count when it is handed over."""
+    __slots__ = ("stamps", "keys", "values", "bytes")
+
+    def __init__(self) -> None:
+        self.stamps: list[np.ndarray] = []
+        self.keys: list = []
+        self.values: list = []
+        self.bytes = 0  # about the bytes of their records
+
+
+def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, sent, progress, record_time) -> None:
+    """Cut the streams into record batches per (topic, partition), in order, and put
+    each on ``out`` as (topic, partition, batch, records); runs in a thread.
+
+    A batch is built by :func:`record_batch` from arrays (a builder call per record
+    cost as much as sorting), and handed to aiokafka as a closed batch whose bytes
+    are ready."""
     width = max(partitions)
     spread = np.array(partitions, dtype=np.int64)
-    slots = len(TOPICS) * width
-    batches = [make_batch() for _ in range(slots)]
-    appends = [b._builder.append for b in batches]
-    counts = [0] * slots
-    none: list = []
+    held = [_Held() for _ in range(len(TOPICS) * width)]
 
-    def hand_over(slot: int) -> None:
-        batch, count = batches[slot], counts[slot]
-        batch._relative_offset = count
-        batch.close()
-        out.put((TOPICS[slot // width], slot % width, batch, count))
-        batches[slot] = make_batch()
-        appends[slot] = batches[slot]._builder.append
-        counts[slot] = 0
+    def hand_over(slot: int, everything: bool) -> None:
+        h = held[slot]
+        stamps = np.concatenate(h.stamps) if len(h.stamps) > 1 else h.stamps[0]
+        keys, values, at = h.keys, h.values, 0
+        while at < len(values) and (everything or h.bytes >= BATCH_BYTES):
+            data, count = record_batch(stamps[at:], keys[at:], values[at:], BATCH_BYTES)
+            batch = make_batch()
+            batch._buffer, batch._relative_offset = data, count  # built: aiokafka sends it as is
+            batch.close()
+            out.put((TOPICS[slot // width], slot % width, batch, count))
+            at += count
+            h.bytes -= len(data)
+        h.stamps, h.keys, h.values = [stamps[at:]], keys[at:], values[at:]
+        h.bytes = max(0, h.bytes) if at < len(values) else 0
+        if at >= len(values):
+            h.stamps = []
 
     total = 0
     for stream in streams:
@@ -662,32 +781,37 @@ def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, s
             n = len(chunk.values)
             topic = chunk.topics.astype(np.int64)
             hashed = np.where(chunk.hashes >= 0, chunk.hashes, np.random.randint(0, 1 << 30, n))
-            slot_of = (topic * width + hashed % spread[topic]).tolist()
+            slot_of = topic * width + hashed % spread[topic]
             if record_time == "event":
                 stamps = np.clip(chunk.micros // 1000, 0, _MAX_TIMESTAMP_MS)
                 stamps[chunk.micros == _UNKNOWN] = int(time.time() * 1000)
-                stamps = stamps.tolist()
             else:
-                stamps = [int(time.time() * 1000)] * n
-            for slot, stamp, key, value in zip(slot_of, stamps, chunk.keys, chunk.values):
-                count = counts[slot]
-                if appends[slot](count, stamp, key, value, none) is None:
-                    if not count:
-                        raise ValueError(f"a line of {len(value):,} bytes does not fit a record batch")
-                    hand_over(slot)
-                    appends[slot](0, stamp, key, value, none)
-                    counts[slot] = 1
-                else:
-                    counts[slot] = count + 1
+                stamps = np.full(n, int(time.time() * 1000), dtype=np.int64)
+            order = np.argsort(slot_of, kind="stable")  # by partition, each in stream order
+            at = order.tolist()
+            keys, values = chunk.keys, chunk.values
+            keys, values = [keys[i] for i in at], [values[i] for i in at]
+            stamps, ordered = stamps[order], slot_of[order]
+            sizes = np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=n) + 32)
+            cuts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, n].tolist()
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                slot = int(ordered[a])
+                h = held[slot]
+                h.stamps.append(stamps[a:b])
+                h.keys += keys[a:b]
+                h.values += values[a:b]
+                h.bytes += int(sizes[b - 1] - (sizes[a - 1] if a else 0))
+                if h.bytes >= BATCH_BYTES:
+                    hand_over(slot, everything=False)
             tally = np.bincount(topic, minlength=len(TOPICS))
             for i in np.flatnonzero(tally).tolist():
                 sent[TOPICS[i]] += int(tally[i])
             total += n
             if progress is not None:
                 progress(total)
-        for slot in range(slots):
-            if counts[slot]:
-                hand_over(slot)
+        for slot, h in enumerate(held):
+            if h.values:
+                hand_over(slot, everything=True)
         out.put(_FLUSH)
 
 
