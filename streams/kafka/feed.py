@@ -326,6 +326,13 @@ class _Block(NamedTuple):
     hashes: np.ndarray
     micros: np.ndarray
     sizes: np.ndarray  # bytes of each value
+    klens: np.ndarray  # bytes of each key, -1: no key
+
+
+def _key_lengths(keys: list) -> np.ndarray:
+    if None in keys:
+        return np.array([-1 if k is None else len(k) for k in keys], dtype=np.int32)
+    return np.fromiter(map(len, keys), dtype=np.int32, count=len(keys))
 
 
 def _read(topic: str, path: Path) -> Iterator[_Block]:
@@ -361,7 +368,7 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
             micros = np.where(at >= 0, micros[np.maximum(at, 0)], carry)
         if len(micros):
             carry = int(micros[-1])
-        yield _Block(index, rows, keys, murmur2_partition_hash(keys), micros, sizes.astype(np.int32))
+        yield _Block(index, rows, keys, murmur2_partition_hash(keys), micros, sizes.astype(np.int32), _key_lengths(keys))
 
 
 # ---------------------------------------------------------------------- sorting
@@ -375,6 +382,8 @@ class Chunk(NamedTuple):
     micros: np.ndarray
     keys: list
     values: list
+    klens: np.ndarray | None = None  # bytes of each key (-1: none)
+    vlens: np.ndarray | None = None  # bytes of each value
 
 
 _INDEX: Final = np.dtype([("micros", "<i8"), ("hash", "<i8"), ("klen", "<i4"), ("vlen", "<i4"), ("topic", "u1")])
@@ -391,6 +400,7 @@ class _Pending:
         self.hashes: list[np.ndarray] = []
         self.micros: list[np.ndarray] = []
         self.sizes: list[np.ndarray] = []  # bytes of each value
+        self.klens: list[np.ndarray] = []  # bytes of each key, -1: no key
 
     def add(self, block: _Block) -> None:
         self.values += block.values
@@ -399,6 +409,7 @@ class _Pending:
         self.hashes.append(block.hashes)
         self.micros.append(block.micros)
         self.sizes.append(block.sizes)
+        self.klens.append(block.klens)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -418,6 +429,8 @@ class _Run:
         index["micros"] = micros[order]
         index["hash"] = np.concatenate(pending.hashes)[order]
         index["topic"] = np.concatenate(pending.topics)[order]
+        index["vlen"] = np.concatenate(pending.sizes)[order]
+        index["klen"] = np.concatenate(pending.klens)[order]
         self.n, self.pos = len(at), 0
         self._files = None
         if spill is None:  # gathered a window at a time by take(), while the sender is near
@@ -426,15 +439,11 @@ class _Run:
             self._order = at
             self._index, self._lo = index, 0  # records _lo .. _lo + len(_index) are loaded
             return
-        index["vlen"] = np.concatenate(pending.sizes)[order]
         paths = [spill.with_suffix(f".{part}") for part in ("index", "keys", "values")]
         with paths[1].open("wb") as kf, paths[2].open("wb") as vf:
-            klen = index["klen"]
             for start in range(0, len(at), 8192):  # each line touched once, while fresh
                 picked = at[start:start + 8192]
-                ks = [keys[i] for i in picked]
-                klen[start:start + len(picked)] = [len(k) if k is not None else 0 for k in ks]
-                kf.write(b"".join([k for k in ks if k is not None]))
+                kf.write(b"".join(filter(None, [keys[i] for i in picked])))
                 vf.write(b"".join([values[i] for i in picked]))
         del keys, values
         index.tofile(paths[0])
@@ -459,7 +468,7 @@ class _Run:
             at, keys, values = self._order[start:end], self.keys, self.values
             return index, [keys[i] for i in at], [values[i] for i in at]
         _, kf, vf = self._files
-        klen, vlen = index["klen"].astype(np.int64), index["vlen"].astype(np.int64)
+        klen, vlen = np.maximum(index["klen"], 0).astype(np.int64), index["vlen"].astype(np.int64)
         kbuf, vbuf = kf.read(int(klen.sum())), vf.read(int(vlen.sum()))
         keys = [kbuf[a - n:a] for a, n in zip(np.cumsum(klen).tolist(), klen.tolist())]
         values = [vbuf[a - n:a] for a, n in zip(np.cumsum(vlen).tolist(), vlen.tolist())]
@@ -541,7 +550,7 @@ def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
             order = np.argsort(index["micros"], kind="stable")  # ties: earlier run first
             at = order.tolist()
             index, keys, values = index[order], [keys[i] for i in at], [values[i] for i in at]
-        yield Chunk(index["topic"], index["hash"], index["micros"], keys, values)
+        yield Chunk(index["topic"], index["hash"], index["micros"], keys, values, index["klen"], index["vlen"])
 
 
 def replay_order(events_dir: Path, folder: Path, run_lines: int | None = None) -> list[Iterator[Chunk]]:
@@ -609,7 +618,10 @@ def _put_varints(out: np.ndarray, at: np.ndarray, z: np.ndarray, size: np.ndarra
         out[at[m] + b] = byte
 
 
-def record_batch(stamps: np.ndarray, keys: list, values: list, limit: int) -> tuple[bytearray, int]:
+def record_batch(
+    stamps: np.ndarray, keys: list, values: list, limit: int,
+    klen: np.ndarray | None = None, vlen: np.ndarray | None = None,
+) -> tuple[bytearray, int]:
     """The first records of ``values`` (with their ``keys`` and millisecond ``stamps``)
     that fit ``limit`` bytes (at least one) as one Kafka record batch (v2, uncompressed,
     no headers), byte for byte what aiokafka's builder makes of them one by one; and how
@@ -617,8 +629,8 @@ def record_batch(stamps: np.ndarray, keys: list, values: list, limit: int) -> tu
     lines joined by one call, instead of a builder call per record."""
     n = len(values)
     stamps = np.asarray(stamps, dtype=np.int64)
-    klen = np.array([-1 if k is None else len(k) for k in keys], dtype=np.int64)
-    vlen = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    klen = _key_lengths(keys).astype(np.int64) if klen is None else np.asarray(klen[:n], dtype=np.int64)
+    vlen = np.fromiter(map(len, values), dtype=np.int64, count=n) if vlen is None else np.asarray(vlen[:n], dtype=np.int64)
     kpos = np.maximum(klen, 0)
     zt, zo, zk, zv = _zigzag(stamps - stamps[0]), _zigzag(np.arange(n)), _zigzag(klen), _zigzag(vlen)
     st, so, sk, sv = _varint_size(zt), _varint_size(zo), _varint_size(zk), _varint_size(zv)
@@ -736,10 +748,12 @@ _DONE: Final = object()
 class _Held:
     """Records of one (topic, partition) not yet in a batch, in order."""
 
-    __slots__ = ("stamps", "keys", "values", "bytes")
+    __slots__ = ("stamps", "klens", "vlens", "keys", "values", "bytes")
 
     def __init__(self) -> None:
         self.stamps: list[np.ndarray] = []
+        self.klens: list[np.ndarray] = []
+        self.vlens: list[np.ndarray] = []
         self.keys: list = []
         self.values: list = []
         self.bytes = 0  # about the bytes of their records
@@ -758,20 +772,21 @@ def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, s
 
     def hand_over(slot: int, everything: bool) -> None:
         h = held[slot]
-        stamps = np.concatenate(h.stamps) if len(h.stamps) > 1 else h.stamps[0]
+        stamps, klens, vlens = (np.concatenate(a) if len(a) > 1 else a[0] for a in (h.stamps, h.klens, h.vlens))
         keys, values, at = h.keys, h.values, 0
         while at < len(values) and (everything or h.bytes >= BATCH_BYTES):
-            data, count = record_batch(stamps[at:], keys[at:], values[at:], BATCH_BYTES)
+            data, count = record_batch(stamps[at:], keys[at:], values[at:], BATCH_BYTES, klens[at:], vlens[at:])
             batch = make_batch()
             batch._buffer, batch._relative_offset = data, count  # built: aiokafka sends it as is
             batch.close()
             out.put((TOPICS[slot // width], slot % width, batch, count))
             at += count
             h.bytes -= len(data)
-        h.stamps, h.keys, h.values = [stamps[at:]], keys[at:], values[at:]
-        h.bytes = max(0, h.bytes) if at < len(values) else 0
-        if at >= len(values):
-            h.stamps = []
+        if at < len(values):
+            h.stamps, h.klens, h.vlens = [stamps[at:]], [klens[at:]], [vlens[at:]]
+            h.keys, h.values, h.bytes = keys[at:], values[at:], max(0, h.bytes)
+        else:
+            h.stamps, h.klens, h.vlens, h.keys, h.values, h.bytes = [], [], [], [], [], 0
 
     total = 0
     for stream in streams:
@@ -792,12 +807,15 @@ def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, s
             keys, values = chunk.keys, chunk.values
             keys, values = [keys[i] for i in at], [values[i] for i in at]
             stamps, ordered = stamps[order], slot_of[order]
-            sizes = np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=n) + 32)
+            klens, vlens = chunk.klens[order], chunk.vlens[order]
+            sizes = np.cumsum(vlens.astype(np.int64) + np.maximum(klens, 0) + 16)
             cuts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, n].tolist()
             for a, b in zip(cuts[:-1], cuts[1:]):
                 slot = int(ordered[a])
                 h = held[slot]
                 h.stamps.append(stamps[a:b])
+                h.klens.append(klens[a:b])
+                h.vlens.append(vlens[a:b])
                 h.keys += keys[a:b]
                 h.values += values[a:b]
                 h.bytes += int(sizes[b - 1] - (sizes[a - 1] if a else 0))
