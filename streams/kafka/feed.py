@@ -15,10 +15,11 @@ lateness rule does not, so the replayer restores the order a live feed would hav
 The order is a sort in bounded memory: files of up to ``MEMORY_BYTES`` are sorted in
 memory; larger ones by an external sort, whose runs of ``RUN_LINES`` lines are sorted
 by event time (ties in file order) and spilled to a temporary directory that is always
-removed, then a k-way merge streams them. Records are sent in record batches built from
-arrays (:func:`record_batch`), not one builder call per record. A line whose ``event_time`` cannot be read
+removed, then a k-way merge streams them. A line whose ``event_time`` cannot be read
 keeps its place in its file (it takes the time of the line before it) and is sent like
 any other, so the worker dead-letters exactly what ``suitcase validate`` rejects.
+Records go out in record batches built from arrays (:func:`record_batch`), not by one
+builder call per record.
 Each record's Kafka timestamp is its event time (``record_time="event"``) or the send
 time (``"now"``).
 """
