@@ -12,11 +12,14 @@ lateness rule does not, so the replayer restores the order a live feed would hav
   rates on the broker when its batch arrives, so every rate is there before any amount);
 - then the five other topics merged into one event-time order.
 
-The order is an external sort in bounded memory: runs of ``RUN_LINES`` lines are sorted
+The order is a sort in bounded memory: files of up to ``MEMORY_BYTES`` are sorted in
+memory; larger ones by an external sort, whose runs of ``RUN_LINES`` lines are sorted
 by event time (ties in file order) and spilled to a temporary directory that is always
 removed, then a k-way merge streams them. A line whose ``event_time`` cannot be read
 keeps its place in its file (it takes the time of the line before it) and is sent like
 any other, so the worker dead-letters exactly what ``suitcase validate`` rejects.
+Records go out in record batches built from arrays (:func:`record_batch`), not by one
+builder call per record.
 Each record's Kafka timestamp is its event time (``record_time="event"``) or the send
 time (``"now"``).
 """
@@ -28,6 +31,8 @@ import contextlib
 import logging
 import queue
 import re
+import struct
+import sys
 import tempfile
 import threading
 import time
@@ -46,11 +51,18 @@ from streams.pipeline.archive import blocks, lines, topic_files
 log = logging.getLogger("suitcase.feed")
 from streams.pipeline.contract import RATES, TOPIC_KEYS, TOPICS
 
+#: Files of at most this many bytes (per stream: rates, the rest) are sorted in memory
+#: in one run, nothing spilled or merged (12 weeks at scale 0.2, 240 MB, peak RSS
+#: ~0.6 GB); larger ones go through the external sort.
+MEMORY_BYTES: Final = 256 << 20
 #: Lines sorted in memory per run of the external sort (about 150 MB of lines at the
 #: simulator's ~250 bytes a line; at most two runs are in memory at once).
 RUN_LINES: Final = 500_000
 #: Records the merge holds over all runs at once.
 MERGE_RECORDS: Final = 200_000
+#: Records per chunk handed to the sender from a sort done in memory (small enough that
+#: the lines gathered for a chunk are still in the cache when their batches are built).
+CHUNK_RECORDS: Final = 8192
 #: Bytes of a record batch the replayer builds (and of each read of an archive file).
 BATCH_BYTES: Final = 1 << 20
 #: Record-time choices: the event's own time, or the time it is sent.
@@ -94,8 +106,11 @@ def murmur2_partition_hash(keys: list[bytes | None]) -> np.ndarray:
     n = len(keys)
     if not n:
         return np.empty(0, dtype=np.int64)
-    missing = np.array([k is None for k in keys], dtype=bool)
-    present = [b"" if k is None else k for k in keys] if missing.any() else keys
+    if None in keys:
+        missing = np.array([k is None for k in keys], dtype=bool)
+        present = [b"" if k is None else k for k in keys]
+    else:
+        missing, present = np.zeros(n, dtype=bool), keys
     length = np.fromiter(map(len, present), dtype=np.int64, count=n)
     width = max(4, -(-min(int(length.max()), _WIDE_KEY) // 4) * 4)
     data = np.frombuffer(np.array(present, dtype=f"S{width}").tobytes(), dtype=np.uint8).reshape(n, width)
@@ -145,25 +160,38 @@ def event_micros(times: list) -> np.ndarray:
     out = np.full(n, _UNKNOWN, dtype=np.int64)
     if not n:
         return out
-    # str() of anything else cannot look like a time; a longer string has length 26
-    text = np.array(times, dtype="U26")
-    length = np.char.str_len(text)
-    c = text.view(np.uint32).reshape(n, 26)[:, :25].astype(np.int64)
-    d = c - 48
+    texts = [t if type(t) is str else "" for t in times]  # anything else is no time
+    joined = "".join(texts)
+    if joined.isascii():  # the common case: the characters in one buffer, no object each
+        data = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+        if len(data) == 25 * n and set(map(len, texts)) == {25}:
+            length = np.full(n, 25)
+            c = np.ascontiguousarray(data.reshape(n, 25).T, dtype=np.int32)
+        else:
+            length = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+            at = (np.cumsum(length) - length)[None, :] + np.arange(25)[:, None]
+            data = data if len(data) else np.zeros(1, np.uint8)
+            c = data[np.minimum(at, len(data) - 1)].astype(np.int32)  # past a value's end: unused
+    else:
+        # a longer string has length 26
+        text = np.array(texts, dtype="U26")
+        length = np.char.str_len(text)
+        c = np.ascontiguousarray(text.view(np.uint32).reshape(n, 26)[:, :25].T, dtype=np.int64)
+    d = c - 48  # d[i]: the i-th character of every value (a row each, for contiguous reads)
 
     def number(*at: int) -> np.ndarray:
-        value = d[:, at[0]]
+        value = d[at[0]].astype(np.int64)
         for i in at[1:]:
-            value = value * 10 + d[:, i]
+            value = value * 10 + d[i]
         return value
 
     ok = (length == 25) | (length == 20)
-    ok &= ((d[:, _DIGITS] >= 0) & (d[:, _DIGITS] <= 9)).all(axis=1)
-    ok &= (c[:, 4] == 45) & (c[:, 7] == 45) & (c[:, 10] == 84) & (c[:, 13] == 58) & (c[:, 16] == 58)
-    zulu = (length == 20) & (c[:, 19] == 90)
-    sign = np.where(c[:, 19] == 43, -1, np.where(c[:, 19] == 45, 1, 0))
-    offset = (length == 25) & (sign != 0) & (c[:, 22] == 58)
-    offset &= ((d[:, _OFFSET_DIGITS] >= 0) & (d[:, _OFFSET_DIGITS] <= 9)).all(axis=1)
+    ok &= (d[_DIGITS].astype(np.uint32) <= 9).all(axis=0)  # below 0 wraps above 9
+    ok &= (c[4] == 45) & (c[7] == 45) & (c[10] == 84) & (c[13] == 58) & (c[16] == 58)
+    zulu = (length == 20) & (c[19] == 90)
+    sign = np.where(c[19] == 43, -1, np.where(c[19] == 45, 1, 0))
+    offset = (length == 25) & (sign != 0) & (c[22] == 58)
+    offset &= (d[_OFFSET_DIGITS].astype(np.uint32) <= 9).all(axis=0)
     oh, om = number(20, 21), number(23, 24)
     offset &= (oh <= 23) & (om <= 59)
     ok &= zulu | offset
@@ -274,6 +302,12 @@ def _decode_run(decoder, block: bytes, rows: list[bytes]) -> tuple[list, list]:
 
 
 def _key_bytes(keys: list) -> list[bytes | None]:
+    try:  # the common case, in three C calls: every key a str without a newline
+        joined = "\n".join(keys)
+        if keys and joined.count("\n") == len(keys) - 1:
+            return joined.encode().split(b"\n")
+    except (TypeError, UnicodeEncodeError):
+        pass
     try:
         return [k.encode() if type(k) is str else None for k in keys]
     except UnicodeEncodeError:  # a lone surrogate from a JSON escape: no key
@@ -292,6 +326,14 @@ class _Block(NamedTuple):
     keys: list[bytes | None]
     hashes: np.ndarray
     micros: np.ndarray
+    sizes: np.ndarray  # bytes of each value
+    klens: np.ndarray  # bytes of each key, -1: no key
+
+
+def _key_lengths(keys: list) -> np.ndarray:
+    if None in keys:
+        return np.array([-1 if k is None else len(k) for k in keys], dtype=np.int32)
+    return np.fromiter(map(len, keys), dtype=np.int32, count=len(keys))
 
 
 def _read(topic: str, path: Path) -> Iterator[_Block]:
@@ -305,7 +347,9 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
     limit = _keep() - 1  # the longest line decode accepts
     for block in blocks(path, size=_READ_BYTES):
         rows = block.split(b"\n")
-        if len(block) > limit and any(len(r) > limit for r in rows):
+        newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+        sizes = np.diff(np.r_[-1, newlines, len(block)]) - 1
+        if len(block) > limit and (sizes > limit).any():
             # A line over the limit is line_too_long for every reader, and no Kafka with
             # its default message.max.bytes would take it: it is not sent (but logged).
             kept = [r for r in rows if len(r) <= limit]
@@ -314,6 +358,7 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
             if not rows:
                 continue
             block = b"\n".join(rows)
+            sizes = sizes[sizes <= limit]
         times, keys = _key_times(decoder, block, rows)
         keys = _key_bytes(keys)
         micros = event_micros(times)
@@ -324,7 +369,7 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
             micros = np.where(at >= 0, micros[np.maximum(at, 0)], carry)
         if len(micros):
             carry = int(micros[-1])
-        yield _Block(index, rows, keys, murmur2_partition_hash(keys), micros)
+        yield _Block(index, rows, keys, murmur2_partition_hash(keys), micros, sizes.astype(np.int32), _key_lengths(keys))
 
 
 # ---------------------------------------------------------------------- sorting
@@ -338,6 +383,8 @@ class Chunk(NamedTuple):
     micros: np.ndarray
     keys: list
     values: list
+    klens: np.ndarray | None = None  # bytes of each key (-1: none)
+    vlens: np.ndarray | None = None  # bytes of each value
 
 
 _INDEX: Final = np.dtype([("micros", "<i8"), ("hash", "<i8"), ("klen", "<i4"), ("vlen", "<i4"), ("topic", "u1")])
@@ -354,6 +401,7 @@ class _Pending:
         self.hashes: list[np.ndarray] = []
         self.micros: list[np.ndarray] = []
         self.sizes: list[np.ndarray] = []  # bytes of each value
+        self.klens: list[np.ndarray] = []  # bytes of each key, -1: no key
 
     def add(self, block: _Block) -> None:
         self.values += block.values
@@ -361,7 +409,8 @@ class _Pending:
         self.topics.append(np.full(len(block.values), block.topic, dtype=np.uint8))
         self.hashes.append(block.hashes)
         self.micros.append(block.micros)
-        self.sizes.append(np.array(list(map(len, block.values)), dtype=np.int32))
+        self.sizes.append(block.sizes)
+        self.klens.append(block.klens)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -381,22 +430,21 @@ class _Run:
         index["micros"] = micros[order]
         index["hash"] = np.concatenate(pending.hashes)[order]
         index["topic"] = np.concatenate(pending.topics)[order]
+        index["vlen"] = np.concatenate(pending.sizes)[order]
+        index["klen"] = np.concatenate(pending.klens)[order]
         self.n, self.pos = len(at), 0
         self._files = None
-        if spill is None:
-            self.values: list | None = [values[i] for i in at]
-            self.keys: list | None = [keys[i] for i in at]
+        if spill is None:  # gathered a window at a time by take(), while the sender is near
+            self.values: list | None = values
+            self.keys: list | None = keys
+            self._order = at
             self._index, self._lo = index, 0  # records _lo .. _lo + len(_index) are loaded
             return
-        index["vlen"] = np.concatenate(pending.sizes)[order]
         paths = [spill.with_suffix(f".{part}") for part in ("index", "keys", "values")]
         with paths[1].open("wb") as kf, paths[2].open("wb") as vf:
-            klen = index["klen"]
             for start in range(0, len(at), 8192):  # each line touched once, while fresh
                 picked = at[start:start + 8192]
-                ks = [keys[i] for i in picked]
-                klen[start:start + len(picked)] = [len(k) if k is not None else 0 for k in ks]
-                kf.write(b"".join([k for k in ks if k is not None]))
+                kf.write(b"".join(filter(None, [keys[i] for i in picked])))
                 vf.write(b"".join([values[i] for i in picked]))
         del keys, values
         index.tofile(paths[0])
@@ -418,9 +466,10 @@ class _Run:
         index = self.window(end).copy()
         start, self.pos = self.pos, end
         if self._files is None:
-            return index, self.keys[start:end], self.values[start:end]
+            at, keys, values = self._order[start:end], self.keys, self.values
+            return index, [keys[i] for i in at], [values[i] for i in at]
         _, kf, vf = self._files
-        klen, vlen = index["klen"].astype(np.int64), index["vlen"].astype(np.int64)
+        klen, vlen = np.maximum(index["klen"], 0).astype(np.int64), index["vlen"].astype(np.int64)
         kbuf, vbuf = kf.read(int(klen.sum())), vf.read(int(vlen.sum()))
         keys = [kbuf[a - n:a] for a, n in zip(np.cumsum(klen).tolist(), klen.tolist())]
         values = [vbuf[a - n:a] for a, n in zip(np.cumsum(vlen).tolist(), vlen.tolist())]
@@ -435,12 +484,18 @@ class _Run:
 
 
 def event_order(
-    files: Iterable[tuple[str, Path]], folder: Path, run_lines: int = RUN_LINES,
-    merge_records: int = MERGE_RECORDS,
+    files: Iterable[tuple[str, Path]], folder: Path, run_lines: int | None = None,
+    merge_records: int = MERGE_RECORDS, memory_bytes: int = MEMORY_BYTES,
 ) -> Iterator[Chunk]:
     """The lines of ``files`` ((topic, path) pairs) in event-time order, ties in the
-    order of ``files`` and of their lines: an external sort whose full runs are
-    spilled into ``folder`` (the caller removes it) and whose last run stays in memory."""
+    order of ``files`` and of their lines: an external sort whose full runs of
+    ``run_lines`` are spilled into ``folder`` (the caller removes it) and whose last run
+    stays in memory. By default (``run_lines=None``) files of at most ``memory_bytes``
+    are one run, sorted in memory, and larger ones go in runs of ``RUN_LINES``."""
+    files = list(files)
+    if run_lines is None:
+        fits = sum(path.stat().st_size for _, path in files) <= memory_bytes
+        run_lines = sys.maxsize if fits else RUN_LINES
     runs: list[_Run] = []
     pending = _Pending()
     try:
@@ -453,7 +508,8 @@ def event_order(
         if len(pending):  # the last run stays in memory
             runs.append(_Run(pending))
         del pending
-        yield from _merge(runs, max(1000, merge_records // max(1, len(runs))))
+        window = CHUNK_RECORDS if len(runs) == 1 else max(1000, merge_records // len(runs))
+        yield from _merge(runs, window)
     finally:
         for run in runs:
             run.close()
@@ -486,17 +542,19 @@ def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
                     size[id(r)] *= 2
             continue
         size = dict.fromkeys(size, window)
-        index = np.concatenate([t[0] for t in taken]) if len(taken) > 1 else taken[0][0]
-        keys = [k for t in taken for k in t[1]]
-        values = [v for t in taken for v in t[2]]
-        if len(taken) > 1:
+        if len(taken) == 1:
+            index, keys, values = taken[0]
+        else:
+            index = np.concatenate([t[0] for t in taken])
+            keys = [k for t in taken for k in t[1]]
+            values = [v for t in taken for v in t[2]]
             order = np.argsort(index["micros"], kind="stable")  # ties: earlier run first
             at = order.tolist()
             index, keys, values = index[order], [keys[i] for i in at], [values[i] for i in at]
-        yield Chunk(index["topic"], index["hash"], index["micros"], keys, values)
+        yield Chunk(index["topic"], index["hash"], index["micros"], keys, values, index["klen"], index["vlen"])
 
 
-def replay_order(events_dir: Path, folder: Path, run_lines: int = RUN_LINES) -> list[Iterator[Chunk]]:
+def replay_order(events_dir: Path, folder: Path, run_lines: int | None = None) -> list[Iterator[Chunk]]:
     """The archive in replay order: fx.rates (event-time order), then the other topics
     merged in event-time order (see the module docstring)."""
     files = topic_files(events_dir)
@@ -524,6 +582,102 @@ def producer(bootstrap: str):
         bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024,
         max_request_size=8 * 1024 * 1024, acks=1, client_id="suitcase-replay",
     )
+
+
+# ---------------------------------------------------------------------- record batches
+
+#: Kafka's record batch v2 header (as aiokafka's builder writes it); the CRC-32C covers
+#: everything from the attributes on.
+_BATCH_HEADER: Final = struct.Struct(">qiibIhiqqqhii")
+_CRC_AT: Final = 17
+_ATTRIBUTES_AT: Final = 21
+
+
+try:
+    from crc32c import crc32c as _crc32c  # SSE 4.2 / ARMv8 instructions
+except ImportError:  # pragma: no cover - a dependency; aiokafka's own, 30x slower
+    from aiokafka.record.util import calc_crc32c as _crc32c
+
+
+def _zigzag(v: np.ndarray) -> np.ndarray:
+    v = v.astype(np.int64)
+    return ((v << 1) ^ (v >> 63)).view(np.uint64)
+
+
+def _varint_size(z: np.ndarray) -> np.ndarray:
+    size = np.ones(len(z), dtype=np.int64)
+    for b in range(1, 10):
+        size += z >= np.uint64(1 << (7 * b))
+    return size
+
+
+def _put_varints(out: np.ndarray, at: np.ndarray, z: np.ndarray, size: np.ndarray) -> None:
+    for b in range(int(size.max(initial=0))):
+        m = size > b
+        byte = ((z[m] >> np.uint64(7 * b)) & np.uint64(0x7F)).astype(np.uint8)
+        byte[size[m] - 1 > b] |= 0x80
+        out[at[m] + b] = byte
+
+
+def record_batch(
+    stamps: np.ndarray, keys: list, values: list, limit: int,
+    klen: np.ndarray | None = None, vlen: np.ndarray | None = None,
+) -> tuple[bytearray, int]:
+    """The first records of ``values`` (with their ``keys`` and millisecond ``stamps``)
+    that fit ``limit`` bytes (at least one) as one Kafka record batch (v2, uncompressed,
+    no headers), byte for byte what aiokafka's builder makes of them one by one; and how
+    many records it holds. Built from arrays: the varints of every record at once, the
+    lines joined by one call, instead of a builder call per record."""
+    n = len(values)
+    stamps = np.asarray(stamps, dtype=np.int64)
+    klen = _key_lengths(keys).astype(np.int64) if klen is None else np.asarray(klen[:n], dtype=np.int64)
+    vlen = np.fromiter(map(len, values), dtype=np.int64, count=n) if vlen is None else np.asarray(vlen[:n], dtype=np.int64)
+    kpos = np.maximum(klen, 0)
+    zt, zo, zk, zv = _zigzag(stamps - stamps[0]), _zigzag(np.arange(n)), _zigzag(klen), _zigzag(vlen)
+    st, so, sk, sv = _varint_size(zt), _varint_size(zo), _varint_size(zk), _varint_size(zv)
+    body = 1 + st + so + sk + kpos + sv + vlen + 1  # attributes ... headers count
+    zb = _zigzag(body)
+    sb = _varint_size(zb)
+    used = max(1, int(np.searchsorted(_BATCH_HEADER.size + np.cumsum(sb + body), limit, side="left")))  # as aiokafka: below the limit
+    if used < n:
+        keys, values = keys[:used], values[:used]
+        stamps, klen, vlen, kpos = stamps[:used], klen[:used], vlen[:used], kpos[:used]
+        zt, zo, zk, zv, zb = zt[:used], zo[:used], zk[:used], zv[:used], zb[:used]
+        st, so, sk, sv, sb = st[:used], so[:used], sk[:used], sv[:used], sb[:used]
+        n = used
+    # the bytes of record i before its value: the previous record's headers count (0),
+    # length, attributes (0), timestamp delta, offset delta, key length, key, value length
+    lead = np.ones(n, dtype=np.int64)
+    lead[0] = 0
+    size = lead + sb + 1 + st + so + sk + kpos + sv
+    end = np.cumsum(size)
+    start = end - size
+    out = np.zeros(int(end[-1]), dtype=np.uint8)
+    at = start + lead
+    _put_varints(out, at, zb, sb)
+    at = at + sb + 1
+    _put_varints(out, at, zt, st)
+    at = at + st
+    _put_varints(out, at, zo, so)
+    at = at + so
+    _put_varints(out, at, zk, sk)
+    at = at + sk
+    if kpos.any():
+        data = np.frombuffer(b"".join(filter(None, keys)), dtype=np.uint8)
+        out[np.repeat(at - (np.cumsum(kpos) - kpos), kpos) + np.arange(len(data))] = data
+    _put_varints(out, at + kpos, zv, sv)
+    before = out.tobytes()
+    parts: list = [None] * (2 * n + 2)
+    parts[0] = bytes(_BATCH_HEADER.size)
+    parts[1:2 * n:2] = [before[a:b] for a, b in zip(start.tolist(), end.tolist())]
+    parts[2:2 * n + 1:2] = values
+    parts[-1] = b"\x00"  # the last record's headers count
+    batch = bytearray().join(parts)
+    _BATCH_HEADER.pack_into(
+        batch, 0, 0, len(batch) - 12, -1, 2, 0, 0, n - 1, int(stamps[0]), int(stamps.max()), -1, -1, 0, n,
+    )
+    struct.pack_into(">I", batch, _CRC_AT, _crc32c(memoryview(batch)[_ATTRIBUTES_AT:]))
+    return batch, n
 
 
 class Written:
@@ -554,7 +708,7 @@ def replay_counts(
     stop: threading.Event | None = None,
     written: Written | None = None,
     record_time: str = "event",
-    run_lines: int = RUN_LINES,
+    run_lines: int | None = None,
     tmp_dir: Path | None = None,
 ) -> Counter:
     """Send every line of an archive in replay order; returns the lines sent per topic.
@@ -592,29 +746,48 @@ _FLUSH: Final = object()  # between two streams: everything before is acknowledg
 _DONE: Final = object()
 
 
-def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, sent, progress, record_time) -> None:
-    """Fill one record batch per (topic, partition) from the streams, in order, and put
-    each full one on ``out`` as (topic, partition, batch, records); runs in a thread.
+class _Held:
+    """Records of one (topic, partition) not yet in a batch, in order."""
 
-    Records go into the batch's record-batch builder directly (aiokafka's
-    ``BatchBuilder.append`` costs as much again per record); the batch is told its
-    count when it is handed over."""
+    __slots__ = ("stamps", "klens", "vlens", "keys", "values", "bytes")
+
+    def __init__(self) -> None:
+        self.stamps: list[np.ndarray] = []
+        self.klens: list[np.ndarray] = []
+        self.vlens: list[np.ndarray] = []
+        self.keys: list = []
+        self.values: list = []
+        self.bytes = 0  # about the bytes of their records
+
+
+def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, sent, progress, record_time) -> None:
+    """Cut the streams into record batches per (topic, partition), in order, and put
+    each on ``out`` as (topic, partition, batch, records); runs in a thread.
+
+    A batch is built by :func:`record_batch` from arrays (a builder call per record
+    cost as much as sorting), and handed to aiokafka as a closed batch whose bytes
+    are ready."""
     width = max(partitions)
     spread = np.array(partitions, dtype=np.int64)
-    slots = len(TOPICS) * width
-    batches = [make_batch() for _ in range(slots)]
-    appends = [b._builder.append for b in batches]
-    counts = [0] * slots
-    none: list = []
+    held = [_Held() for _ in range(len(TOPICS) * width)]
 
-    def hand_over(slot: int) -> None:
-        batch, count = batches[slot], counts[slot]
-        batch._relative_offset = count
-        batch.close()
-        out.put((TOPICS[slot // width], slot % width, batch, count))
-        batches[slot] = make_batch()
-        appends[slot] = batches[slot]._builder.append
-        counts[slot] = 0
+    def hand_over(slot: int, everything: bool) -> None:
+        h = held[slot]
+        stamps, klens, vlens = (np.concatenate(a) if len(a) > 1 else a[0] for a in (h.stamps, h.klens, h.vlens))
+        keys, values, at = h.keys, h.values, 0
+        while at < len(values) and (everything or h.bytes >= BATCH_BYTES):
+            data, count = record_batch(stamps[at:], keys[at:], values[at:], BATCH_BYTES, klens[at:], vlens[at:])
+            batch = make_batch()
+            batch._buffer, batch._relative_offset = data, count  # built: aiokafka sends it as is
+            batch.close()
+            out.put((TOPICS[slot // width], slot % width, batch, count))
+            at += count
+            h.bytes -= len(data)
+        if at < len(values):
+            h.stamps, h.klens, h.vlens = [stamps[at:]], [klens[at:]], [vlens[at:]]
+            h.keys, h.values, h.bytes = keys[at:], values[at:], max(0, h.bytes)
+        else:
+            h.stamps, h.klens, h.vlens, h.keys, h.values, h.bytes = [], [], [], [], [], 0
 
     total = 0
     for stream in streams:
@@ -624,32 +797,40 @@ def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, s
             n = len(chunk.values)
             topic = chunk.topics.astype(np.int64)
             hashed = np.where(chunk.hashes >= 0, chunk.hashes, np.random.randint(0, 1 << 30, n))
-            slot_of = (topic * width + hashed % spread[topic]).tolist()
+            slot_of = topic * width + hashed % spread[topic]
             if record_time == "event":
                 stamps = np.clip(chunk.micros // 1000, 0, _MAX_TIMESTAMP_MS)
                 stamps[chunk.micros == _UNKNOWN] = int(time.time() * 1000)
-                stamps = stamps.tolist()
             else:
-                stamps = [int(time.time() * 1000)] * n
-            for slot, stamp, key, value in zip(slot_of, stamps, chunk.keys, chunk.values):
-                count = counts[slot]
-                if appends[slot](count, stamp, key, value, none) is None:
-                    if not count:
-                        raise ValueError(f"a line of {len(value):,} bytes does not fit a record batch")
-                    hand_over(slot)
-                    appends[slot](0, stamp, key, value, none)
-                    counts[slot] = 1
-                else:
-                    counts[slot] = count + 1
+                stamps = np.full(n, int(time.time() * 1000), dtype=np.int64)
+            order = np.argsort(slot_of, kind="stable")  # by partition, each in stream order
+            at = order.tolist()
+            keys, values = chunk.keys, chunk.values
+            keys, values = [keys[i] for i in at], [values[i] for i in at]
+            stamps, ordered = stamps[order], slot_of[order]
+            klens, vlens = chunk.klens[order], chunk.vlens[order]
+            sizes = np.cumsum(vlens.astype(np.int64) + np.maximum(klens, 0) + 16)
+            cuts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, n].tolist()
+            for a, b in zip(cuts[:-1], cuts[1:]):
+                slot = int(ordered[a])
+                h = held[slot]
+                h.stamps.append(stamps[a:b])
+                h.klens.append(klens[a:b])
+                h.vlens.append(vlens[a:b])
+                h.keys += keys[a:b]
+                h.values += values[a:b]
+                h.bytes += int(sizes[b - 1] - (sizes[a - 1] if a else 0))
+                if h.bytes >= BATCH_BYTES:
+                    hand_over(slot, everything=False)
             tally = np.bincount(topic, minlength=len(TOPICS))
             for i in np.flatnonzero(tally).tolist():
                 sent[TOPICS[i]] += int(tally[i])
             total += n
             if progress is not None:
                 progress(total)
-        for slot in range(slots):
-            if counts[slot]:
-                hand_over(slot)
+        for slot, h in enumerate(held):
+            if h.values:
+                hand_over(slot, everything=True)
         out.put(_FLUSH)
 
 
