@@ -52,7 +52,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from estimators.disclosure import suppress
-from estimators.encoding import Observations
+from estimators.encoding import Observations, invalid
 from streams.kafka.app import create_app
 from streams.kafka.broker import DEFAULT_PARTITIONS
 from streams.pipeline.contract import DEPARTURES, RATES, FxRate, decode
@@ -298,6 +298,7 @@ class LiveWorker:
         self._latest: dict[tuple[str, int], list] = {}  # (lane, p) -> what rebuilds its state
         self._invalid: Counter = Counter()  # internal topic -> records skipped
         self._invalid_logged: set[str] = set()
+        self._own: dict[bytes, tuple[bytes, object]] = {}  # see _commit and _add_segment
         self.failure: asyncio.Future | None = None  # set with the exception of a failed task
         self._stopping = False
         self._rows: dict[tuple[str, str, str], dict] = {}
@@ -451,8 +452,13 @@ class LiveWorker:
             # which is what wait_caught_up reads (on any worker).
             if self.settings.track_latency:
                 segment.stamps = [ts for _, ts in step.lags]
-            for k, raw in enumerate(encode_parts(segment, MAX_RECORD_BYTES)):
+            parts = encode_parts(segment, MAX_RECORD_BYTES)
+            for k, raw in enumerate(parts):
                 self._write(p, segment_key(lane, p, segment.seq, k), raw)
+            if len(parts) == 1:  # read back by this worker's changelog reader: no decode then
+                if len(self._own) > 4096:
+                    self._own.clear()
+                self._own[segment_key(lane, p, segment.seq, 0)] = (parts[0], segment)
             if state.seq - state.base_seq >= COMPACT_EVERY:
                 self._compact(state)
         for dead in step.dead:
@@ -549,6 +555,9 @@ class LiveWorker:
                 await self.rates.sync()
             by_partition: dict[tuple[str, int], list[Record]] = defaultdict(list)
             for tp, messages in batches.items():
+                high = raw.highwater(tp)  # the lag now, not at the next housekeeping: a
+                if high is not None and messages:  # backfill is seen as one from its first batch
+                    self._lag[(tp.topic, tp.partition)] = max(0, high - 1 - messages[-1].offset)
                 lane = LANE_OF[tp.topic]
                 by_partition[(lane, tp.partition)].extend(
                     Record(m.topic, m.partition, m.offset, m.timestamp / 1000.0, m.value, m.key)
@@ -585,7 +594,15 @@ class LiveWorker:
         incomplete attempt it replaces; see streams.pipeline.partition)."""
         if message.value is None:
             return  # a tombstone of an old snapshot
-        segment = decode_segment(message.value)
+        own = self._own.pop(message.key, None) if self._own else None
+        if own is not None and own[0] == message.value:
+            # the very bytes this worker wrote: the segment they encode, checked as
+            # decode_segment checks a decoded one
+            segment = own[1]
+            if any(invalid(o) is not None for o in segment.observations):
+                segment = Invalid("bad_observation")
+        else:
+            segment = decode_segment(message.value)
         if type(segment) is Invalid:
             self._skip(message.topic, segment.reason)
             return
