@@ -87,7 +87,7 @@ _NO_OBSERVATIONS = Observations()
 PUBLISH_INTERVAL_S = 0.25
 #: Most of the leader's time spent recomputing estimates while data flows in: after a
 #: recomputation of t seconds the next waits t * (1 / share - 1).
-ESTIMATE_SHARE = 0.3
+ESTIMATE_SHARE = 0.5
 #: ... and while the worker is more than CATCHING_UP_RECORDS behind (a replay, a
 #: restart after an outage), when intermediate estimates matter less than catching up.
 ESTIMATE_SHARE_CATCHING_UP = 0.03
@@ -101,7 +101,9 @@ HOUSEKEEPING_INTERVAL_S = 1.0
 #: Longest a fetch waits on the broker for data. faust fixes it at 1500 ms, and Tansu
 #: 0.6 does not answer a waiting fetch when data arrives, so every record would wait
 #: ~0.75 s on average; 100 ms keeps latency low for a few empty fetches a second.
-FETCH_MAX_WAIT_MS = 100
+FETCH_MAX_WAIT_MS = 50
+#: ... and the changelog reader's (a step's observations reach the estimate through it).
+CHANGELOG_FETCH_WAIT_MS = 20
 #: Allocations between two young-generation collections. The worker holds hundreds of
 #: thousands of long-lived objects (open crossings, id digests) and makes no cycles on
 #: its hot path; at Python's default (700) collections took a fifth of its CPU.
@@ -183,8 +185,9 @@ class BroadcastReader:
     when it was called has been applied.
     """
 
-    def __init__(self, bootstrap: str, topic: str, apply: Callable) -> None:
+    def __init__(self, bootstrap: str, topic: str, apply: Callable, fetch_wait_ms: int = 50) -> None:
         self.bootstrap, self.topic, self.apply = bootstrap, topic, apply
+        self.fetch_wait_ms = fetch_wait_ms
         self.consumer: AIOKafkaConsumer | None = None
         self.probe: AIOKafkaConsumer | None = None
         self.tps: list[TopicPartition] = []
@@ -196,7 +199,7 @@ class BroadcastReader:
     async def start(self) -> None:
         self.consumer = kafka_consumer(
             self.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=50, client_id=f"suitcase-{self.topic}",
+            auto_offset_reset="earliest", fetch_max_wait_ms=self.fetch_wait_ms, client_id=f"suitcase-{self.topic}",
         )
         await self.consumer.start()
         # ListOffsets through the fetching consumer waits behind its long poll (~50 ms);
@@ -296,7 +299,8 @@ class LiveWorker:
         self.summaries = Summaries()
         self.changelog_topic = self.table.changelog_topic.get_topic_name()
         # Every worker reads every partition's steps from the changelog (see _add_segment).
-        self.steps = BroadcastReader(settings.bootstrap, self.changelog_topic, self._add_segment)
+        self.steps = BroadcastReader(settings.bootstrap, self.changelog_topic, self._add_segment,
+                                     CHANGELOG_FETCH_WAIT_MS)
         self._applied: dict[tuple[str, int], dict[str, int]] = {}  # (lane, p) -> offsets merged
         self._applied_seq: dict[tuple[str, int], int] = {}
         self._pending: dict[tuple[str, int], list] = {}  # parts of steps not yet complete
