@@ -51,12 +51,16 @@ def _amount(event: dict) -> float:
 
 
 def _quix_process(bootstrap: str, topics: list[str], total: int, queue) -> None:
+    with tempfile.TemporaryDirectory(prefix="suitcase-quix-") as state_dir:
+        _quix_run(bootstrap, topics, total, queue, state_dir)
+
+
+def _quix_run(bootstrap: str, topics: list[str], total: int, queue, state_dir: str) -> None:
     import logging
 
     from quixstreams import Application
 
     logging.basicConfig(level=logging.WARNING)
-    state_dir = tempfile.mkdtemp(prefix="suitcase-quix-")
     app = Application(
         broker_address=bootstrap, consumer_group=f"bench-quix-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest", state_dir=state_dir, use_changelog_topics=True,
