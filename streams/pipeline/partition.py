@@ -95,6 +95,7 @@ from streams.pipeline.encoding import (
     decode_segment,
     encode_segment,
 )
+from streams.pipeline import pseudonym
 from streams.pipeline.fx import RateBook
 
 log = logging.getLogger("suitcase.live")
@@ -183,10 +184,16 @@ def id_digest(identifier: str) -> bytes:
     """Keyed 128-bit BLAKE2b digest of an event or crossing id (SUITCASE_PSEUDONYM_KEY):
     what the seen-sets and the crossing joins are keyed by, so the changelog carries no id.
     128 bits: no two ids of a horizon collide in practice, so deduplication stays exact."""
-    from streams.pipeline import pseudonym
+    key = pseudonym.key()
+    keyed = _KEYED.get(key)
+    if keyed is None:  # a keyed hash set up once per key, copied per id (the key schedule is the cost)
+        keyed = _KEYED[key] = hashlib.blake2b(digest_size=16, key=key)
+    h = keyed.copy()
+    h.update(identifier.encode("utf-8", "surrogatepass"))
+    return h.digest()
 
-    return hashlib.blake2b(identifier.encode("utf-8", "surrogatepass"), digest_size=16,
-                           key=pseudonym.key()).digest()
+
+_KEYED: dict[bytes, "hashlib._Hash"] = {}
 
 
 def _tally_record(t: Tally) -> TallyRecord:
@@ -388,7 +395,7 @@ class PartitionState:
         if wm > end:
             tally.late[topic] += 1
         self._accepting = (key, wm > end)
-        if not self._route(topic, event, rates):
+        if not self._route(topic, event, rates, end):
             held = (topic, rec.offset)
             self.held[held] = self._held_added[held] = (rec.value, rec.timestamp, at)
         self._advance(topic, at)  # last: nothing above moved the clock if it raised
@@ -409,22 +416,23 @@ class PartitionState:
         if len(newest) >= WATERMARK_RANK:
             self.watermark[topic] = newest[0]
 
-    def _route(self, topic: str, event, rates: RateBook) -> bool:
-        """Price and join one accepted event; False when a rate is missing (hold it)."""
+    def _route(self, topic: str, event, rates: RateBook, end: float | None = None) -> bool:
+        """Price and join one accepted event; False when a rate is missing (hold it).
+        ``end``: the close of the event's week, when the caller has it already."""
         if topic == DEPARTURES:
-            self._obs += self._crossing(event.crossing_id, end_of=event).add_departure(
+            self._obs += self._crossing(event.crossing_id, event, end).add_departure(
                 *departure_stratum(event)
             )
         elif topic == DECLARATIONS:
             cents = priced_declaration(event, rates)
             if cents is None:
                 return False
-            self._obs += self._crossing(event.crossing_id, end_of=event).add_declaration(cents)
+            self._obs += self._crossing(event.crossing_id, event, end).add_declaration(cents)
         elif topic == INSPECTIONS:
             priced = priced_inspection(event, rates)
             if priced is None:
                 return False
-            self._obs += self._crossing(event.crossing_id, end_of=event).add_inspection(priced)
+            self._obs += self._crossing(event.crossing_id, event, end).add_inspection(priced)
         elif topic == EXPORTS:
             seen = formal_export_seen(event, rates)
             if seen is None:
@@ -437,10 +445,12 @@ class PartitionState:
             self._obs.append(seen)
         return True
 
-    def _crossing(self, crossing_id: str, end_of) -> Crossing:
+    def _crossing(self, crossing_id: str, end_of, end: float | None = None) -> Crossing:
         key = id_digest(crossing_id)
         found = self.crossings.get(key)
-        expiry = week_end(end_of.event_time.timestamp()) + self.horizon + _WEEK
+        if end is None:
+            end = week_end(end_of.event_time.timestamp())
+        expiry = end + self.horizon + _WEEK
         if found is None:
             found = self.crossings[key] = Crossing()
             found.post = end_of.border_post
