@@ -97,7 +97,7 @@ import polars as pl
 from estimators.disclosure import DistinctSketch
 from estimators.nowcast import NOWCAST_COLUMNS, nowcast_week
 from estimators.observations import Stratum
-from estimators.replicates import N_REPLICATES
+from estimators.replicates import N_REPLICATES, poisson_weights_many
 from estimators.state import (
     C,
     D_W,
@@ -113,6 +113,7 @@ from estimators.state import (
     R,
     RES,
     SKETCH_K,
+    WEIGHT_SCALE,
     FormalExports,
     SampleState,
     StratumState,
@@ -344,7 +345,8 @@ class _Coefficients:
     sample often misses), whichever gives the larger variance.
     """
 
-    def __init__(self, index, post, group, week, window, min_sample, min_category, need, variance, heavy):
+    def __init__(self, index, post, group, week, window, min_sample, min_category, need, variance, heavy,
+                 robust="none"):
         B = N_REPLICATES
         L = len(LEVELS)
         pools = [index.pooled(lv, post, group, week, window) for lv in LEVELS]
@@ -460,12 +462,48 @@ class _Coefficients:
                 )
                 self.m0[c], self.m0b[:, c] = pl_ + ph, rl + rh
             levels.add(hlevel)
+            if robust != "none":
+                d, db = _robust_shift(src[main0], self.m0, self.m0b, 1.0 if robust == "cb-full" else 0.5)
+                self.m0, self.m0b = self.m0 + d, self.m0b + db
         elif need["m0"] > 0:
             self.ok = False
         self.levels_used = levels
         self.n_pooled = n_pooled
         vp = wides if variance == "wide" else pools
         self.sig_0_cat, self.sig_0_tot = self._sigma_nondeclarers(vp[main0])
+        self.tau_region = _between(*self._residuals(pools[main0]))
+        # A post whose non-declarer pool is wider than the post is synthetic too: the same
+        # moments over the (post, group) cells of that pool, each cell one area.
+        self.tau_post = 0.0
+        if main0 > 0:
+            lv = LEVELS[main0]
+            mode = BORDER_POSTS[post]["mode"]
+            cells = [
+                (p_, g_) for p_, g_ in index.cells
+                if lv in ("all", "all-weeks")
+                or (g_ == group and (lv == "group" or BORDER_POSTS[p_]["mode"] == mode))
+            ]
+            parts = [self._residuals(index.pooled("post", p_, g_, week, None if lv == "all-weeks" else window))
+                     for p_, g_ in cells]
+            self.tau_post = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
+
+    def _residuals(self, p: SampleState):
+        """Per destination region of pool ``p``: inspected travellers ``n_r``, their summed
+        residual ``A - prediction`` under this stratum's coefficients, and its sampling
+        variance from the unit residual variances (see :func:`_between`)."""
+        n = _f(p.n_nondeclarer)
+        res = _f(p.assessed_nondeclarer).sum(1) - n * float(self.m0.sum())
+        var = n * self.sig_0_tot
+        resale = (p.resale_n_declarer, p.resale_assessed_declarer, p.resale_declared_declarer,
+                  p.resale_n_declarer_zero)
+        alls = (p.n_declarer, p.assessed_declarer, p.declared_declarer, p.n_declarer_zero)
+        for cls in CLASSES:
+            nk, a, d, z = (_f(x) for x in (resale if cls == "resale" else [x - y for x, y in zip(alls, resale)]))
+            res = res + (a - self.R[cls] * d - self.m2[cls] * z).sum(1)
+            var = var + nk * self.sig_d_tot[cls]
+            n = n + nk
+        return n, res, var
+
 
     def _sigma_declarers(self, v: _DeclView, R_, m2):
         sw = float(v.first[D_W])
@@ -491,6 +529,70 @@ class _Coefficients:
         sm = float(self.m0.sum())
         tot = (A2 - 2 * sm * wa.sum() + sm**2 * sw) / sw
         return np.maximum(cat, 0.0), max(tot, 0.0)
+
+
+def _robust_shift(p: SampleState, m0, m0b, share: float):
+    """Shift of the non-declarer mean ``m0`` (per category, point and replicates) by the
+    conditional-bias robust estimator (Beaumont, Haziza and Ruiz-Gazen 2013).
+
+    For the Hajek mean ``m0 = sum w A / sum w`` under Poisson sampling, the conditional
+    bias of a sampled unit is ``B_i = (w_i - 1)(A_i - m0) / sum w``: what it adds by
+    standing for ``w_i - 1`` others. The robust mean is ``m0 - (B_max + B_min) / 2``
+    (``share = 0.5``; ``"cb-full"``: ``share = 1``), with ``B_max`` over the pool's
+    ``TOP_LOADS_K`` largest ``(w - 1) A`` (kept unit by unit in the states: exact when the
+    largest bias is among them, as it is whenever the top loads dwarf ``m0``) and
+    ``B_min = -(w_max - 1) m0 / sum w`` (a zero load of the largest weight). Both vanish as
+    the sample grows, so the estimator stays design-consistent; a single heavy load of
+    weight 200 no longer counts 200 times. Per category, ``B`` splits as the unit's loads.
+    Replicates: the same in each replicate, with its Poisson weights ``r_i`` (units with
+    ``r_i = 0`` absent) and its own ``m0`` and ``sum w``.
+    """
+    top = p.top_loads
+    W = float(p.first[N_W])
+    if W <= 0 or not top.entries:
+        return np.zeros(C), np.zeros_like(m0b)
+    wmax = (top.w_max - WEIGHT_SCALE) / W
+    ent = top.entries
+    wx = np.array([(e[2] - WEIGHT_SCALE) for e in ent], dtype=np.float64)  # [k]
+    a = np.array([e[3] for e in ent], dtype=np.float64)  # [k, C]
+    # point: the unit of largest total bias
+    bias = wx / W * (a.sum(1) - m0.sum())
+    j = int(np.argmax(bias))
+    d = -share * (wx[j] / W * (a[j] - m0) - wmax * m0)
+    # replicates
+    Wb = _f(p.replicates[N_W]).astype(np.float64)
+    Wb = np.where(Wb > 0, Wb, W)
+    r = poisson_weights_many([e[1] for e in ent]).astype(np.float64)  # [k, B]
+    bias_b = r * wx[:, None] * (a.sum(1)[:, None] - m0b.sum(1)[None, :]) / Wb[None, :]  # [k, B]
+    bias_b = np.where(r > 0, bias_b, -np.inf)
+    jb = np.argmax(bias_b, axis=0)  # [B]
+    have = np.isfinite(bias_b[jb, np.arange(bias_b.shape[1])])
+    unit = (r[jb, np.arange(r.shape[1])] * wx[jb])[:, None] * (a[jb] - m0b) / Wb[:, None]  # [B, C]
+    unit = np.where(have[:, None], unit, 0.0)
+    return d, -share * (unit - wmax * W / Wb[:, None] * m0b)
+
+
+def _between(n, res, var) -> float:
+    """Standard deviation (cents per traveller) of an area's own mean residual around the
+    stratum's coefficients, by moments over areas (regions, or posts of a widened pool).
+
+    Region rows (and posts whose pool is wider than the post) are synthetic: the
+    stratum's coefficients times the area's census, so their error has a part the
+    sampling variance misses, the area's own departure from the model. With ``e_a`` the
+    mean residual of the ``n_a`` inspected travellers of area ``a`` and ``v_a`` its
+    sampling variance,
+
+        tau^2 = max(0, sum_a n_a (e_a^2 - v_a) / sum_a n_a)      (areas with n_a >= 2)
+
+    (the average mean squared error of synthetic estimates, Gonzalez and Waksberg 1973).
+    The cell's variance gains ``(sum_h U_h tau_h)^2``, ``U_h`` its uninspected travellers
+    in stratum h: summed linearly, as an area's departure is alike in the strata it spans.
+    """
+    ok = n >= 2
+    if ok.sum() < 2:
+        return 0.0
+    e, v, w = res[ok] / n[ok], var[ok] / n[ok] ** 2, n[ok]
+    return max(float((w * (e * e - v)).sum() / w.sum()), 0.0) ** 0.5
 
 
 def _floor(index, post, group, week, U_r, n_pool, n0):
@@ -527,7 +629,7 @@ class _Acc:
 
     __slots__ = (
         "point", "reps", "vpred", "n_dep", "n_insp", "n_decl", "declared", "n_targ",
-        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers", "vfloor",
+        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers", "vfloor", "vsyn",
     )
 
     def __init__(self, B: int):
@@ -542,6 +644,7 @@ class _Acc:
         self.var_parts: dict = defaultdict(float)
         self.travellers = DistinctSketch(SKETCH_K)
         self.vfloor = 0.0
+        self.vsyn = 0.0  # synthetic-model error (USD), summed linearly: alike in every stratum
 
 
 def _domain_keys():
@@ -599,6 +702,7 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_w
                 pse = 0.0
             else:
                 vboot = float(np.var(a.reps, ddof=1))
+                a.vpred += a.vsyn**2
                 if vboot + a.vpred < a.vfloor:  # thin cell: never narrower than the floor
                     a.vpred = a.vfloor - vboot
                 se = (vboot + a.vpred) ** 0.5
@@ -687,6 +791,7 @@ def _period(accs, target, formal, payments):
         b.reps = b.reps + a.reps
         b.vpred += a.vpred
         b.vfloor += a.vfloor
+        b.vsyn += a.vsyn
         for f in ("n_dep", "n_insp", "n_decl", "n_targ", "n_pooled"):
             setattr(b, f, getattr(b, f) + getattr(a, f))
         b.declared += a.declared
@@ -728,6 +833,8 @@ def estimate_weeks(
     heavy: tuple[str, int | None] | None = None,
     period: bool = False,
     floor_units: int | None = None,
+    synthetic_error: bool = True,
+    robust: str = "none",
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -809,6 +916,8 @@ def estimate_weeks(
         raise ValueError(f"variance must be 'wide' or 'local', got {variance!r}")
     if interval not in ("percentile", "normal", "log"):
         raise ValueError(f"interval must be 'percentile', 'normal' or 'log', got {interval!r}")
+    if robust not in ("none", "cb", "cb-full"):
+        raise ValueError(f"robust must be 'none', 'cb' or 'cb-full', got {robust!r}")
     if heavy is not None and heavy[0] not in LEVELS:
         raise ValueError(f"heavy level must be one of {LEVELS}, got {heavy[0]!r}")
     index = _Index(states)
@@ -845,7 +954,8 @@ def estimate_weeks(
             U0 = np.maximum(_f(cen.departures - cen.declarations) - _f(smp.n_nondeclarer), 0.0)
             need = {cls: {"R": un[cls][0].sum(0), "m2": un[cls][1].sum(0)} for cls in CLASSES}
             need["m0"] = U0.sum()
-            co = _Coefficients(index, post, group, week, window, min_sample, min_category, need, variance, heavy)
+            co = _Coefficients(index, post, group, week, window, min_sample, min_category, need, variance, heavy,
+                               robust)
             known = _f(smp.assessed_declarer) + _f(smp.assessed_nondeclarer)  # [R, C]
             point = known + co.m0 * U0[:, None]
             reps = known[None] + co.m0b[:, None, :] * U0[None, :, None]  # [B, R, C]
@@ -876,6 +986,11 @@ def estimate_weeks(
                 for r, reg in enumerate(DESTINATION_REGIONS)
                 if cen.departures[r] > 0
             ]
+            for r, reg in enumerate(DESTINATION_REGIONS):
+                if synthetic_error and cen.departures[r] > 0:
+                    accs[(week, "destination_region", reg)].vsyn += float(U_r[r]) * co.tau_region / 100
+            if synthetic_error:
+                accs[(week, "border_post", post)].vsyn += float(U_r.sum()) * co.tau_post / 100
             for key, p, rb, vp, vf in cells:
                 a = accs[(week, *key)]
                 a.point += p / 100
@@ -1024,7 +1139,7 @@ def textbook_weeks(
             for c, cat in enumerate(CATEGORIES):
                 add(("category", cat), c, allr)
             for r, reg in enumerate(DESTINATION_REGIONS):
-                if cen.departures[r] > 0:
+                if synthetic_error and cen.departures[r] > 0:
                     add(("destination_region", reg), "tot", np.array([r]))
     # Turn accumulated multipliers into variances: sum over pools of mult^2 Var(coef).
     for a in accs.values():
