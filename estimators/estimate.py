@@ -1139,7 +1139,7 @@ def textbook_weeks(
             for c, cat in enumerate(CATEGORIES):
                 add(("category", cat), c, allr)
             for r, reg in enumerate(DESTINATION_REGIONS):
-                if synthetic_error and cen.departures[r] > 0:
+                if cen.departures[r] > 0:
                     add(("destination_region", reg), "tot", np.array([r]))
     # Turn accumulated multipliers into variances: sum over pools of mult^2 Var(coef).
     for a in accs.values():

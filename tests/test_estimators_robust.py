@@ -141,3 +141,25 @@ def test_sample_state_keeps_the_top_loads_of_its_non_declarers_only():
     s.update(InspectionSeen(S, "iraq", 3, False, None, False, (9_000_000,) + (0,) * (C - 1), (0,) * C))
     assert [e[1] for e in s.top_loads.entries] == [2]
     assert s.top_loads.w_max == 2000
+
+
+def test_a_week_without_its_own_inspections_carries_its_pools_error():
+    """Item 4: the week's interval includes the error of the coefficients it shares with
+    its neighbours (replicates resample units, not weeks), and is never of zero width."""
+    g = np.random.default_rng(11)
+    states = {}
+    for w, week in enumerate(("2026-W10", "2026-W11", "2026-W12")):
+        s = Stratum(week, "MEH", "resident")
+        st_ = StratumState()
+        for i in range(2000):
+            st_.update(DepartureSeen(s, "iraq"))
+            if week != "2026-W11" and g.random() < 0.05:
+                load = int(g.choice([0, 0, 3_000, 300_000]))
+                st_.update(InspectionSeen(s, "iraq", w * 10_000 + i, True, 0.05, False,
+                                          (load,) + (0,) * (C - 1), (0,) * C))
+        states[s] = st_
+    out = estimate_weeks(states, min_sample=5, min_category=2).filter(domain="total", week="2026-W11").row(0, named=True)
+    assert out["n_inspected"] == 0
+    boot = (out["std_error_usd"] ** 2 - out["prediction_se_usd"] ** 2) ** 0.5
+    assert boot > 0.05 * out["estimate_usd"]  # the shared coefficient's own error
+    assert out["ci_low_usd"] < out["estimate_usd"] < out["ci_high_usd"]
