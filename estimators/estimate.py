@@ -463,7 +463,8 @@ class _Coefficients:
                 self.m0[c], self.m0b[:, c] = pl_ + ph, rl + rh
             levels.add(hlevel)
             if robust != "none":
-                d, db = _robust_shift(src[main0], self.m0, self.m0b, 1.0 if robust == "cb-full" else 0.5)
+                d, db = _robust_shift(src[main0], self.m0, self.m0b, 1.0 if robust == "cb-full" else 0.5,
+                                      gap=robust == "gap")
                 self.m0, self.m0b = self.m0 + d, self.m0b + db
         elif need["m0"] > 0:
             self.ok = False
@@ -531,7 +532,33 @@ class _Coefficients:
         return np.maximum(cat, 0.0), max(tot, 0.0)
 
 
-def _robust_shift(p: SampleState, m0, m0b, share: float):
+def _gap_shift(p: SampleState, m0, m0b, wx, a, W):
+    """The ``"gap"`` variant of :func:`_robust_shift`: only the largest conditional bias's
+    excess over the second largest is removed, ``m0 - (B_(1) - B_(2))``, i.e. the single
+    largest unit winsorized to the second's influence (``B_(2) = 0`` when it is alone). A
+    unit that is one of several alike is left as it is; one that stands alone no longer
+    dominates. Per category in proportion to the largest unit's excess."""
+    def shift(bias, m, Wx, r=None):
+        order = np.argsort(-bias, kind="stable")
+        j = order[0]
+        b2 = max(bias[order[1]], 0.0) if len(order) > 1 and np.isfinite(bias[order[1]]) else 0.0
+        if not np.isfinite(bias[j]) or bias[j] <= b2:
+            return np.zeros(C)
+        unit = (1.0 if r is None else r[j]) * wx[j] / Wx * (a[j] - m)  # [C]
+        return -unit * (bias[j] - b2) / bias[j]
+
+    d = shift(wx / W * (a.sum(1) - m0.sum()), m0, W)
+    Wb = _f(p.replicates[N_W]).astype(np.float64)
+    Wb = np.where(Wb > 0, Wb, W)
+    r = poisson_weights_many([e[1] for e in p.top_loads.entries]).astype(np.float64)  # [k, B]
+    db = np.zeros_like(m0b)
+    for b in range(m0b.shape[0]):
+        bias = np.where(r[:, b] > 0, r[:, b] * wx / Wb[b] * (a.sum(1) - m0b[b].sum()), -np.inf)
+        db[b] = shift(bias, m0b[b], Wb[b], r[:, b])
+    return d, db
+
+
+def _robust_shift(p: SampleState, m0, m0b, share: float, gap: bool = False):
     """Shift of the non-declarer mean ``m0`` (per category, point and replicates) by the
     conditional-bias robust estimator (Beaumont, Haziza and Ruiz-Gazen 2013).
 
@@ -555,6 +582,8 @@ def _robust_shift(p: SampleState, m0, m0b, share: float):
     ent = top.entries
     wx = np.array([(e[2] - WEIGHT_SCALE) for e in ent], dtype=np.float64)  # [k]
     a = np.array([e[3] for e in ent], dtype=np.float64)  # [k, C]
+    if gap:
+        return _gap_shift(p, m0, m0b, wx, a, W)
     # point: the unit of largest total bias
     bias = wx / W * (a.sum(1) - m0.sum())
     j = int(np.argmax(bias))
@@ -916,8 +945,8 @@ def estimate_weeks(
         raise ValueError(f"variance must be 'wide' or 'local', got {variance!r}")
     if interval not in ("percentile", "normal", "log"):
         raise ValueError(f"interval must be 'percentile', 'normal' or 'log', got {interval!r}")
-    if robust not in ("none", "cb", "cb-full"):
-        raise ValueError(f"robust must be 'none', 'cb' or 'cb-full', got {robust!r}")
+    if robust not in ("none", "cb", "cb-full", "gap"):
+        raise ValueError(f"robust must be 'none', 'cb', 'cb-full' or 'gap', got {robust!r}")
     if heavy is not None and heavy[0] not in LEVELS:
         raise ValueError(f"heavy level must be one of {LEVELS}, got {heavy[0]!r}")
     index = _Index(states)

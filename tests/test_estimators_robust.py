@@ -89,27 +89,34 @@ def _total(states, **kw) -> float:
 
 def test_one_heavy_load_of_large_weight_no_longer_counts_in_full():
     states, truth = _world(4000, 0.02, heavy=True)
-    plain, cb, full = (_total(states, robust=r) for r in ("none", "cb", "cb-full"))
+    plain, cb, full, gap = (_total(states, robust=r) for r in ("none", "cb", "cb-full", "gap"))
     assert abs(cb - truth) < abs(plain - truth)
+    assert abs(gap - truth) < abs(plain - truth)
     assert full < cb < plain
 
 
 def test_the_shift_vanishes_as_the_sample_grows():
     """Design consistency: without a dominant unit, the relative shift falls with n."""
-    shifts = []
-    for n, p in ((400, 0.1), (20000, 0.5)):
-        states, _ = _world(n, p, heavy=False, seed=3)
-        plain, cb = _total(states), _total(states, robust="cb")
-        shifts.append(abs(cb - plain) / plain)
-    assert shifts[1] < shifts[0]
-    assert shifts[1] < 0.002
+    for robust in ("cb", "gap"):
+        shifts = []
+        for n, p in ((400, 0.1), (20000, 0.5)):
+            states, _ = _world(n, p, heavy=False, seed=3)
+            plain, rb = _total(states), _total(states, robust=robust)
+            shifts.append(abs(rb - plain) / plain)
+        assert shifts[1] <= shifts[0]
+        assert shifts[1] < 0.002
 
 
 def test_robust_replicates_are_finite_and_the_interval_holds_the_estimate():
     states, _ = _world(4000, 0.02, heavy=True)
-    row = estimate_weeks(states, min_sample=5, min_category=2, robust="cb").filter(domain="total").row(0, named=True)
-    assert np.isfinite(row["std_error_usd"]) and row["std_error_usd"] > 0
-    assert row["ci_low_usd"] < row["estimate_usd"] < row["ci_high_usd"]
+    for robust in ("cb", "gap"):
+        out = estimate_weeks(states, min_sample=5, min_category=2, robust=robust)
+        row = out.filter(domain="total").row(0, named=True)
+        assert np.isfinite(row["std_error_usd"]) and row["std_error_usd"] > 0
+        assert row["ci_low_usd"] < row["estimate_usd"] < row["ci_high_usd"]
+        # categories, posts and regions still add up to the total
+        for d in ("category", "border_post", "destination_region"):
+            assert abs(out.filter(domain=d)["estimate_usd"].sum() - row["estimate_usd"]) < 1e-6 * row["estimate_usd"]
 
 
 def test_region_rows_carry_the_regions_own_departure_from_the_stratum_model():
