@@ -398,6 +398,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--window", type=int, default=2)
     p.add_argument("--variance", default="wide")
     p.add_argument("--interval", default="log")
+    p.add_argument("--robust", default="none", choices=("none", "cb", "cb-full", "gap"),
+                   help="outlier-robust non-declarer mean (estimators.estimate_weeks robust=)")
+    p.add_argument("--no-synthetic-error", action="store_true",
+                   help="region rows and widened posts without the between-area variance term")
     p.add_argument("--calibrated", action="store_true",
                    help="every world the calibrated one (seed only), not drawn from the prior")
     p.add_argument("--heldout", action="store_true",
@@ -413,7 +417,8 @@ def main(argv: list[str] | None = None) -> None:
         print(report(pl.read_parquet(a.from_rows)))
         return
     a.cache.mkdir(parents=True, exist_ok=True)
-    options = {"window": a.window, "variance": a.variance, "interval": a.interval}
+    options = {"window": a.window, "variance": a.variance, "interval": a.interval, "robust": a.robust,
+               "synthetic_error": not a.no_synthetic_error}
     if a.heldout and (a.calibrated or a.nowcast_worlds):
         p.error("--heldout takes neither --calibrated nor --nowcast-worlds")
     first = a.first_seed + (10_000 if a.heldout else 0)

@@ -54,9 +54,28 @@ Two estimators read the same :class:`~estimators.state.StratumState` objects:
     one basket) is never published as a certain value; and a non-declarer pool in which
     no one carried anything is widened to the first level that has seen a carrier.
 
+    Synthetic cells (``synthetic_error=True``, default): region rows take the stratum's
+    coefficients, and so does a post whose non-declarer pool was widened beyond the post;
+    their error then has a part no sampling variance holds, the area's own departure from
+    the stratum's model. Its size is estimated by moments over the areas of the pool
+    (:func:`_between`: ``tau^2`` from the areas' mean residuals beyond their sampling
+    variance) and the cell's variance gains ``(sum_h U_h tau_h)^2`` (``U_h`` its
+    uninspected travellers in stratum h; summed linearly because an area's departure is
+    alike in the strata and weeks it spans). The point estimates are unchanged.
+
+    Outliers (``robust=``): ``"cb"`` is the conditional-bias robust estimator of Beaumont,
+    Haziza and Ruiz-Gazen (2013) applied to each pool's non-declarer mean, ``"cb-full"``
+    the same with the whole bias, ``"gap"`` the largest unit winsorized to the second's
+    influence (:func:`_robust_shift`, from the ``TOP_LOADS_K`` largest loads the states
+    keep unit by unit); all design-consistent. Off by default (``"none"``): on
+    bench/accuracy each cut the worst period error but biased every week down (the heavy
+    loads are a quarter of the total, not outliers) and lost weekly coverage; see
+    bench/accuracy_results.md.
+
     Model assumptions (declared): within a pool, ratios and means are the same in every
     week (so the window should be short against seasonal change), and regions of a
-    stratum share its coefficients (region rows are model-based synthetic estimates).
+    stratum share its coefficients (region rows are model-based synthetic estimates,
+    with the between-region term above in their variance).
 
 :func:`textbook_weeks` (``method="textbook"``)
     The classical per-week stratified estimator of ``method.md``: per stratum the HT
@@ -80,6 +99,9 @@ Royall, R. M. (1970). On finite population sampling theory under certain linear 
 models. Biometrika 57, 377-387 (prediction estimator).
 Särndal, C.-E., Swensson, B., Wretman, J. (1992). Model Assisted Survey Sampling, ch. 10.
 Hanley, J. A. and MacGibbon, B. (2006) (Poisson bootstrap).
+Beaumont, J.-F., Haziza, D., Ruiz-Gazen, A. (2013). A unified approach to robust estimation
+in finite population sampling. Biometrika 100, 555-569.
+Gonzalez, M. E., Waksberg, J. (1973). Estimation of the error of synthetic estimates.
 """
 
 from __future__ import annotations
@@ -908,6 +930,12 @@ def estimate_weeks(
     floor_units
         Pseudo-units ``n0`` of the variance floor of thin cells (default ``min_category``;
         see ``_floor``).
+    synthetic_error
+        True (default): region rows, and posts whose pool is wider than the post, carry
+        the between-area term of :func:`_between` in their variance.
+    robust
+        ``"none"`` (default), ``"cb"``, ``"cb-full"`` or ``"gap"``: the outlier-robust
+        non-declarer mean (:func:`_robust_shift`).
     period
         False (default): one row per week. True: one row per (domain, key) for the sum of
         the weeks (``week`` is ``"first..last"``, e.g. ``"2026-W10..2026-W21"``), see
