@@ -402,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="outlier-robust non-declarer mean (estimators.estimate_weeks robust=)")
     p.add_argument("--no-synthetic-error", action="store_true",
                    help="region rows and widened posts without the between-area variance term")
+    p.add_argument("--no-week-error", action="store_true",
+                   help="post-week rows without the between-week variance term")
     p.add_argument("--calibrated", action="store_true",
                    help="every world the calibrated one (seed only), not drawn from the prior")
     p.add_argument("--heldout", action="store_true",
@@ -418,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     a.cache.mkdir(parents=True, exist_ok=True)
     options = {"window": a.window, "variance": a.variance, "interval": a.interval, "robust": a.robust,
-               "synthetic_error": not a.no_synthetic_error}
+               "synthetic_error": not a.no_synthetic_error, "week_error": not a.no_week_error}
     if a.heldout and (a.calibrated or a.nowcast_worlds):
         p.error("--heldout takes neither --calibrated nor --nowcast-worlds")
     first = a.first_seed + (10_000 if a.heldout else 0)

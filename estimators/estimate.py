@@ -61,7 +61,10 @@ Two estimators read the same :class:`~estimators.state.StratumState` objects:
     (:func:`_between`: ``tau^2`` from the areas' mean residuals beyond their sampling
     variance) and the cell's variance gains ``(sum_h U_h tau_h)^2`` (``U_h`` its
     uninspected travellers in stratum h; summed linearly because an area's departure is
-    alike in the strata and weeks it spans). The point estimates are unchanged.
+    alike in the strata and weeks it spans). A post-week is synthetic over time as well
+    (``week_error=True``, default): its coefficients come from the +-``window`` weeks, so
+    the same moments over the pool's weeks give the week's own departure, added to the
+    post's term in quadrature. The point estimates are unchanged.
 
     Outliers (``robust=``): ``"cb"`` is the conditional-bias robust estimator of Beaumont,
     Haziza and Ruiz-Gazen (2013) applied to each pool's non-declarer mean, ``"cb-full"``
@@ -368,7 +371,7 @@ class _Coefficients:
     """
 
     def __init__(self, index, post, group, week, window, min_sample, min_category, need, variance, heavy,
-                 robust="none"):
+                 robust="none", week_error=False):
         B = N_REPLICATES
         L = len(LEVELS)
         pools = [index.pooled(lv, post, group, week, window) for lv in LEVELS]
@@ -509,6 +512,15 @@ class _Coefficients:
             parts = [self._residuals(index.pooled("post", p_, g_, week, None if lv == "all-weeks" else window))
                      for p_, g_ in cells]
             self.tau_post = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
+        # A post-week is also synthetic over time: its coefficients come from +-window weeks,
+        # and the week's own departure from them is in no sampling variance. The same
+        # moments over the weeks of the pool, each week one area.
+        self.tau_week = 0.0
+        if week_error and window and LEVELS[main0] != "all-weeks":
+            t = week_index(week)
+            parts = [self._residuals(index._week_sum(LEVELS[main0], post, group, w))
+                     for w in index.weeks if abs(week_index(w) - t) <= window]
+            self.tau_week = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
 
     def _residuals(self, p: SampleState):
         """Per destination region of pool ``p``: inspected travellers ``n_r``, their summed
@@ -886,6 +898,7 @@ def estimate_weeks(
     floor_units: int | None = None,
     synthetic_error: bool = True,
     robust: str = "none",
+    week_error: bool = True,
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -933,6 +946,10 @@ def estimate_weeks(
     synthetic_error
         True (default): region rows, and posts whose pool is wider than the post, carry
         the between-area term of :func:`_between` in their variance.
+    week_error
+        True (default): post-week rows also carry the between-week term (the week's own
+        departure from the coefficients of its +-``window`` pool; :func:`_between` over
+        the pool's weeks).
     robust
         ``"none"`` (default), ``"cb"``, ``"cb-full"`` or ``"gap"``: the outlier-robust
         non-declarer mean (:func:`_robust_shift`).
@@ -1012,7 +1029,7 @@ def estimate_weeks(
             need = {cls: {"R": un[cls][0].sum(0), "m2": un[cls][1].sum(0)} for cls in CLASSES}
             need["m0"] = U0.sum()
             co = _Coefficients(index, post, group, week, window, min_sample, min_category, need, variance, heavy,
-                               robust)
+                               robust, week_error)
             known = _f(smp.assessed_declarer) + _f(smp.assessed_nondeclarer)  # [R, C]
             point = known + co.m0 * U0[:, None]
             reps = known[None] + co.m0b[:, None, :] * U0[None, :, None]  # [B, R, C]
@@ -1047,7 +1064,7 @@ def estimate_weeks(
                 if synthetic_error and cen.departures[r] > 0:
                     accs[(week, "destination_region", reg)].vsyn += float(U_r[r]) * co.tau_region / 100
             if synthetic_error:
-                accs[(week, "border_post", post)].vsyn += float(U_r.sum()) * co.tau_post / 100
+                accs[(week, "border_post", post)].vsyn += float(U_r.sum()) * math.hypot(co.tau_post, co.tau_week) / 100
             for key, p, rb, vp, vf in cells:
                 a = accs[(week, *key)]
                 a.point += p / 100

@@ -170,3 +170,28 @@ def test_a_week_without_its_own_inspections_carries_its_pools_error():
     boot = (out["std_error_usd"] ** 2 - out["prediction_se_usd"] ** 2) ** 0.5
     assert boot > 0.05 * out["estimate_usd"]  # the shared coefficient's own error
     assert out["ci_low_usd"] < out["estimate_usd"] < out["ci_high_usd"]
+
+
+def test_post_weeks_carry_the_weeks_own_departure_from_their_pool():
+    """Weeks whose loads differ share +-2-week coefficients: the post rows' standard errors
+    gain the between-week term (and never lose anything); totals and points are unchanged."""
+    g = np.random.default_rng(7)
+    states = {}
+    for w, (week, scale) in enumerate((("2026-W10", 1), ("2026-W11", 20), ("2026-W12", 1), ("2026-W13", 20))):
+        s = Stratum(week, "MEH", "resident")
+        st_ = StratumState()
+        for i in range(1500):
+            st_.update(DepartureSeen(s, "iraq"))
+            if g.random() < 0.1:
+                load = int(g.integers(0, 5_000)) * scale
+                st_.update(InspectionSeen(s, "iraq", w * 10_000 + i, True, 0.1, False,
+                                          (load,) + (0,) * (C - 1), (0,) * C))
+        states[s] = st_
+    on = estimate_weeks(states, min_sample=5, min_category=2)
+    off = estimate_weeks(states, min_sample=5, min_category=2, week_error=False)
+    j = on.join(off, on=["week", "domain", "key"], suffix="_off")
+    post = j.filter(domain="border_post")
+    assert (post["std_error_usd"] > post["std_error_usd_off"]).all()
+    assert (j["estimate_usd"] == j["estimate_usd_off"]).all()
+    tot = j.filter(domain="total")
+    assert (tot["std_error_usd"] == tot["std_error_usd_off"]).all()
