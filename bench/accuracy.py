@@ -14,7 +14,9 @@ side by side as a markdown table, with ours over textbook as a ratio.
 
 Worlds are drawn from a documented prior (:func:`world_prior`: few declarers, heavy and
 correlated repeat traders, thin posts, a tourist-card-share drop), never fitted to the
-estimator; ``--calibrated`` uses the calibrated world for every seed instead. Per method
+estimator; ``--calibrated`` uses the calibrated world for every seed instead, and
+``--heldout`` a second family (:func:`world_heldout`, seeds from 10001) written before any
+result on it was seen, to check choices made on the first prior. Per method
 and domain (total, category, border post, region): coverage of the 95% interval, median
 relative half-width, weekly error, and the same for the period (each world's sum of
 weeks, with its own interval from the summed replicates).
