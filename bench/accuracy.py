@@ -14,7 +14,9 @@ side by side as a markdown table, with ours over textbook as a ratio.
 
 Worlds are drawn from a documented prior (:func:`world_prior`: few declarers, heavy and
 correlated repeat traders, thin posts, a tourist-card-share drop), never fitted to the
-estimator; ``--calibrated`` uses the calibrated world for every seed instead. Per method
+estimator; ``--calibrated`` uses the calibrated world for every seed instead, and
+``--heldout`` a second family (:func:`world_heldout`, seeds from 10001) written before any
+result on it was seen, to check choices made on the first prior. Per method
 and domain (total, category, border post, region): coverage of the 95% interval, median
 relative half-width, weekly error, and the same for the period (each world's sum of
 weeks, with its own interval from the summed replicates).
@@ -79,12 +81,62 @@ def world_prior(seed: int, weeks: int, scale: float):
     return WorldConfig(seed=seed, weeks=weeks, scale=scale, **kw)
 
 
-def world_dir(cache: Path, seed: int, weeks: int, scale: float, prior: bool = True) -> Path:
-    """The cached archive of one world, simulated on first use."""
-    from streams.simulation.simulator import WorldConfig, simulate
+def world_heldout(seed: int, weeks: int, scale: float):
+    """A second prior family, written before any result on it was seen and never used to
+    choose between estimator variants (only in the final runs): worlds the estimator was
+    not tuned to. Wider and shifted against :func:`world_prior`:
 
-    config = world_prior(seed, weeks, scale) if prior else WorldConfig(seed=seed, weeks=weeks, scale=scale)
-    tag = "prior-" if prior else ""
+    * the period starts U{0..30} weeks after 2026-03-02 (other seasons, Arbaeen included);
+    * departures a year x LogU(0.5, 2), Arbaeen pilgrims x LogU(0.3, 2);
+    * chance of declaring x U(0.15, 0.6) in half the worlds, else x U(0.6, 1.5);
+    * repeat traders x LogU(0.3, 5), trips a year U(4, 45), loads x LogU(0.4, 3), per-trader
+      log-sd U(0.3, 1.2);
+    * random inspections x LogU(0.4, 2); with chance 0.7, 1-6 posts thinned x U(0.05, 0.4);
+    * with chance 0.4, from a week U{2..weeks-2} on, tourist-card holding x U(0, 0.5).
+    """
+    import datetime as dt
+
+    from streams.simulation.simulator import WorldConfig
+
+    g = np.random.default_rng([seed, 0x4E1D])
+    logu = lambda a, b: float(np.exp(g.uniform(np.log(a), np.log(b))))  # noqa: E731
+    kw = dict(
+        start=dt.date(2026, 3, 2) + dt.timedelta(weeks=int(g.integers(0, 31))),
+        departures_per_year=12_000_000 * logu(0.5, 2.0),
+        arbaeen_pilgrims=1_800_000 * logu(0.3, 2.0),
+        declare_factor=float(g.uniform(0.15, 0.6) if g.random() < 0.5 else g.uniform(0.6, 1.5)),
+        traders=int(round(1500 * logu(0.3, 5.0))),
+        trader_trips_per_year=float(g.uniform(4, 45)),
+        trader_load_factor=logu(0.4, 3.0),
+        trader_load_sd=float(g.uniform(0.3, 1.2)),
+        inspection_factor=logu(0.4, 2.0),
+    )
+    if g.random() < 0.7:
+        k = int(g.integers(1, 7))
+        kw["thin_posts"] = tuple(sorted(g.choice(_POSTS, k, replace=False).tolist()))
+        kw["thin_factor"] = float(g.uniform(0.05, 0.4))
+    if g.random() < 0.4 and weeks >= 5:
+        kw["card_drop_week"] = int(g.integers(2, weeks - 1))
+        kw["card_share_factor"] = float(g.uniform(0.0, 0.5))
+    return WorldConfig(seed=seed, weeks=weeks, scale=scale, **kw)
+
+
+def world_config(seed: int, weeks: int, scale: float, prior: bool | str = True):
+    """The world of a seed: drawn from :func:`world_prior` (``prior=True``), from the
+    held-out family :func:`world_heldout` (``prior="heldout"``) or the calibrated one."""
+    from streams.simulation.simulator import WorldConfig
+
+    if prior == "heldout":
+        return world_heldout(seed, weeks, scale)
+    return world_prior(seed, weeks, scale) if prior else WorldConfig(seed=seed, weeks=weeks, scale=scale)
+
+
+def world_dir(cache: Path, seed: int, weeks: int, scale: float, prior: bool | str = True) -> Path:
+    """The cached archive of one world, simulated on first use."""
+    from streams.simulation.simulator import simulate
+
+    config = world_config(seed, weeks, scale, prior)
+    tag = "heldout-" if prior == "heldout" else "prior-" if prior else ""
     out = cache / f"{tag}seed{seed}-w{weeks}-s{scale}"
     if not (out / "truth.parquet").exists():
         simulate(out, config)
@@ -152,7 +204,7 @@ def evaluate_world(args) -> tuple[pl.DataFrame, dict]:
         .with_columns(week=pl.lit(period_label(wk))).select(truth.columns),
     ])
     cols = ["method", "week", "domain", "key", "estimate_usd", "ci_low_usd", "ci_high_usd", "n_inspected"]
-    drop = world_prior(seed, weeks, scale).card_drop_week is not None if prior else False
+    drop = world_config(seed, weeks, scale, prior).card_drop_week is not None if prior else False
     rows = (
         pl.concat([df.select(cols) for df in (ours, naive, textbook)])
         .join(truth, on=["week", "domain", "key"], how="left")
@@ -348,8 +400,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--window", type=int, default=2)
     p.add_argument("--variance", default="wide")
     p.add_argument("--interval", default="log")
+    p.add_argument("--robust", default="none", choices=("none", "cb", "cb-full", "gap"),
+                   help="outlier-robust non-declarer mean (estimators.estimate_weeks robust=)")
+    p.add_argument("--no-synthetic-error", action="store_true",
+                   help="region rows and widened posts without the between-area variance term")
+    p.add_argument("--no-week-error", action="store_true",
+                   help="post-week rows without the between-week variance term")
     p.add_argument("--calibrated", action="store_true",
                    help="every world the calibrated one (seed only), not drawn from the prior")
+    p.add_argument("--heldout", action="store_true",
+                   help="worlds from the held-out family (bench.accuracy.world_heldout), seeds from 10001")
     p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "suitcase-bench")
     p.add_argument("--rows", type=Path, help="write the per-cell rows here (parquet)")
     p.add_argument("--from-rows", type=Path, help="summarise rows written by an earlier run")
@@ -361,9 +421,13 @@ def main(argv: list[str] | None = None) -> None:
         print(report(pl.read_parquet(a.from_rows)))
         return
     a.cache.mkdir(parents=True, exist_ok=True)
-    options = {"window": a.window, "variance": a.variance, "interval": a.interval}
-    jobs = [(a.cache, s, a.weeks, a.scale, options, not a.calibrated)
-            for s in range(a.first_seed, a.first_seed + a.worlds)]
+    options = {"window": a.window, "variance": a.variance, "interval": a.interval, "robust": a.robust,
+               "synthetic_error": not a.no_synthetic_error, "week_error": not a.no_week_error}
+    if a.heldout and (a.calibrated or a.nowcast_worlds):
+        p.error("--heldout takes neither --calibrated nor --nowcast-worlds")
+    first = a.first_seed + (10_000 if a.heldout else 0)
+    jobs = [(a.cache, s, a.weeks, a.scale, options, "heldout" if a.heldout else not a.calibrated)
+            for s in range(first, first + a.worlds)]
     t0 = time.perf_counter()
     timing = {}
     if not a.nowcast_only:
@@ -373,7 +437,8 @@ def main(argv: list[str] | None = None) -> None:
         if a.rows:
             rows.write_parquet(a.rows)
         timing = {k: float(np.sum([t[k] for _, t in results])) for k in results[0][1]}
-        kind = "calibrated" if a.calibrated else "drawn from the prior (bench.accuracy.world_prior)"
+        kind = ("calibrated" if a.calibrated else "drawn from the held-out family (bench.accuracy.world_heldout)"
+                if a.heldout else "drawn from the prior (bench.accuracy.world_prior)")
         print(f"# Accuracy: {a.worlds} worlds {kind} x {a.weeks} weeks at scale {a.scale} ({options})\n")
         print(report(rows))
     if a.nowcast_worlds:

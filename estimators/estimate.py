@@ -54,9 +54,31 @@ Two estimators read the same :class:`~estimators.state.StratumState` objects:
     one basket) is never published as a certain value; and a non-declarer pool in which
     no one carried anything is widened to the first level that has seen a carrier.
 
+    Synthetic cells (``synthetic_error=True``, default): region rows take the stratum's
+    coefficients, and so does a post whose non-declarer pool was widened beyond the post;
+    their error then has a part no sampling variance holds, the area's own departure from
+    the stratum's model. Its size is estimated by moments over the areas of the pool
+    (:func:`_between`: ``tau^2`` from the areas' mean residuals beyond their sampling
+    variance) and the cell's variance gains ``(sum_h U_h tau_h)^2`` (``U_h`` its
+    uninspected travellers in stratum h; summed linearly because an area's departure is
+    alike in the strata and weeks it spans). A post-week is synthetic over time as well
+    (``week_error=True``, default): its coefficients come from the +-``window`` weeks, so
+    the same moments over the pool's weeks give the week's own departure, added to the
+    post's term in quadrature. The point estimates are unchanged.
+
+    Outliers (``robust=``): ``"cb"`` is the conditional-bias robust estimator of Beaumont,
+    Haziza and Ruiz-Gazen (2013) applied to each pool's non-declarer mean, ``"cb-full"``
+    the same with the whole bias, ``"gap"`` the largest unit winsorized to the second's
+    influence (:func:`_robust_shift`, from the ``TOP_LOADS_K`` largest loads the states
+    keep unit by unit); all design-consistent. Off by default (``"none"``): on
+    bench/accuracy each cut the worst period error but biased every week down (the heavy
+    loads are a quarter of the total, not outliers) and lost weekly coverage; see
+    bench/accuracy_results.md.
+
     Model assumptions (declared): within a pool, ratios and means are the same in every
     week (so the window should be short against seasonal change), and regions of a
-    stratum share its coefficients (region rows are model-based synthetic estimates).
+    stratum share its coefficients (region rows are model-based synthetic estimates,
+    with the between-region term above in their variance).
 
 :func:`textbook_weeks` (``method="textbook"``)
     The classical per-week stratified estimator of ``method.md``: per stratum the HT
@@ -80,6 +102,9 @@ Royall, R. M. (1970). On finite population sampling theory under certain linear 
 models. Biometrika 57, 377-387 (prediction estimator).
 Särndal, C.-E., Swensson, B., Wretman, J. (1992). Model Assisted Survey Sampling, ch. 10.
 Hanley, J. A. and MacGibbon, B. (2006) (Poisson bootstrap).
+Beaumont, J.-F., Haziza, D., Ruiz-Gazen, A. (2013). A unified approach to robust estimation
+in finite population sampling. Biometrika 100, 555-569.
+Gonzalez, M. E., Waksberg, J. (1973). Estimation of the error of synthetic estimates.
 """
 
 from __future__ import annotations
@@ -97,7 +122,7 @@ import polars as pl
 from estimators.disclosure import DistinctSketch
 from estimators.nowcast import NOWCAST_COLUMNS, nowcast_week
 from estimators.observations import Stratum
-from estimators.replicates import N_REPLICATES
+from estimators.replicates import N_REPLICATES, poisson_weights_many
 from estimators.state import (
     C,
     D_W,
@@ -113,6 +138,7 @@ from estimators.state import (
     R,
     RES,
     SKETCH_K,
+    WEIGHT_SCALE,
     FormalExports,
     SampleState,
     StratumState,
@@ -344,7 +370,8 @@ class _Coefficients:
     sample often misses), whichever gives the larger variance.
     """
 
-    def __init__(self, index, post, group, week, window, min_sample, min_category, need, variance, heavy):
+    def __init__(self, index, post, group, week, window, min_sample, min_category, need, variance, heavy,
+                 robust="none", week_error=False):
         B = N_REPLICATES
         L = len(LEVELS)
         pools = [index.pooled(lv, post, group, week, window) for lv in LEVELS]
@@ -460,12 +487,58 @@ class _Coefficients:
                 )
                 self.m0[c], self.m0b[:, c] = pl_ + ph, rl + rh
             levels.add(hlevel)
+            if robust != "none":
+                d, db = _robust_shift(src[main0], self.m0, self.m0b, 1.0 if robust == "cb-full" else 0.5,
+                                      gap=robust == "gap")
+                self.m0, self.m0b = self.m0 + d, self.m0b + db
         elif need["m0"] > 0:
             self.ok = False
         self.levels_used = levels
         self.n_pooled = n_pooled
         vp = wides if variance == "wide" else pools
         self.sig_0_cat, self.sig_0_tot = self._sigma_nondeclarers(vp[main0])
+        self.tau_region = _between(*self._residuals(pools[main0]))
+        # A post whose non-declarer pool is wider than the post is synthetic too: the same
+        # moments over the (post, group) cells of that pool, each cell one area.
+        self.tau_post = 0.0
+        if main0 > 0:
+            lv = LEVELS[main0]
+            mode = BORDER_POSTS[post]["mode"]
+            cells = [
+                (p_, g_) for p_, g_ in index.cells
+                if lv in ("all", "all-weeks")
+                or (g_ == group and (lv == "group" or BORDER_POSTS[p_]["mode"] == mode))
+            ]
+            parts = [self._residuals(index.pooled("post", p_, g_, week, None if lv == "all-weeks" else window))
+                     for p_, g_ in cells]
+            self.tau_post = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
+        # A post-week is also synthetic over time: its coefficients come from +-window weeks,
+        # and the week's own departure from them is in no sampling variance. The same
+        # moments over the weeks of the pool, each week one area.
+        self.tau_week = 0.0
+        if week_error and window and LEVELS[main0] != "all-weeks":
+            t = week_index(week)
+            parts = [self._residuals(index._week_sum(LEVELS[main0], post, group, w))
+                     for w in index.weeks if abs(week_index(w) - t) <= window]
+            self.tau_week = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
+
+    def _residuals(self, p: SampleState):
+        """Per destination region of pool ``p``: inspected travellers ``n_r``, their summed
+        residual ``A - prediction`` under this stratum's coefficients, and its sampling
+        variance from the unit residual variances (see :func:`_between`)."""
+        n = _f(p.n_nondeclarer)
+        res = _f(p.assessed_nondeclarer).sum(1) - n * float(self.m0.sum())
+        var = n * self.sig_0_tot
+        resale = (p.resale_n_declarer, p.resale_assessed_declarer, p.resale_declared_declarer,
+                  p.resale_n_declarer_zero)
+        alls = (p.n_declarer, p.assessed_declarer, p.declared_declarer, p.n_declarer_zero)
+        for cls in CLASSES:
+            nk, a, d, z = (_f(x) for x in (resale if cls == "resale" else [x - y for x, y in zip(alls, resale)]))
+            res = res + (a - self.R[cls] * d - self.m2[cls] * z).sum(1)
+            var = var + nk * self.sig_d_tot[cls]
+            n = n + nk
+        return n, res, var
+
 
     def _sigma_declarers(self, v: _DeclView, R_, m2):
         sw = float(v.first[D_W])
@@ -491,6 +564,98 @@ class _Coefficients:
         sm = float(self.m0.sum())
         tot = (A2 - 2 * sm * wa.sum() + sm**2 * sw) / sw
         return np.maximum(cat, 0.0), max(tot, 0.0)
+
+
+def _gap_shift(p: SampleState, m0, m0b, wx, a, W):
+    """The ``"gap"`` variant of :func:`_robust_shift`: only the largest conditional bias's
+    excess over the second largest is removed, ``m0 - (B_(1) - B_(2))``, i.e. the single
+    largest unit winsorized to the second's influence (``B_(2) = 0`` when it is alone). A
+    unit that is one of several alike is left as it is; one that stands alone no longer
+    dominates. Per category in proportion to the largest unit's excess."""
+    def shift(bias, m, Wx, r=None):
+        order = np.argsort(-bias, kind="stable")
+        j = order[0]
+        b2 = max(bias[order[1]], 0.0) if len(order) > 1 and np.isfinite(bias[order[1]]) else 0.0
+        if not np.isfinite(bias[j]) or bias[j] <= b2:
+            return np.zeros(C)
+        unit = (1.0 if r is None else r[j]) * wx[j] / Wx * (a[j] - m)  # [C]
+        return -unit * (bias[j] - b2) / bias[j]
+
+    d = shift(wx / W * (a.sum(1) - m0.sum()), m0, W)
+    Wb = _f(p.replicates[N_W]).astype(np.float64)
+    Wb = np.where(Wb > 0, Wb, W)
+    r = poisson_weights_many([e[1] for e in p.top_loads.entries]).astype(np.float64)  # [k, B]
+    db = np.zeros_like(m0b)
+    for b in range(m0b.shape[0]):
+        bias = np.where(r[:, b] > 0, r[:, b] * wx / Wb[b] * (a.sum(1) - m0b[b].sum()), -np.inf)
+        db[b] = shift(bias, m0b[b], Wb[b], r[:, b])
+    return d, db
+
+
+def _robust_shift(p: SampleState, m0, m0b, share: float, gap: bool = False):
+    """Shift of the non-declarer mean ``m0`` (per category, point and replicates) by the
+    conditional-bias robust estimator (Beaumont, Haziza and Ruiz-Gazen 2013).
+
+    For the Hajek mean ``m0 = sum w A / sum w`` under Poisson sampling, the conditional
+    bias of a sampled unit is ``B_i = (w_i - 1)(A_i - m0) / sum w``: what it adds by
+    standing for ``w_i - 1`` others. The robust mean is ``m0 - (B_max + B_min) / 2``
+    (``share = 0.5``; ``"cb-full"``: ``share = 1``), with ``B_max`` over the pool's
+    ``TOP_LOADS_K`` largest ``(w - 1) A`` (kept unit by unit in the states: exact when the
+    largest bias is among them, as it is whenever the top loads dwarf ``m0``) and
+    ``B_min = -(w_max - 1) m0 / sum w`` (a zero load of the largest weight). Both vanish as
+    the sample grows, so the estimator stays design-consistent; a single heavy load of
+    weight 200 no longer counts 200 times. Per category, ``B`` splits as the unit's loads.
+    Replicates: the same in each replicate, with its Poisson weights ``r_i`` (units with
+    ``r_i = 0`` absent) and its own ``m0`` and ``sum w``.
+    """
+    top = p.top_loads
+    W = float(p.first[N_W])
+    if W <= 0 or not top.entries:
+        return np.zeros(C), np.zeros_like(m0b)
+    wmax = (top.w_max - WEIGHT_SCALE) / W
+    ent = top.entries
+    wx = np.array([(e[2] - WEIGHT_SCALE) for e in ent], dtype=np.float64)  # [k]
+    a = np.array([e[3] for e in ent], dtype=np.float64)  # [k, C]
+    if gap:
+        return _gap_shift(p, m0, m0b, wx, a, W)
+    # point: the unit of largest total bias
+    bias = wx / W * (a.sum(1) - m0.sum())
+    j = int(np.argmax(bias))
+    d = -share * (wx[j] / W * (a[j] - m0) - wmax * m0)
+    # replicates
+    Wb = _f(p.replicates[N_W]).astype(np.float64)
+    Wb = np.where(Wb > 0, Wb, W)
+    r = poisson_weights_many([e[1] for e in ent]).astype(np.float64)  # [k, B]
+    bias_b = r * wx[:, None] * (a.sum(1)[:, None] - m0b.sum(1)[None, :]) / Wb[None, :]  # [k, B]
+    bias_b = np.where(r > 0, bias_b, -np.inf)
+    jb = np.argmax(bias_b, axis=0)  # [B]
+    have = np.isfinite(bias_b[jb, np.arange(bias_b.shape[1])])
+    unit = (r[jb, np.arange(r.shape[1])] * wx[jb])[:, None] * (a[jb] - m0b) / Wb[:, None]  # [B, C]
+    unit = np.where(have[:, None], unit, 0.0)
+    return d, -share * (unit - wmax * W / Wb[:, None] * m0b)
+
+
+def _between(n, res, var) -> float:
+    """Standard deviation (cents per traveller) of an area's own mean residual around the
+    stratum's coefficients, by moments over areas (regions, or posts of a widened pool).
+
+    Region rows (and posts whose pool is wider than the post) are synthetic: the
+    stratum's coefficients times the area's census, so their error has a part the
+    sampling variance misses, the area's own departure from the model. With ``e_a`` the
+    mean residual of the ``n_a`` inspected travellers of area ``a`` and ``v_a`` its
+    sampling variance,
+
+        tau^2 = max(0, sum_a n_a (e_a^2 - v_a) / sum_a n_a)      (areas with n_a >= 2)
+
+    (the average mean squared error of synthetic estimates, Gonzalez and Waksberg 1973).
+    The cell's variance gains ``(sum_h U_h tau_h)^2``, ``U_h`` its uninspected travellers
+    in stratum h: summed linearly, as an area's departure is alike in the strata it spans.
+    """
+    ok = n >= 2
+    if ok.sum() < 2:
+        return 0.0
+    e, v, w = res[ok] / n[ok], var[ok] / n[ok] ** 2, n[ok]
+    return max(float((w * (e * e - v)).sum() / w.sum()), 0.0) ** 0.5
 
 
 def _floor(index, post, group, week, U_r, n_pool, n0):
@@ -527,7 +692,7 @@ class _Acc:
 
     __slots__ = (
         "point", "reps", "vpred", "n_dep", "n_insp", "n_decl", "declared", "n_targ",
-        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers", "vfloor",
+        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers", "vfloor", "vsyn",
     )
 
     def __init__(self, B: int):
@@ -542,6 +707,7 @@ class _Acc:
         self.var_parts: dict = defaultdict(float)
         self.travellers = DistinctSketch(SKETCH_K)
         self.vfloor = 0.0
+        self.vsyn = 0.0  # synthetic-model error (USD), summed linearly: alike in every stratum
 
 
 def _domain_keys():
@@ -599,6 +765,7 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_w
                 pse = 0.0
             else:
                 vboot = float(np.var(a.reps, ddof=1))
+                a.vpred += a.vsyn**2
                 if vboot + a.vpred < a.vfloor:  # thin cell: never narrower than the floor
                     a.vpred = a.vfloor - vboot
                 se = (vboot + a.vpred) ** 0.5
@@ -687,6 +854,7 @@ def _period(accs, target, formal, payments):
         b.reps = b.reps + a.reps
         b.vpred += a.vpred
         b.vfloor += a.vfloor
+        b.vsyn += a.vsyn
         for f in ("n_dep", "n_insp", "n_decl", "n_targ", "n_pooled"):
             setattr(b, f, getattr(b, f) + getattr(a, f))
         b.declared += a.declared
@@ -728,6 +896,9 @@ def estimate_weeks(
     heavy: tuple[str, int | None] | None = None,
     period: bool = False,
     floor_units: int | None = None,
+    synthetic_error: bool = True,
+    robust: str = "none",
+    week_error: bool = True,
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -772,6 +943,16 @@ def estimate_weeks(
     floor_units
         Pseudo-units ``n0`` of the variance floor of thin cells (default ``min_category``;
         see ``_floor``).
+    synthetic_error
+        True (default): region rows, and posts whose pool is wider than the post, carry
+        the between-area term of :func:`_between` in their variance.
+    week_error
+        True (default): post-week rows also carry the between-week term (the week's own
+        departure from the coefficients of its +-``window`` pool; :func:`_between` over
+        the pool's weeks).
+    robust
+        ``"none"`` (default), ``"cb"``, ``"cb-full"`` or ``"gap"``: the outlier-robust
+        non-declarer mean (:func:`_robust_shift`).
     period
         False (default): one row per week. True: one row per (domain, key) for the sum of
         the weeks (``week`` is ``"first..last"``, e.g. ``"2026-W10..2026-W21"``), see
@@ -809,6 +990,8 @@ def estimate_weeks(
         raise ValueError(f"variance must be 'wide' or 'local', got {variance!r}")
     if interval not in ("percentile", "normal", "log"):
         raise ValueError(f"interval must be 'percentile', 'normal' or 'log', got {interval!r}")
+    if robust not in ("none", "cb", "cb-full", "gap"):
+        raise ValueError(f"robust must be 'none', 'cb', 'cb-full' or 'gap', got {robust!r}")
     if heavy is not None and heavy[0] not in LEVELS:
         raise ValueError(f"heavy level must be one of {LEVELS}, got {heavy[0]!r}")
     index = _Index(states)
@@ -845,7 +1028,8 @@ def estimate_weeks(
             U0 = np.maximum(_f(cen.departures - cen.declarations) - _f(smp.n_nondeclarer), 0.0)
             need = {cls: {"R": un[cls][0].sum(0), "m2": un[cls][1].sum(0)} for cls in CLASSES}
             need["m0"] = U0.sum()
-            co = _Coefficients(index, post, group, week, window, min_sample, min_category, need, variance, heavy)
+            co = _Coefficients(index, post, group, week, window, min_sample, min_category, need, variance, heavy,
+                               robust, week_error)
             known = _f(smp.assessed_declarer) + _f(smp.assessed_nondeclarer)  # [R, C]
             point = known + co.m0 * U0[:, None]
             reps = known[None] + co.m0b[:, None, :] * U0[None, :, None]  # [B, R, C]
@@ -876,6 +1060,11 @@ def estimate_weeks(
                 for r, reg in enumerate(DESTINATION_REGIONS)
                 if cen.departures[r] > 0
             ]
+            for r, reg in enumerate(DESTINATION_REGIONS):
+                if synthetic_error and cen.departures[r] > 0:
+                    accs[(week, "destination_region", reg)].vsyn += float(U_r[r]) * co.tau_region / 100
+            if synthetic_error:
+                accs[(week, "border_post", post)].vsyn += float(U_r.sum()) * math.hypot(co.tau_post, co.tau_week) / 100
             for key, p, rb, vp, vf in cells:
                 a = accs[(week, *key)]
                 a.point += p / 100

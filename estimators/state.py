@@ -76,6 +76,8 @@ __all__ = [
     "quantised_weight",
     "HEAVY_CENTS",
     "SKETCH_K",
+    "TopLoads",
+    "TOP_LOADS_K",
 ]
 
 C = len(CATEGORIES)
@@ -203,12 +205,66 @@ def _bulk_or_each(state, observations) -> None:
     else:
         apply()
 
+#: Largest non-declarer loads a sample keeps unit by unit (for the robust estimator).
+TOP_LOADS_K: int = 4
+
+
+class TopLoads:
+    """The ``k`` randomly inspected non-declarers with the largest ``(w - 1) A`` (their
+    excess over representing themselves: the conditional bias of a heavy unit), and the
+    largest non-declarer weight; merges exactly (top ``k`` of the union, a total order on
+    entries, so any partition and any order give the same ``k``).
+
+    Entries are ``(score, unit_key, w, a)`` with ``score = (w - WEIGHT_SCALE) * A`` (exact
+    integers; ``w`` in units of ``1 / WEIGHT_SCALE``) and ``a`` the assessed cents by
+    category.
+    """
+
+    __slots__ = ("k", "entries", "w_max")
+
+    def __init__(self, k: int = TOP_LOADS_K, entries=(), w_max: int = 0):
+        self.k = k
+        self.entries = tuple(sorted(entries, reverse=True)[:k])
+        self.w_max = int(w_max)
+
+    def update(self, unit_key: int, w: int, a: tuple[int, ...]) -> None:
+        A = sum(a)
+        self.w_max = max(self.w_max, int(w))
+        if A > 0:
+            e = ((int(w) - WEIGHT_SCALE) * A, int(unit_key), int(w), tuple(int(v) for v in a))
+            if len(self.entries) < self.k or e > self.entries[-1]:
+                self.entries = tuple(sorted(self.entries + (e,), reverse=True)[: self.k])
+
+    def __add__(self, other: "TopLoads") -> "TopLoads":
+        if not isinstance(other, TopLoads) or other.k != self.k:
+            return NotImplemented
+        return TopLoads(self.k, self.entries + other.entries, max(self.w_max, other.w_max))
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, TopLoads):
+            return NotImplemented
+        return (self.k, self.entries, self.w_max) == (other.k, other.entries, other.w_max)
+
+    __hash__ = None
+
+    def __getstate__(self):
+        return (self.k, self.entries, self.w_max)
+
+    def __setstate__(self, state) -> None:
+        self.k, self.entries, self.w_max = state
+
+    def __repr__(self) -> str:
+        return f"TopLoads(k={self.k}, entries={len(self.entries)}, w_max={self.w_max})"
+
+
 class _Summary:
     """Fields that merge by addition; equality, copy and pickle by value."""
 
     _FIELDS: ClassVar[tuple[str, ...]] = ()
     #: Fields holding a tuple of :class:`DistinctSketch` (merged cell by cell).
     _SKETCHES: ClassVar[tuple[str, ...]] = ()
+    #: Fields holding one object that merges with ``+`` and compares with ``==``.
+    _OBJECTS: ClassVar[tuple[str, ...]] = ()
 
     def __iadd__(self, other):
         if type(other) is not type(self):
@@ -233,7 +289,7 @@ class _Summary:
             return NotImplemented
         return all(
             getattr(self, f) == getattr(other, f)
-            if f in self._SKETCHES
+            if f in self._SKETCHES or f in self._OBJECTS
             else np.array_equal(getattr(self, f), getattr(other, f))
             for f in self._FIELDS
         )
@@ -397,6 +453,9 @@ class SampleState(_Summary):
         Replicate sums of the ``first`` rows with Poisson(1) weights from ``unit_key``.
     travellers : tuple of DistinctSketch
         Distinct randomly inspected travellers with a positive assessed value, per cell.
+    top_loads : TopLoads
+        The ``TOP_LOADS_K`` non-declarers with the largest ``(w - 1) A`` unit by unit, and
+        the largest non-declarer weight (the robust estimator's conditional biases).
     replicate_bound : object (int)
         Upper bound of any replicate sum's absolute value (overflow guard).
     n_targeted : int64[R]
@@ -431,8 +490,10 @@ class SampleState(_Summary):
         "resale_decl_cat",
         "n_heavy",
         "travellers",
+        "top_loads",
     )
     _SKETCHES = ("travellers",)
+    _OBJECTS = ("top_loads",)
 
     def __init__(self) -> None:
         self.n_declarer = _zeros(R)
@@ -460,6 +521,7 @@ class SampleState(_Summary):
         self.resale_decl_cat = _zeros((2, C), exact=True)
         self.n_heavy = _zeros(R)
         self.travellers = _sketches()
+        self.top_loads = TopLoads()
 
     def update(self, obs: InspectionSeen) -> None:
         """Add one inspection (random: to the sample; targeted: to the apart counts)."""
@@ -519,6 +581,7 @@ class SampleState(_Summary):
         else:
             self.n_nondeclarer[r] += 1
             self.assessed_nondeclarer[r] += a
+            self.top_loads.update(obs.unit_key, w, a_int)
             row[N_W] = 1
             row[N_WA : N_WA + C] = a_int
             if A >= HEAVY_CENTS:
@@ -644,6 +707,9 @@ class SampleState(_Summary):
                     np.add.at(self.n_heavy, r[heavy], 1)
                     rows[heavy, HVY] = 1
                     rows[heavy, HVY + 1 : HVY + 1 + C] = a[heavy]
+                for o, wi, ai in zip((o for o, k in zip(picked, dec.tolist()) if not k),
+                                     w[non].tolist(), an.tolist()):
+                    self.top_loads.update(o.unit_key, wi, ai)
                 wn, w2n, An, axn = w[non], w2[non], A[non], a_x[non]
                 wc, w2c = wn.reshape(-1, 1), w2n.reshape(-1, 1)
                 self.nondecl_second += _joined((wn * An * An).sum(), (wc * axn * axn).sum(0))
