@@ -23,8 +23,12 @@ mean, variance their scatter plus (0.1 mean)^2).
 
 **The week so far** ``W`` (the value of the ``N_wtd`` departures so far), measured twice:
 
-* by inspections and declarations: the week-to-date estimate ``W_i = Y_wtd``, variance
-  ``se_wtd^2``;
+* by inspections and declarations: the week-to-date estimate ``W_i = Y_wtd``. Its error
+  is partly shared with past weeks (pooled coefficients, a world's persistent bias), so
+  partly carried by the model forecast and the card share too, learnt from those weeks:
+  with ``rho`` = :data:`SHARED_ERROR` and ``r2`` the median squared relative standard
+  error of the last 4 weeks, the shared part is ``B_w = rho min(se_wtd^2, r2 W_i^2)``
+  and ``W_i``'s own error ``Var(W_i) = se_wtd^2 - B_w``;
 * by tourist-card handicraft spending so far ``c_wtd`` (net of refunds and reversals),
   through the card share ``l_s = log(C_s / Y_s)``, the card series' own bias term, a
   random walk (so a card-share drop, tourist cards suspended or a switch outage, moves
@@ -34,21 +38,24 @@ mean, variance their scatter plus (0.1 mean)^2).
       l_s+1 = l_s + w_s,                  w_s ~ N(0, q)
 
   (:func:`card_share`; ``tau^2, q`` by maximum likelihood on a grid), so
-  ``W_c = c_wtd exp(-l_hat)``, ``Var(W_c) = W_c^2 (P_l + tau^2 / phi)`` with ``P_l`` the
-  variance of ``l_hat`` and ``phi = N_wtd / N_tot`` (a part-week's card share scatters
-  more). A card measurement more than 3 standard errors from ``W_i`` is left out (a share
+  ``W_c = c_wtd exp(-l_hat)``, ``Var(W_c) = W_c^2 (max(P_l, r2) + tau^2 / phi)`` with
+  ``P_l`` the filter's variance of ``l_hat`` (at least one past week's relative error: the
+  share is learnt from estimates whose errors persist, so averaging weeks does not remove
+  them) and ``phi = N_wtd / N_tot`` (a part-week's card share scatters more). A card measurement more than 3 standard errors from ``W_i`` is left out (a share
   that changed this week, before the random walk could learn it).
 
-  ``W = a W_i + (1 - a) W_c``, ``a = Var(W_c) / (se_wtd^2 + Var(W_c))``,
-  ``Var(W) = a^2 se_wtd^2 + (1 - a)^2 Var(W_c)``.
+  ``W = a W_i + (1 - a) W_c``, ``a = Var(W_c) / (Var(W_i) + Var(W_c))``,
+  ``Var(W) = a^2 Var(W_i) + (1 - a)^2 Var(W_c)``.
 
 **Scaled to the whole week**: with ``N_tot = max(N_hat, N_wtd)`` and ``s = N_tot / N_wtd``
 (the departures still to come valued like those so far, ``v = W / N_wtd``),
 
     X_d = s W,    V_d = s^2 Var(W) + v^2 V_N 1[N_hat > N_wtd].
 
-The nowcast is ``Y = X_m + k (X_d - X_m)``, ``k = F / (F + V_d)``, variance ``k V_d``; the
-interval is normal, clipped at zero. Once the week has closed ``s = 1`` and the nowcast is
+The nowcast is ``Y = X_m + k (X_d - X_m)``, ``k = F / (F + V_d)``, variance
+``V = k V_d + s^2 B_w`` (the shared error is in every measurement, so no combination
+removes it); the interval is normal on the log scale like the weekly estimates',
+``Y exp(+-z sigma)``, ``sigma^2 = log(1 + V / Y^2)``. Once the week has closed ``s = 1`` and the nowcast is
 close to the week's estimate (and its card measurement). Without a past week there is no
 nowcast (nothing says how much of the week is to come).
 
@@ -106,6 +113,16 @@ ARBAEEN = {
     2029: datetime.date(2029, 7, 3), 2030: datetime.date(2030, 6, 22),
 }
 _LUNAR_YEAR = 354.367
+
+#: Share of a week estimate's sampling variance it shares with the weeks before it (pooled
+#: coefficients, a world's persistent bias): the lag-1 autocorrelation (about zero, not the
+#: world's mean) of log(estimate / truth) over bench/accuracy worlds, 0.83 on the first 8
+#: (lag 2: 0.67). The model forecast and the card share, learnt from those weeks, carry
+#: that error too, so combining them with the week's data cannot shrink it.
+SHARED_ERROR = 0.8
+
+#: Grid of the card share's own weekly scatter ``tau`` (log scale) for :func:`card_share`.
+CARD_SCATTER = (0.05, 0.1, 0.2, 0.4)
 
 
 def _arbaeen(year: int) -> datetime.date:
@@ -253,7 +270,7 @@ def card_share(y, se, c) -> tuple[float, float, float] | None:
     Z, T = np.ones((n + 1, 1)), np.eye(1)
     a0, P0 = np.array([r[ok][0]]), np.eye(1)
     best = None
-    for tau, q in itertools.product((0.05, 0.1, 0.2, 0.4), (0.0, 0.05, 0.1, 0.2, 0.4)):
+    for tau, q in itertools.product(CARD_SCATTER, (0.0, 0.05, 0.1, 0.2, 0.4)):
         out = kalman_filter(np.r_[r, np.nan], Z, T, np.eye(1) * q * q, np.r_[h + tau * tau, tau * tau], a0, P0)
         llf = float(out[6][ok.nonzero()[0][1:]].sum())
         if best is None or llf > best[0]:
@@ -298,7 +315,8 @@ def _num(x) -> float:
     return float("nan") if x is None else float(x)
 
 
-def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True) -> Nowcast | None:
+def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True, shared: float = SHARED_ERROR,
+                 interval: str = "log") -> Nowcast | None:
     """Nowcast of the current week from past weeks' totals and the week so far.
 
     ``history``: past weeks in order, tuples ``(week, estimate_usd, std_error_usd,
@@ -325,16 +343,23 @@ def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True) -
     n_tot = max(n_hat, float(n_wtd))
     s = n_tot / n_wtd if n_wtd > 0 else 1.0
     # the week so far W, from inspections (W_i) and from card spending (W_c)
-    w_i, var_i = y_wtd, se_wtd**2
+    # the part of the week-to-date error shared with past weeks: at most their relative error
+    rel = se[-4:] / np.where(y[-4:] > 0, y[-4:], np.nan)
+    rel2 = float(np.nanmedian(rel**2)) if np.isfinite(rel).any() else se_wtd**2 / max(y_wtd, 1e-9) ** 2
+    b_w = shared * min(se_wtd**2, rel2 * y_wtd**2)
+    w_i, var_i = y_wtd, se_wtd**2 - b_w  # its error this week alone
     w_c = var_c = None
     share = card_share(y, se, c) if cards and c_wtd > 0 and n_wtd > 0 else None
     if share is not None:
         l_hat, p_l, tau2 = share
+        # the share is learnt from past estimates whose errors persist: its error is that of
+        # a past week's estimate, not of their average, and differs from this week's
+        p_l = max(p_l, rel2)
         phi = max(n_wtd / n_tot, 1 / 7)  # share of the week's card spending in so far
         w_c = c_wtd * math.exp(-l_hat)
         var_c = w_c**2 * (p_l + tau2 / phi)
         if y_wtd > 0:  # a card share that has just dropped (or jumped) is not believed
-            zc = math.log(w_c / y_wtd) / math.sqrt(p_l + tau2 / phi + var_i / y_wtd**2)
+            zc = math.log(w_c / y_wtd) / math.sqrt(p_l + tau2 / phi + se_wtd**2 / y_wtd**2)
             if abs(zc) > 3:
                 w_c = var_c = None
     if w_c is None:
@@ -357,6 +382,7 @@ def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True) -
         k = f / (f + v_d) if f + v_d > 0 else 1.0
         point = x_m + k * (x_d - x_m)
         var = k * v_d
+    var += b_w * s * s  # the estimator's error shared with past weeks
     # news: Y - X_m = k s wt_i (W_i - W_m) + k s wt_c (W_c - W_m) + k v_m (N_tot - N_hat)
     if x_m is None:
         news_i, news_c, news_n = 0.0, 0.0, 0.0
@@ -367,7 +393,12 @@ def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True) -
         news_c = k * s * wt_c * (w_c - w_m) if w_c is not None else 0.0
         news_i = (point - x_m) - news_n - news_c  # = k s wt_i (W_i - W_m), exactly additive
     sd = math.sqrt(max(var, 0.0))
+    if interval == "log" and point > 0:
+        sl = math.sqrt(math.log1p(var / point**2))
+        lo, hi = point * math.exp(-z * sl), point * math.exp(z * sl)
+    else:
+        lo, hi = max(point - z * sd, 0.0), point + z * sd
     return Nowcast(
-        usd=point, ci_low_usd=max(point - z * sd, 0.0), ci_high_usd=point + z * sd,
+        usd=point, ci_low_usd=lo, ci_high_usd=hi,
         model_usd=x_m, news_value_usd=news_i, news_departures_usd=news_n, news_card_usd=news_c,
     )

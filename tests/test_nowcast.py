@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from estimators.nowcast import (
+    SHARED_ERROR,
     festival_regressors,
     kalman_filter,
     nowcast_week,
@@ -80,6 +81,19 @@ def test_news_adds_up_and_a_closed_week_nowcasts_near_its_estimate():
     assert math.isclose(closed.usd - closed.model_usd, closed.news_value_usd + closed.news_departures_usd, rel_tol=1e-9, abs_tol=1e-6)
     assert abs(closed.usd - 190e3) < abs(closed.model_usd - 190e3)
     assert closed.ci_low_usd < closed.usd < closed.ci_high_usd
+
+
+def test_the_error_shared_with_past_weeks_is_not_combined_away():
+    """A closed week: the model (learnt from the same estimator's past weeks) narrows the
+    nowcast only in the part of the week's error that is its own; the shared part stays,
+    and without the shared part the interval would be narrower."""
+    hist = _history()
+    se = 8e3
+    closed = nowcast_week(hist, (WEEKS[12], 190e3, se, 40_000))
+    naive = nowcast_week(hist, (WEEKS[12], 190e3, se, 40_000), shared=0.0)
+    sd = math.log(closed.ci_high_usd / closed.ci_low_usd) / (2 * 1.959963984540054) * closed.usd
+    assert sd >= math.sqrt(SHARED_ERROR) * se * 0.99
+    assert closed.ci_high_usd - closed.ci_low_usd > naive.ci_high_usd - naive.ci_low_usd
 
 
 def test_a_week_just_begun_is_scaled_up_and_leans_on_the_model():
