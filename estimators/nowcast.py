@@ -54,9 +54,9 @@ mean, variance their scatter plus (0.1 mean)^2).
 
 The nowcast is ``Y = X_m + k (X_d - X_m)``, ``k = F / (F + V_d)``, variance
 ``V = k V_d + s^2 B_w`` (the shared error is in every measurement, so no combination
-removes it); the interval is normal on the log scale like the weekly estimates',
-``Y exp(+-z sigma)``, ``sigma^2 = log(1 + V / Y^2)``. Once the week has closed ``s = 1`` and the nowcast is
-close to the week's estimate (and its card measurement). Without a past week there is no
+removes it); the interval is normal on the log scale like the weekly estimates,
+``Y exp(+-z sigma)``, ``sigma^2 = log(1 + V / Y^2)``. Once the week has closed ``s = 1``
+and the nowcast is close to the week's estimate (and its card measurement). Without a past week there is no
 nowcast (nothing says how much of the week is to come).
 
 **News** (what moved the nowcast away from the model forecast), exactly additive: with

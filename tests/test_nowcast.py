@@ -177,3 +177,33 @@ def test_card_share_filter_equals_statsmodels_local_level():
     assert np.allclose(af[:, 0], res.filtered_state[0], rtol=1e-6, atol=1e-9)
     assert np.allclose(Pf[:, 0, 0], res.filtered_state_cov[0, 0], rtol=1e-6, atol=1e-12)
     assert math.isclose(ll.sum(), res.llf_obs.sum(), rel_tol=1e-6)
+
+
+def test_an_early_open_week_is_nowcast_as_a_whole_week_not_its_days_so_far():
+    """The live bug: in the first weeks of a run (fewer than 4 past weeks) the published
+    nowcast equalled the week to date. Two full weeks and two days of a third, through
+    :func:`estimators.estimate_weeks` (what live and batch publish): the open week's total
+    row carries a nowcast well above its week to date; the first week has none."""
+    from estimators import Stratum, StratumState, estimate_weeks
+    from estimators.observations import DeclarationSeen, DepartureSeen, InspectionSeen
+
+    z = (0,) * 7
+    states = {}
+    for week, n in (("2026-W20", 700), ("2026-W21", 700), ("2026-W22", 200)):
+        s = Stratum(week, "MEH", "resident")
+        st = states[s] = StratumState()
+        for i in range(n):
+            st.update(DepartureSeen(s, "iraq"))
+            if i % 2:
+                st.update(DeclarationSeen(s, "iraq", (10_000,) + z))
+            if i % 5 == 0:
+                st.update(InspectionSeen(s, "iraq", i, True, 0.2, bool(i % 2),
+                                         (15_000 if i % 2 else 1_000 * (i % 3),) + z,
+                                         (10_000 if i % 2 else 0,) + z))
+    out = estimate_weeks(states, min_sample=5, min_category=2).filter(domain="total")
+    open_row = out.filter(week="2026-W22").row(0, named=True)
+    assert open_row["nowcast_usd"] == pytest.approx(open_row["estimate_usd"] * 700 / 200, rel=1e-9)
+    assert open_row["nowcast_ci_low_usd"] > open_row["estimate_usd"]
+    assert out.filter(week="2026-W20")["nowcast_usd"].is_null().all()
+    one = estimate_weeks({k: v for k, v in states.items() if k.week == "2026-W20"}, min_sample=5, min_category=2)
+    assert one["nowcast_usd"].is_null().all()  # no past week: no nowcast (was the week to date)
