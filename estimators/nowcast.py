@@ -374,14 +374,18 @@ def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True, s
     v = w / n_wtd if n_wtd > 0 else 0.0
     x_d = w * s
     v_d = var_w * s * s + (v * v * var_n if n_hat > n_wtd else 0.0)
+    if n_wtd <= 0:  # nobody has left yet: the week so far says nothing
+        v_d = math.inf
     if model is None:
+        if n_wtd <= 0:
+            return None
         k, x_m, f = 1.0, None, None
         point, var = x_d, v_d
     else:
         x_m, f = model.mean, max(model.var, 0.0)
-        k = f / (f + v_d) if f + v_d > 0 else 1.0
+        k = 0.0 if math.isinf(v_d) else (f / (f + v_d) if f + v_d > 0 else 1.0)
         point = x_m + k * (x_d - x_m)
-        var = k * v_d
+        var = f if math.isinf(v_d) else k * v_d
     var += b_w * s * s  # the estimator's error shared with past weeks
     # news: Y - X_m = k s wt_i (W_i - W_m) + k s wt_c (W_c - W_m) + k v_m (N_tot - N_hat)
     if x_m is None:

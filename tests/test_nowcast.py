@@ -207,3 +207,11 @@ def test_an_early_open_week_is_nowcast_as_a_whole_week_not_its_days_so_far():
     assert out.filter(week="2026-W20")["nowcast_usd"].is_null().all()
     one = estimate_weeks({k: v for k, v in states.items() if k.week == "2026-W20"}, min_sample=5, min_category=2)
     assert one["nowcast_usd"].is_null().all()  # no past week: no nowcast (was the week to date)
+
+
+def test_before_anyone_has_left_the_nowcast_is_the_model():
+    hist = _history()
+    nc = nowcast_week(hist, (WEEKS[12], 0.0, 0.0, 0))
+    assert nc.usd == nc.model_usd > 0 and nc.ci_low_usd < nc.usd < nc.ci_high_usd
+    assert nc.news_value_usd == nc.news_card_usd == nc.news_departures_usd == 0.0
+    assert nowcast_week(hist[:2], (WEEKS[2], 0.0, 0.0, 0)) is None
