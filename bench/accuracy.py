@@ -338,21 +338,30 @@ def report(rows: pl.DataFrame) -> str:
     return "\n".join(out)
 
 
-def nowcast_world(args) -> pl.DataFrame:
-    """The last week's nowcast of one world after each of its days: the archive cut at the
-    day's end (files are in day order, so the cut is a prefix of each), estimated as live
-    would, and compared with the week's true total."""
+def _nowcast_version() -> str:
+    """Digest of the code the per-day total rows depend on (states and the estimate)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.blake2b(state_version().encode(), digest_size=6)
+    h.update((root / "estimators/estimate.py").read_bytes())
+    return h.hexdigest()
+
+
+def nowcast_days(cache: Path, seed: int, weeks: int, scale: float, prior: bool = True) -> pl.DataFrame:
+    """The weekly total rows of one world's archive cut at the end of each day of its last
+    week (files are in day order, so the cut is a prefix of each), estimated as live would;
+    cached beside the archive (``day`` 1..7 = the week's first ``day`` days known)."""
     import datetime as dt
     import shutil
 
     from streams.pipeline.batch import build_tables
 
-    cache, seed, weeks, scale, prior = args
     d = world_dir(cache, seed, weeks, scale, prior)
+    out_path = d / f"nowcast-days-{_nowcast_version()}.parquet"
+    if out_path.exists():
+        return pl.read_parquet(out_path)
     config = world_prior(seed, weeks, scale)
-    truth = pl.read_parquet(d / "truth.parquet").filter(domain="total")
-    last = truth["week"].sort()[-1]
-    target = float(truth.filter(week=last)["value_usd"][0])
     monday = config.start + dt.timedelta(weeks=weeks - 1)
     out = []
     for day in range(1, 8):
@@ -368,26 +377,66 @@ def nowcast_world(args) -> pl.DataFrame:
             tables, _ = build_tables(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        row = tables.estimate().filter(domain="total", week=last).row(0, named=True)
-        out.append({
-            "seed": seed, "day": day, "truth_usd": target, "nowcast_usd": row["nowcast_usd"],
-            "lo": row["nowcast_ci_low_usd"], "hi": row["nowcast_ci_high_usd"],
-            "model_usd": row["nowcast_model_usd"], "week_to_date_usd": row["estimate_usd"],
-        })
+        out.append(tables.estimate().filter(domain="total").with_columns(day=pl.lit(day)))
+    rows = pl.concat(out)
+    rows.write_parquet(out_path)
+    return rows
+
+
+def nowcast_world(args) -> pl.DataFrame:
+    """The last week's nowcast of one world after each of its days, from the day's total
+    rows (:func:`nowcast_days`), with and without the card series, against the week's
+    true total."""
+    from estimators.nowcast import nowcast_week
+
+    cache, seed, weeks, scale, prior = args
+    d = world_dir(cache, seed, weeks, scale, prior)
+    config = world_prior(seed, weeks, scale)
+    truth = pl.read_parquet(d / "truth.parquet").filter(domain="total")
+    last = truth["week"].sort()[-1]
+    target = float(truth.filter(week=last)["value_usd"][0])
+    card_drop = config.card_drop_week is not None
+    out = []
+    for day, rows in nowcast_days(cache, seed, weeks, scale, prior).sort("week").group_by("day"):
+        tot = [(r["week"], r["estimate_usd"], r["std_error_usd"], r["n_departures"],
+                r["tourist_handicraft_card_usd"]) for r in rows.iter_rows(named=True)]
+        row = rows.filter(week=last).row(0, named=True)
+        *past, now = tot
+        for cards in (True, False):
+            nc = nowcast_week(past, now, cards=cards)
+            out.append({
+                "seed": seed, "day": day[0], "cards": cards, "card_drop": card_drop, "truth_usd": target,
+                "nowcast_usd": nc and nc.usd, "lo": nc and nc.ci_low_usd, "hi": nc and nc.ci_high_usd,
+                "model_usd": nc and nc.model_usd, "week_to_date_usd": row["estimate_usd"],
+                "sd_usd": nc and (nc.ci_high_usd - nc.ci_low_usd) / 2,
+            })
     return pl.DataFrame(out)
 
 
 def nowcast_report(rows: pl.DataFrame) -> str:
-    """Nowcast error and coverage by day of the week (day d: the week's first d days known)."""
-    t = rows.group_by("day").agg(
-        worlds=pl.len(),
-        median_abs_error=(pl.col("nowcast_usd") / pl.col("truth_usd") - 1).abs().median(),
-        coverage=((pl.col("lo") <= pl.col("truth_usd")) & (pl.col("truth_usd") <= pl.col("hi"))).mean(),
-        median_rel_halfwidth=((pl.col("hi") - pl.col("lo")) / 2 / pl.col("truth_usd")).median(),
-        model_median_abs_error=(pl.col("model_usd") / pl.col("truth_usd") - 1).abs().median(),
-        week_to_date_share=(pl.col("week_to_date_usd") / pl.col("truth_usd")).median(),
-    ).sort("day")
-    return table(t)
+    """Nowcast error and coverage by day of the week (day d: the week's first d days known),
+    with and without the card series, and in the worlds with a card-share drop."""
+    def agg(df, by):
+        return df.group_by(by).agg(
+            worlds=pl.len(),
+            median_abs_error=(pl.col("nowcast_usd") / pl.col("truth_usd") - 1).abs().median(),
+            coverage=((pl.col("lo") <= pl.col("truth_usd")) & (pl.col("truth_usd") <= pl.col("hi"))).mean(),
+            median_rel_halfwidth=((pl.col("hi") - pl.col("lo")) / 2 / pl.col("truth_usd")).median(),
+            model_median_abs_error=(pl.col("model_usd") / pl.col("truth_usd") - 1).abs().median(),
+            week_to_date_share=(pl.col("week_to_date_usd") / pl.col("truth_usd")).median(),
+        ).sort(by)
+
+    rows = rows.filter(pl.col("nowcast_usd").is_not_null())
+    both = pl.concat([rows.with_columns(pl.col("day").cast(pl.Utf8)),
+                      rows.filter(pl.col("day") >= 3).with_columns(day=pl.lit("3-7"))])
+    out = [table(agg(both, ["cards", "day"])), "", "Card-share-drop worlds:", "",
+           table(agg(both.filter("card_drop"), ["cards", "day"]))]
+    # variance reduction of the card series: squared half-widths, matched (seed, day) pairs
+    w = rows.pivot(on="cards", index=["seed", "day"], values="sd_usd")
+    if {"true", "false"} <= set(w.columns):
+        by = w.group_by("day").agg(((pl.col("true") / pl.col("false")) ** 2).median().alias("var_ratio")).sort("day")
+        out += ["", "Nowcast variance with cards / without (median over worlds):", "", table(by)]
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -823,11 +823,10 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_w
         totals = [r for r in rows if r[1] == "total"]
         if totals and totals[-1][0] == open_week:
             *past, now = totals
-            nc = nowcast_week([(r[0], r[3], r[6], r[8]) for r in past], (now[0], now[3], now[6], now[8]), alpha)
-            i = rows.index(now)
-            rows[i] = now[: -len(NOWCAST_COLUMNS)] + (
-                nc.usd, nc.ci_low_usd, nc.ci_high_usd, nc.model_usd, nc.news_value_usd, nc.news_departures_usd,
-            )
+            nc = nowcast_week([(r[0], r[3], r[6], r[8], r[18]) for r in past], (now[0], now[3], now[6], now[8], now[18]),
+                              alpha)
+            if nc is not None:  # None: no past week yet, nothing to scale the week up by
+                rows[rows.index(now)] = now[: -len(NOWCAST_COLUMNS)] + nc.columns()
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 

@@ -1,40 +1,70 @@
 """A nowcast of the whole current week, from its data so far and a model of past weeks.
 
 From the first day of a week its estimate so far covers only the travellers who have
-left; the nowcast is an estimate of the *whole* week's informal exports with a 95%
-interval, combining two measurements of the week's total ``Y_t``:
+left; the nowcast is an estimate of the *whole* week's informal exports ``Y_t`` with a
+95% interval. It combines three sources, each a measurement of ``Y_t`` with its own
+error, as one Kalman update of ``Y_t`` (precision weights):
 
-* **the model forecast** ``X_m``: a local linear trend with Nowruz and Arbaeen
-  regressors fitted to the past weeks' estimates, a linear Gaussian state-space model
-  filtered by :func:`kalman_filter` (pure numpy),
+**The model forecast** ``X_m`` (variance ``F``): a local linear trend with Nowruz and
+Arbaeen regressors fitted to the past weeks' estimates ``y_s``, a linear Gaussian
+state-space model filtered by :func:`kalman_filter` (pure numpy; statsmodels'
+``UnobservedComponents`` is the cross-check in the tests),
 
-      y_s = mu_s + g_n x_n,s + g_a x_a,s + e_s,    e_s ~ N(0, s2_irr + se_s^2)
-      mu_s+1 = mu_s + b_s + u_s,   b_s+1 = b_s + v_s,   (g_n, g_a) constant,
+    y_s = mu_s + g_n x_n,s + g_a x_a,s + e_s,    e_s ~ N(0, s2_irr + se_s^2)
+    mu_s+1 = mu_s + b_s + u_s,   b_s+1 = b_s + v_s,   (g_n, g_a) constant,
 
-  with ``se_s`` the published standard error of week s (its sampling error) and
-  ``x_n,s``, ``x_a,s`` the shares of the week's days in the Nowruz holidays (Nowruz - 3
-  to Nowruz + 13) and in the Arbaeen walk (the 14 days before Arbaeen). The variances
-  ``s2_irr, s2_level, s2_trend`` are chosen by maximum likelihood over a small grid
-  (scaled to the series). The forecast of ``Y_t`` is ``X_m = Z_t a_t|t-1`` with variance
-  ``F = Z_t P_t|t-1 Z_t' + s2_irr``;
-* **the week's data so far** ``X_d``: the week-to-date estimate ``Y_wtd`` (SE ``se_wtd``)
-  from ``N_wtd`` departures, plus the departures still to come ``R = max(N_hat - N_wtd, 0)``
-  at the week's value per departure so far ``v = Y_wtd / N_wtd``, where ``N_hat`` (variance
-  ``V_N``) is the same model's forecast of the week's departures from past weeks' counts:
+with ``se_s`` the published standard error of week s (its sampling error) and ``x_n,s``,
+``x_a,s`` the shares of the week's days in the Nowruz holidays (Nowruz - 3 to Nowruz + 13)
+and in the Arbaeen walk (the 14 days before Arbaeen). ``s2_irr, s2_level, s2_trend`` by
+maximum likelihood over a small grid (scaled to the series); ``X_m = Z_t a_t|t-1``,
+``F = Z_t P_t|t-1 Z_t' + s2_irr``. The same model forecasts the week's departures
+``N_hat`` (variance ``V_N``) from past weeks' counts (with fewer than 4 past weeks: their
+mean, variance their scatter plus (0.1 mean)^2).
 
-      X_d = Y_wtd + v R,    V_d = se_wtd^2 (1 + R / N_wtd)^2 + v^2 V_N 1[R > 0].
+**The week so far** ``W`` (the value of the ``N_wtd`` departures so far), measured twice:
 
-The nowcast is the precision-weighted combination (one Kalman update of ``Y_t`` by the
-data measurement): ``Y = X_m + k (X_d - X_m)``, ``k = F / (F + V_d)``, variance
-``k V_d``; the interval is normal, clipped at zero. Once the week has closed, ``R = 0`` and
-``V_d = se^2`` is small against ``F``, so the nowcast is close to the week's estimate.
+* by inspections and declarations: the week-to-date estimate ``W_i = Y_wtd``. Its error
+  is partly shared with past weeks (pooled coefficients, a world's persistent bias), so
+  partly carried by the model forecast and the card share too, learnt from those weeks:
+  with ``rho`` = :data:`SHARED_ERROR` and ``r2`` the median squared relative standard
+  error of the last 4 weeks, the shared part is ``B_w = rho min(se_wtd^2, r2 W_i^2)``
+  and ``W_i``'s own error ``Var(W_i) = se_wtd^2 - B_w``;
+* by tourist-card handicraft spending so far ``c_wtd`` (net of refunds and reversals),
+  through the card share ``l_s = log(C_s / Y_s)``, the card series' own bias term, a
+  random walk (so a card-share drop, tourist cards suspended or a switch outage, moves
+  the share rather than the level):
 
-**News** (what moved the nowcast away from the model forecast), exactly additive:
+      r_s = log(c_s / y_s) = l_s + e_s,   e_s ~ N(0, tau^2 + (se_s / y_s)^2)
+      l_s+1 = l_s + w_s,                  w_s ~ N(0, q)
 
-    Y - X_m = k (v - v_m) (N_wtd + R)          # value news: inspections and declarations
-            + k v_m max(N_wtd - N_hat, 0)      # departures news: more travellers than forecast
+  (:func:`card_share`; ``tau^2, q`` by maximum likelihood on a grid), so
+  ``W_c = c_wtd exp(-l_hat)``, ``Var(W_c) = W_c^2 (max(P_l, r2) + tau^2 / phi)`` with
+  ``P_l`` the filter's variance of ``l_hat`` (at least one past week's relative error: the
+  share is learnt from estimates whose errors persist, so averaging weeks does not remove
+  them) and ``phi = N_wtd / N_tot`` (a part-week's card share scatters more). A card measurement more than 3 standard errors from ``W_i`` is left out (a share
+  that changed this week, before the random walk could learn it).
 
-with ``v_m = X_m / N_hat`` the model's value per departure.
+  ``W = a W_i + (1 - a) W_c``, ``a = Var(W_c) / (Var(W_i) + Var(W_c))``,
+  ``Var(W) = a^2 Var(W_i) + (1 - a)^2 Var(W_c)``.
+
+**Scaled to the whole week**: with ``N_tot = max(N_hat, N_wtd)`` and ``s = N_tot / N_wtd``
+(the departures still to come valued like those so far, ``v = W / N_wtd``),
+
+    X_d = s W,    V_d = s^2 Var(W) + v^2 V_N 1[N_hat > N_wtd].
+
+The nowcast is ``Y = X_m + k (X_d - X_m)``, ``k = F / (F + V_d)``, variance
+``V = k V_d + s^2 B_w`` (the shared error is in every measurement, so no combination
+removes it); the interval is normal on the log scale like the weekly estimates,
+``Y exp(+-z sigma)``, ``sigma^2 = log(1 + V / Y^2)``. Once the week has closed ``s = 1``
+and the nowcast is close to the week's estimate (and its card measurement). Without a past week there is no
+nowcast (nothing says how much of the week is to come).
+
+**News** (what moved the nowcast away from the model forecast), exactly additive: with
+``v_m = X_m / N_hat`` and ``W_m = v_m N_wtd`` (the week so far the model expected),
+
+    Y - X_m = k s a (W_i - W_m)          # inspections and declarations (news_value)
+            + k s (1 - a) (W_c - W_m)    # card spending (news_card)
+            + k v_m (N_tot - N_hat)      # more departures than forecast (news_departures)
 
 References
 ----------
@@ -62,6 +92,7 @@ __all__ = [
     "festival_regressors",
     "fit_and_forecast",
     "nowcast_week",
+    "card_share",
 ]
 
 #: Columns the open week's total row gains in :func:`estimators.estimate_weeks`.
@@ -72,6 +103,7 @@ NOWCAST_COLUMNS: tuple[str, ...] = (
     "nowcast_model_usd",
     "nowcast_news_value_usd",
     "nowcast_news_departures_usd",
+    "nowcast_news_card_usd",
 )
 
 #: Arbaeen (20 Safar) by Gregorian year; years outside move by whole lunar years.
@@ -81,6 +113,16 @@ ARBAEEN = {
     2029: datetime.date(2029, 7, 3), 2030: datetime.date(2030, 6, 22),
 }
 _LUNAR_YEAR = 354.367
+
+#: Share of a week estimate's sampling variance it shares with the weeks before it (pooled
+#: coefficients, a world's persistent bias): the lag-1 autocorrelation (about zero, not the
+#: world's mean) of log(estimate / truth) over bench/accuracy worlds, 0.83 on the first 8
+#: (lag 2: 0.67). The model forecast and the card share, learnt from those weeks, carry
+#: that error too, so combining them with the week's data cannot shrink it.
+SHARED_ERROR = 0.8
+
+#: Grid of the card share's own weekly scatter ``tau`` (log scale) for :func:`card_share`.
+CARD_SCATTER = (0.05, 0.1, 0.2, 0.4)
 
 
 def _arbaeen(year: int) -> datetime.date:
@@ -207,6 +249,50 @@ def fit_and_forecast(y, se, X, x_next) -> _Forecast | None:
     return _Forecast(mean=float(out[4][-1]), var=float(out[5][-1]))
 
 
+def card_share(y, se, c) -> tuple[float, float, float] | None:
+    """Forecast of next week's log card share ``l = log(C / Y)`` from past weeks.
+
+    Local level (the card series' bias term, a random walk) observed through the past
+    weeks' ratios ``r_s = log(c_s / y_s)``, whose measurement variance is the week's
+    relative sampling error ``(se_s / y_s)^2`` plus the card share's own weekly scatter
+    ``tau^2``; ``tau^2`` and the level variance ``q`` by maximum likelihood on a grid.
+    Returns ``(l_hat, P, tau^2)`` (P: variance of the level's forecast), or None with fewer
+    than 3 weeks that have both a positive estimate and positive card spending.
+    """
+    y, se, c = (np.asarray(v, dtype=float) for v in (y, se, c))
+    ok = np.isfinite(y) & np.isfinite(c) & (y > 0) & (c > 0)
+    if ok.sum() < 3:
+        return None
+    r = np.full(len(y), np.nan)
+    r[ok] = np.log(c[ok] / y[ok])
+    h = np.where(ok, (np.nan_to_num(se) / np.where(ok, y, 1.0)) ** 2, 0.0)
+    n = len(y)
+    Z, T = np.ones((n + 1, 1)), np.eye(1)
+    a0, P0 = np.array([r[ok][0]]), np.eye(1)
+    best = None
+    for tau, q in itertools.product(CARD_SCATTER, (0.0, 0.05, 0.1, 0.2, 0.4)):
+        out = kalman_filter(np.r_[r, np.nan], Z, T, np.eye(1) * q * q, np.r_[h + tau * tau, tau * tau], a0, P0)
+        llf = float(out[6][ok.nonzero()[0][1:]].sum())
+        if best is None or llf > best[0]:
+            best = (llf, out, tau * tau)
+    _, out, tau2 = best
+    return float(out[4][-1]), float(out[5][-1]) - tau2, tau2
+
+
+def _departures(nd, X, xn) -> tuple[float, float] | None:
+    """Forecast (mean, variance) of the week's departures from past weeks' counts: the trend
+    model from 4 weeks on; before that the mean of the weeks there are, with their scatter
+    and at least a 10% standard error; None without a past week."""
+    if len(nd) >= 4:
+        f = fit_and_forecast(nd, np.zeros(len(nd)), X, xn)
+        return max(f.mean, 0.0), f.var
+    if len(nd) == 0:
+        return None
+    mean = float(np.mean(nd))
+    var = float(np.var(nd, ddof=1)) if len(nd) > 1 else 0.0
+    return mean, var + (0.1 * mean) ** 2
+
+
 @dataclass(frozen=True)
 class Nowcast:
     """The whole-week nowcast and its parts (US dollars)."""
@@ -215,48 +301,108 @@ class Nowcast:
     ci_low_usd: float
     ci_high_usd: float
     model_usd: float | None
-    news_value_usd: float
+    news_value_usd: float  # inspections and declarations
     news_departures_usd: float
+    news_card_usd: float = 0.0
+
+    def columns(self) -> tuple:
+        """The values of :data:`NOWCAST_COLUMNS`, in order."""
+        return (self.usd, self.ci_low_usd, self.ci_high_usd, self.model_usd, self.news_value_usd,
+                self.news_departures_usd, self.news_card_usd)
 
 
-def nowcast_week(history, current, alpha: float = 0.05) -> Nowcast:
+def _num(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True, shared: float = SHARED_ERROR,
+                 interval: str = "log") -> Nowcast | None:
     """Nowcast of the current week from past weeks' totals and the week so far.
 
     ``history``: past weeks in order, tuples ``(week, estimate_usd, std_error_usd,
-    n_departures)``; ``current``: the same tuple for the week so far.
+    n_departures[, tourist_handicraft_card_usd])``; ``current``: the same tuple for the week
+    so far. ``cards=False`` leaves the card series out. None without a past week (nothing
+    says how much of the week is still to come).
     """
+    if not history:
+        return None
     z = NormalDist().inv_cdf(1 - alpha / 2)
-    week, y_wtd, se_wtd, n_wtd = current
+    week, y_wtd, se_wtd, n_wtd = current[:4]
+    c_wtd = _num(current[4]) if len(current) > 4 else float("nan")
+    y_wtd = float(y_wtd)
     se_wtd = 0.0 if se_wtd is None or se_wtd != se_wtd else float(se_wtd)
     weeks = [h[0] for h in history]
     X = np.array([festival_regressors(w) for w in weeks]).reshape(len(weeks), 2)
     xn = np.array(festival_regressors(week))
-    y = np.array([h[1] if h[1] is not None else np.nan for h in history], dtype=float)
+    y = np.array([_num(h[1]) for h in history], dtype=float)
     se = np.array([h[2] if (h[2] is not None and h[2] == h[2]) else 0.0 for h in history], dtype=float)
     nd = np.array([h[3] for h in history], dtype=float)
-    model = fit_and_forecast(y, se, X, xn) if len(history) else None
-    deps = fit_and_forecast(nd, np.zeros(len(nd)), X, xn) if len(history) else None
-    v = y_wtd / n_wtd if n_wtd > 0 else 0.0
-    if deps is not None:
-        n_hat, var_n = max(deps.mean, 0.0), deps.var
+    c = np.array([_num(h[4]) if len(h) > 4 else np.nan for h in history], dtype=float)
+    model = fit_and_forecast(y, se, X, xn)
+    n_hat, var_n = _departures(nd, X, xn)
+    n_tot = max(n_hat, float(n_wtd))
+    s = n_tot / n_wtd if n_wtd > 0 else 1.0
+    # the week so far W, from inspections (W_i) and from card spending (W_c)
+    # the part of the week-to-date error shared with past weeks: at most their relative error
+    rel = se[-4:] / np.where(y[-4:] > 0, y[-4:], np.nan)
+    rel2 = float(np.nanmedian(rel**2)) if np.isfinite(rel).any() else se_wtd**2 / max(y_wtd, 1e-9) ** 2
+    b_w = shared * min(se_wtd**2, rel2 * y_wtd**2)
+    w_i, var_i = y_wtd, se_wtd**2 - b_w  # its error this week alone
+    w_c = var_c = None
+    share = card_share(y, se, c) if cards and c_wtd > 0 and n_wtd > 0 else None
+    if share is not None:
+        l_hat, p_l, tau2 = share
+        # the share is learnt from past estimates whose errors persist: its error is that of
+        # a past week's estimate, not of their average, and differs from this week's
+        p_l = max(p_l, rel2)
+        phi = max(n_wtd / n_tot, 1 / 7)  # share of the week's card spending in so far
+        w_c = c_wtd * math.exp(-l_hat)
+        var_c = w_c**2 * (p_l + tau2 / phi)
+        if y_wtd > 0:  # a card share that has just dropped (or jumped) is not believed
+            zc = math.log(w_c / y_wtd) / math.sqrt(p_l + tau2 / phi + se_wtd**2 / y_wtd**2)
+            if abs(zc) > 3:
+                w_c = var_c = None
+    if w_c is None:
+        wt_i, wt_c = 1.0, 0.0
+    elif var_i <= 0:
+        wt_i, wt_c = 1.0, 0.0
     else:
-        n_hat, var_n = float(n_wtd), 0.0
-    R = max(n_hat - n_wtd, 0.0)
-    x_d = y_wtd + v * R
-    v_d = se_wtd**2 * (1 + (R / n_wtd if n_wtd > 0 else 0.0)) ** 2 + (v * v * var_n if R > 0 else 0.0)
+        wt_i = var_c / (var_i + var_c)
+        wt_c = 1.0 - wt_i
+    w = wt_i * w_i + (wt_c * w_c if w_c is not None else 0.0)
+    var_w = wt_i**2 * var_i + (wt_c**2 * var_c if w_c is not None else 0.0)
+    v = w / n_wtd if n_wtd > 0 else 0.0
+    x_d = w * s
+    v_d = var_w * s * s + (v * v * var_n if n_hat > n_wtd else 0.0)
+    if n_wtd <= 0:  # nobody has left yet: the week so far says nothing
+        v_d = math.inf
     if model is None:
-        point, var, news_v, news_n, m_usd = x_d, v_d, 0.0, 0.0, None
+        if n_wtd <= 0:
+            return None
+        k, x_m, f = 1.0, None, None
+        point, var = x_d, v_d
     else:
-        f = max(model.var, 0.0)
-        k = f / (f + v_d) if f + v_d > 0 else 1.0
-        point = model.mean + k * (x_d - model.mean)
-        var = k * v_d
-        v_m = model.mean / n_hat if n_hat > 0 else 0.0
-        news_n = k * v_m * max(n_wtd - n_hat, 0.0)
-        news_v = (point - model.mean) - news_n
-        m_usd = model.mean
+        x_m, f = model.mean, max(model.var, 0.0)
+        k = 0.0 if math.isinf(v_d) else (f / (f + v_d) if f + v_d > 0 else 1.0)
+        point = x_m + k * (x_d - x_m)
+        var = f if math.isinf(v_d) else k * v_d
+    var += b_w * s * s  # the estimator's error shared with past weeks
+    # news: Y - X_m = k s wt_i (W_i - W_m) + k s wt_c (W_c - W_m) + k v_m (N_tot - N_hat)
+    if x_m is None:
+        news_i, news_c, news_n = 0.0, 0.0, 0.0
+    else:
+        v_m = x_m / n_hat if n_hat > 0 else 0.0
+        w_m = v_m * n_wtd
+        news_n = k * v_m * (n_tot - n_hat)
+        news_c = k * s * wt_c * (w_c - w_m) if w_c is not None else 0.0
+        news_i = (point - x_m) - news_n - news_c  # = k s wt_i (W_i - W_m), exactly additive
     sd = math.sqrt(max(var, 0.0))
+    if interval == "log" and point > 0:
+        sl = math.sqrt(math.log1p(var / point**2))
+        lo, hi = point * math.exp(-z * sl), point * math.exp(z * sl)
+    else:
+        lo, hi = max(point - z * sd, 0.0), point + z * sd
     return Nowcast(
-        usd=point, ci_low_usd=max(point - z * sd, 0.0), ci_high_usd=point + z * sd,
-        model_usd=m_usd, news_value_usd=news_v, news_departures_usd=news_n,
+        usd=point, ci_low_usd=lo, ci_high_usd=hi,
+        model_usd=x_m, news_value_usd=news_i, news_departures_usd=news_n, news_card_usd=news_c,
     )
