@@ -823,8 +823,9 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_w
         totals = [r for r in rows if r[1] == "total"]
         if totals and totals[-1][0] == open_week:
             *past, now = totals
-            nc = nowcast_week([(r[0], r[3], r[6], r[8], r[18]) for r in past], (now[0], now[3], now[6], now[8], now[18]),
-                              alpha)
+            fields = [COLUMNS.index(c) for c in
+                      ("week", "estimate_usd", "std_error_usd", "n_departures", "tourist_handicraft_card_usd")]
+            nc = nowcast_week([tuple(r[i] for i in fields) for r in past], tuple(now[i] for i in fields), alpha)
             if nc is not None:  # None: no past week yet, nothing to scale the week up by
                 rows[rows.index(now)] = now[: -len(NOWCAST_COLUMNS)] + nc.columns()
     return pl.DataFrame(rows, schema=schema, orient="row")
