@@ -18,7 +18,6 @@ that say where the time went.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.replay_speed import archive  # noqa: E402
+from bench.replay_speed import archive, archive_arguments  # noqa: E402
 
 SUITCASE = [sys.executable, "-m", "streams.commands.cli"]
 
@@ -42,11 +41,7 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--weeks", type=int, default=12)
-    parser.add_argument("--scale", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--no-shuffle", dest="shuffle", action="store_false")
+    parser = archive_arguments(__doc__)
     args = parser.parse_args(argv)
     events = archive(args.weeks, args.scale, args.seed, args.shuffle)
     root = Path(__file__).resolve().parents[1]

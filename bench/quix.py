@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.throughput import _BATCH, cpu_seconds, live_workers, produce, workload  # noqa: E402
+from bench.throughput import cpu_seconds, live_workers, loaded_broker, workload  # noqa: E402
 
 
 def _amount(event: dict) -> float:
@@ -140,15 +140,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["suitcase", "quix"], help="Run one of the two.")
     args = parser.parse_args()
 
-    from streams.kafka.broker import EmbeddedBroker, create_topics
-    from streams.pipeline.batch import estimate_archive
-
-    archive = args.archive or workload(args.scale, args.weeks)
-    with EmbeddedBroker() as broker:
-        create_topics(broker.bootstrap)
-        total, seconds, last = produce(archive, broker.bootstrap)
-        _BATCH["table"] = estimate_archive(archive)
-        print(f"workload: {archive.name}, {total:,} records; produced in {seconds:.1f} s ({total / seconds:,.0f}/s)")
+    with loaded_broker(args.archive or workload(args.scale, args.weeks)) as (broker, total, last):
         ours = q = None
         if args.only != "quix":
             ours = run_suitcase(broker, last, total)

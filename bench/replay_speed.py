@@ -153,12 +153,18 @@ def order_only(events: Path, tmp_dir: Path | None) -> None:
           f"peak RSS {rss:,.0f} MB")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def archive_arguments(doc: str) -> argparse.ArgumentParser:
+    """The parser of a bench over one simulated archive (weeks, scale, seed, shuffled)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--weeks", type=int, default=12)
     parser.add_argument("--scale", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--no-shuffle", dest="shuffle", action="store_false")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = archive_arguments(__doc__)
     parser.add_argument("--order-only", type=Path, metavar="DIR",
                         help="only sort this archive into replay order (no broker): lines/s and peak RSS")
     parser.add_argument("--tmp-dir", type=Path, help="where the sort spills (with --order-only)")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -226,6 +227,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextlib.contextmanager
+def loaded_broker(archive: Path):
+    """A fresh embedded broker holding ``archive``'s records, and the batch estimate of the
+    same archive that every live run is checked against: yields (broker, records, last offsets)."""
+    from streams.kafka.broker import EmbeddedBroker, create_topics
+    from streams.pipeline.batch import estimate_archive
+
+    with EmbeddedBroker() as broker:
+        create_topics(broker.bootstrap)
+        total, seconds, last = produce(archive, broker.bootstrap)
+        _BATCH["table"] = estimate_archive(archive)
+        print(f"workload: {archive.name}, {total:,} records; produced in {seconds:.1f} s ({total / seconds:,.0f}/s)")
+        yield broker, total, last
+
+
 def main() -> None:
     # workers digest with a key, as in production (streams/pipeline/pseudonym.py)
     os.environ.setdefault("SUITCASE_PSEUDONYM_KEY", "bench-pseudonym-key")
@@ -239,16 +255,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the cold one-worker runs to /tmp/suitcase-worker-<mode>.prof")
     args = parser.parse_args()
 
-    from streams.kafka.broker import EmbeddedBroker, create_topics
-
-    archive = args.archive or workload(args.scale, args.weeks)
-    with EmbeddedBroker() as broker:
-        create_topics(broker.bootstrap)
-        total, seconds, last = produce(archive, broker.bootstrap)
-        from streams.pipeline.batch import estimate_archive
-
-        _BATCH["table"] = estimate_archive(archive)
-        print(f"workload: {archive.name}, {total:,} records; produced in {seconds:.1f} s ({total / seconds:,.0f}/s)")
+    with loaded_broker(args.archive or workload(args.scale, args.weeks)) as (broker, total, last):
         base = plain = float("nan")
         if not args.no_baselines:
             base = asyncio.run(aiokafka_baseline(broker.bootstrap, total))
