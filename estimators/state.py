@@ -28,8 +28,9 @@ Notation (per stratum; ``c`` a category, ``r`` a destination region):
 
 The two halves are separate classes, :class:`CensusState` (a few hundred bytes, updated on
 every departure) and :class:`SampleState` (a few KB: it keeps only the replicate rows that
-are not zero, typically 1-3 of 84; updated on inspections only), so a stream processor can keep them in separate changelogged tables;
-:class:`StratumState` holds both and routes observations.
+are not zero, typically 1-3 of 84; updated on inspections only), so a stream processor
+can keep them in separate changelogged tables; :class:`StratumState` holds both and
+routes observations.
 
 Examples
 --------
@@ -672,7 +673,7 @@ class SampleState(_Summary):
         return apply
 
     # Replicate sums, kept sparse: a stratum's inspected travellers mostly carry nothing,
-    # so of the 84 rows (168 KB dense) typically only the weight rows are ever non-zero.
+    # so of the 84 rows (134 KB dense) typically only the weight rows are ever non-zero.
     @property
     def replicates(self) -> np.ndarray:
         """Replicate sums, int64[K_ALL, B] (a new dense array on every read)."""
@@ -739,15 +740,17 @@ class SampleState(_Summary):
     def __eq__(self, other) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(
-            getattr(self, f) == getattr(other, f)
-            if f in self._SKETCHES
-            else np.array_equal(*(x.replicate_rows()[0] for x in (self, other)))
-            and np.array_equal(*(x.replicate_rows()[1] for x in (self, other)))
-            if f == "replicates"
-            else np.array_equal(getattr(self, f), getattr(other, f))
-            for f in self._FIELDS
-        )
+        for f in self._FIELDS:
+            if f == "replicates":  # both canonical (no zero row kept): compare the rows
+                (ra, va), (rb, vb) = self.replicate_rows(), other.replicate_rows()
+                same = np.array_equal(ra, rb) and np.array_equal(va, vb)
+            elif f in self._SKETCHES:
+                same = getattr(self, f) == getattr(other, f)
+            else:
+                same = np.array_equal(getattr(self, f), getattr(other, f))
+            if not same:
+                return False
+        return True
 
     __hash__ = None
 
