@@ -131,6 +131,7 @@ from estimators.state import (
     D_WD,
     D_WZ,
     HVY,
+    K_ALL,
     K_D,
     N_W,
     N_WA,
@@ -296,6 +297,28 @@ def _ratio(num, den, fallback):
     return out
 
 
+class _Rows:
+    """Rows ``start .. start + size`` of a pooled sample's replicate sums (minus the rows
+    from ``minus``), read from the sample's sparse rows when indexed: thousands of pools
+    and views are read per estimate, and a dense copy each (53-134 KB) made those copies
+    the biggest holder of memory."""
+
+    __slots__ = ("p", "start", "minus", "shape")
+
+    def __init__(self, p: SampleState, start: int = 0, minus: int | None = None, size: int = K_ALL):
+        self.p, self.start, self.minus, self.shape = p, start, minus, (size, N_REPLICATES)
+
+    def _row(self, i: int) -> np.ndarray:
+        row = self.p.replicate_row(self.start + i)
+        return row if self.minus is None else row - self.p.replicate_row(self.minus + i)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            picked = range(self.shape[0])[i]
+            return np.stack([self._row(j) for j in picked]) if len(picked) else np.zeros((0, N_REPLICATES), np.int64)
+        return self._row(range(self.shape[0])[i])
+
+
 class _DeclView:
     """The declarer sums of one class (all, personal or resale) of a pooled sample."""
 
@@ -303,16 +326,16 @@ class _DeclView:
 
     def __init__(self, p: SampleState, cls: str):
         if cls == "all":
-            self.first, self.reps = p.first[:K_D], p.replicates[:K_D]
+            self.first, self.reps = p.first[:K_D], _Rows(p, 0, size=K_D)
             self.n, self.n_zero = int(p.n_declarer.sum()), p.n_declarer_zero.sum(0)
             self.cross, self.cat = p.decl_cross, p.decl_cat
         elif cls == "resale":
-            self.first, self.reps = p.first[RES : RES + K_D], p.replicates[RES : RES + K_D]
+            self.first, self.reps = p.first[RES : RES + K_D], _Rows(p, RES, size=K_D)
             self.n, self.n_zero = int(p.resale_n_declarer.sum()), p.resale_n_declarer_zero.sum(0)
             self.cross, self.cat = p.resale_decl_cross, p.resale_decl_cat
         else:  # personal = all - resale, exactly
             self.first = p.first[:K_D] - p.first[RES : RES + K_D]
-            self.reps = p.replicates[:K_D] - p.replicates[RES : RES + K_D]
+            self.reps = _Rows(p, 0, minus=RES, size=K_D)
             self.n = int(p.n_declarer.sum() - p.resale_n_declarer.sum())
             self.n_zero = p.n_declarer_zero.sum(0) - p.resale_n_declarer_zero.sum(0)
             self.cross = p.decl_cross - p.resale_decl_cross
@@ -457,7 +480,7 @@ class _Coefficients:
         levels.add(main0)
         n_pooled += int(pools[main0].n_nondeclarer.sum())
         self.m0, self.m0b = np.zeros(C), np.zeros((B, C))
-        pair = lambda p: (p.first, p.replicates)  # noqa: E731
+        pair = lambda p: (p.first, _Rows(p))  # noqa: E731
         n0 = lambda ps: (lambda i, wide: int((wides if wide else ps)[i].n_nondeclarer.sum()))  # noqa: E731
         if pools[main0].first[N_W] > 0 or wides[main0].first[N_W] > 0:
             src = pools if pools[main0].first[N_W] > 0 else wides
@@ -471,9 +494,10 @@ class _Coefficients:
                     hpools, hlevel = src, main0
             def light(p, c):
                 """(first, replicates) of w a_c 1[A < HEAVY] = w a_c - w a_c 1[A >= HEAVY], and w."""
+                reps = _Rows(p)
                 return (
                     np.array((p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]), dtype=object),
-                    np.stack((p.replicates[N_WA + c] - p.replicates[HVY + 1 + c], p.replicates[N_W])),
+                    np.stack((reps[N_WA + c] - reps[HVY + 1 + c], reps[N_W])),
                 )
 
             for c in range(C):

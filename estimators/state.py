@@ -27,9 +27,10 @@ Notation (per stratum; ``c`` a category, ``r`` a destination region):
   travellers with a positive assessed value in the sample.
 
 The two halves are separate classes, :class:`CensusState` (a few hundred bytes, updated on
-every departure) and :class:`SampleState` (about 70 KB with its replicates, updated on
-inspections only), so a stream processor can keep them in separate changelogged tables;
-:class:`StratumState` holds both and routes observations.
+every departure) and :class:`SampleState` (a few KB: it keeps only the replicate rows that
+are not zero, typically 1-3 of 84; updated on inspections only), so a stream processor
+can keep them in separate changelogged tables; :class:`StratumState` holds both and
+routes observations.
 
 Examples
 --------
@@ -111,6 +112,10 @@ HVY = RES + K_D
 K_ALL = HVY + 1 + C
 #: Sketch index of a cell: 0 total, 1 + c category, 1 + C + r region.
 N_SKETCHES = 1 + C + R
+
+
+_ZERO_ROW = np.zeros(N_REPLICATES, dtype=np.int64)
+_ZERO_ROW.flags.writeable = False
 
 
 def quantised_weight(p: float) -> int:
@@ -450,7 +455,8 @@ class SampleState(_Summary):
     n_heavy : int64[R]
         Inspected non-declarers with ``A >= HEAVY_CENTS``.
     replicates : int64[K_ALL, B]
-        Replicate sums of the ``first`` rows with Poisson(1) weights from ``unit_key``.
+        Replicate sums of the ``first`` rows with Poisson(1) weights from ``unit_key``
+        (built on read from the rows that are not zero, see :meth:`replicate_rows`).
     travellers : tuple of DistinctSketch
         Distinct randomly inspected travellers with a positive assessed value, per cell.
     top_loads : TopLoads
@@ -508,7 +514,10 @@ class SampleState(_Summary):
         self.nondecl_second = _zeros(1 + C, exact=True)
         self.tb_decl = _zeros(3 + 2 * C, exact=True)
         self.tb_non = _zeros(3 + 2 * C, exact=True)
-        self.replicates = _zeros((K_ALL, N_REPLICATES))
+        self._rep_rows = np.zeros(0, dtype=np.intp)  # sorted rows of replicates not all zero
+        self._rep_values = np.zeros((0, N_REPLICATES), dtype=np.int64)
+        self._rep_values.flags.writeable = False
+        self._rep_index: dict[int, int] | None = None  # row -> index in _rep_values, on demand
         self.replicate_bound = 0
         self.n_targeted = _zeros(R)
         self.targeted_assessed = _zeros(C)
@@ -599,7 +608,9 @@ class SampleState(_Summary):
         self.first += row
         self.replicate_bound += int(reps.max()) * w * top
         self._check()
-        self.replicates += np.outer(row.astype(np.int64), reps)
+        row64 = row.astype(np.int64)
+        rows = np.flatnonzero(row64)
+        self._add_replicate_rows(rows, np.outer(row64[rows], reps))
 
     def update_many(self, observations) -> None:
         """Add many inspections in bulk (arrays per sum): the same state as one ``update`` each.
@@ -721,9 +732,108 @@ class SampleState(_Summary):
             weighted = _exact(rows) * w.reshape(-1, 1)
             self.first += weighted.sum(0)
             self.replicate_bound = bound
-            self.replicates += weighted.astype(np.int64).T @ reps
+            w64 = weighted.astype(np.int64)
+            rows = np.flatnonzero(w64.any(0))
+            self._add_replicate_rows(rows, w64[:, rows].T @ reps)
 
         return apply
+
+    # Replicate sums, kept sparse: a stratum's inspected travellers mostly carry nothing,
+    # so of the 84 rows (134 KB dense) typically only the weight rows are ever non-zero.
+    @property
+    def replicates(self) -> np.ndarray:
+        """Replicate sums, int64[K_ALL, B] (a new dense array on every read)."""
+        out = np.zeros((K_ALL, N_REPLICATES), dtype=np.int64)
+        out[self._rep_rows] = self._rep_values
+        return out
+
+    @replicates.setter
+    def replicates(self, dense) -> None:
+        dense = np.asarray(dense)
+        if dense.shape != (K_ALL, N_REPLICATES) or dense.dtype != np.int64:
+            raise ValueError(f"replicates must be int64{(K_ALL, N_REPLICATES)}, got {dense.dtype}{dense.shape}")
+        rows = np.flatnonzero(dense.any(1))
+        self._rep_rows, self._rep_values, self._rep_index = rows, dense[rows], None
+        self._rep_values.flags.writeable = False
+
+    def replicate_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, values): the sorted rows of :attr:`replicates` that are not all zero and
+        their sums (read-only int64[len(rows), B]); every other row is zero."""
+        return self._rep_rows, self._rep_values
+
+    def replicate_row(self, i: int) -> np.ndarray:
+        """Row ``i`` of :attr:`replicates` (read-only int64[B]) without building the rest."""
+        index = self._rep_index
+        if index is None:
+            index = self._rep_index = {r: k for k, r in enumerate(self._rep_rows.tolist())}
+        k = index.get(i)
+        return _ZERO_ROW if k is None else self._rep_values[k]
+
+    def _add_replicate_rows(self, rows: np.ndarray, values: np.ndarray, canonical: bool = False) -> None:
+        """Add ``values`` to the replicate ``rows`` (sorted, distinct; ``canonical``: none of
+        them all zero). Never in place (the arrays are read-only), so copies that share them
+        stay apart. Every sum added is non-negative, so a row once non-zero stays so."""
+        if not canonical:
+            keep = values.any(1)
+            rows, values = rows[keep], values[keep]
+        if not len(rows):
+            return
+        if len(self._rep_rows) == len(rows) and (self._rep_rows == rows).all():
+            out, union = self._rep_values + values, self._rep_rows
+        elif not len(self._rep_rows):
+            out, union = values.astype(np.int64), rows.astype(np.intp)
+        else:
+            union = np.union1d(self._rep_rows, rows)
+            out = np.zeros((len(union), N_REPLICATES), dtype=np.int64)
+            out[np.searchsorted(union, self._rep_rows)] = self._rep_values
+            out[np.searchsorted(union, rows)] += values
+        out.flags.writeable = False
+        self._rep_rows, self._rep_values, self._rep_index = union, out, None
+
+    def __iadd__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        for f in self._FIELDS:
+            if f == "replicates":
+                self._add_replicate_rows(*other.replicate_rows(), canonical=True)
+            elif f in self._SKETCHES:
+                setattr(self, f, tuple(a + b for a, b in zip(getattr(self, f), getattr(other, f))))
+            else:
+                setattr(self, f, getattr(self, f) + getattr(other, f))
+        self._check()
+        return self
+
+    def __eq__(self, other) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        for f in self._FIELDS:
+            if f == "replicates":  # both canonical (no zero row kept): compare the rows
+                (ra, va), (rb, vb) = self.replicate_rows(), other.replicate_rows()
+                same = np.array_equal(ra, rb) and np.array_equal(va, vb)
+            elif f in self._SKETCHES:
+                same = getattr(self, f) == getattr(other, f)
+            else:
+                same = np.array_equal(getattr(self, f), getattr(other, f))
+            if not same:
+                return False
+        return True
+
+    __hash__ = None
+
+    def __getstate__(self):
+        state = {f: getattr(self, f) for f in self._FIELDS if f != "replicates"}
+        state["replicate_rows"] = self.replicate_rows()
+        return state
+
+    def __setstate__(self, state) -> None:
+        for f in self._FIELDS:
+            if f != "replicates":
+                setattr(self, f, state[f])
+        rows, values = state["replicate_rows"]
+        values = np.array(values, dtype=np.int64)
+        values.flags.writeable = False
+        self._rep_rows, self._rep_values = np.asarray(rows, dtype=np.intp), values
+        self._rep_index = None
 
     def _check(self) -> None:
         if self.replicate_bound >= _REPLICATE_LIMIT:
