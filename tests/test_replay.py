@@ -216,3 +216,16 @@ def test_a_record_batch_is_byte_for_byte_aiokafkas(records, limit):
     batch, count = record_batch(np.array(stamps), keys, values, limit)
     assert count == taken
     assert bytes(batch) == bytes(builder.build())
+
+
+@pytest.mark.parametrize("run_lines", [None, 150])
+def test_an_archive_without_rates_is_ordered_in_memory_and_on_disk(tmp_path, run_lines):
+    """A stream with no file at all (here: no fx.rates) is an empty run list, not a failure."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    rows = [line(DEPARTURES, event_id=f"d-{i}") for i in range(200)]
+    _write(archive, DEPARTURES, rows)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    sent = [v for stream in replay_order(archive, spill, run_lines=run_lines) for chunk in stream for v in chunk.values]
+    assert Counter(sent) == Counter(rows)
