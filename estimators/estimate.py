@@ -255,7 +255,7 @@ class _Index:
                 weeks = [w for w in self.weeks if abs(week_index(w) - t) <= window]
             pool = SampleState()
             for w in weeks:
-                pool += self._week_sum("all" if level == "all-weeks" else level, post, group, w)
+                pool.add_sums(self._week_sum("all" if level == "all-weeks" else level, post, group, w))
             self._cache[key] = pool
         return self._cache[key]
 
@@ -277,7 +277,7 @@ class _Index:
                     continue
                 if level == "group" and s.group != group:
                     continue
-                pool += self.states[s].sample
+                pool.add_sums(self.states[s].sample)
             self._cache[key] = pool
         return self._cache[key]
 
@@ -291,10 +291,7 @@ def _variance(x: np.ndarray) -> float:
 def _ratio(num, den, fallback):
     """num/den elementwise, ``fallback`` where den is 0."""
     num, den = _f(num), _f(den)
-    out = np.array(fallback, dtype=np.float64) * np.ones_like(num)
-    ok = den > 0
-    out[ok] = num[ok] / den[ok]
-    return out
+    return np.divide(num, den, out=np.full(num.shape, float(fallback)), where=den > 0)
 
 
 class _Rows:
