@@ -253,10 +253,9 @@ class _Index:
             else:
                 t = week_index(week)
                 weeks = [w for w in self.weeks if abs(week_index(w) - t) <= window]
-            pool = SampleState()
-            for w in weeks:
-                pool.add_sums(self._week_sum("all" if level == "all-weeks" else level, post, group, w))
-            self._cache[key] = pool
+            self._cache[key] = SampleState.pool(
+                self._week_sum("all" if level == "all-weeks" else level, post, group, w) for w in weeks
+            )
         return self._cache[key]
 
     def _week_sum(self, level: str, post: str, group: str, week: str) -> SampleState:
@@ -269,16 +268,12 @@ class _Index:
             "all": (level,),
         }[level]
         if key not in self._cache:
-            pool = SampleState()
-            for s in self._by_week.get(week, ()):
-                if level == "post" and (s.border_post != post or s.group != group):
-                    continue
-                if level == "mode" and (BORDER_POSTS[s.border_post]["mode"] != mode or s.group != group):
-                    continue
-                if level == "group" and s.group != group:
-                    continue
-                pool.add_sums(self.states[s].sample)
-            self._cache[key] = pool
+            self._cache[key] = SampleState.pool(
+                self.states[s].sample for s in self._by_week.get(week, ())
+                if not (level == "post" and (s.border_post != post or s.group != group))
+                and not (level == "mode" and (BORDER_POSTS[s.border_post]["mode"] != mode or s.group != group))
+                and not (level == "group" and s.group != group)
+            )
         return self._cache[key]
 
 

@@ -52,6 +52,7 @@ StratumState(departures=1, declarations=1, declared_usd=500.00, random=1, target
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import ClassVar
 
 import numpy as np
@@ -794,6 +795,21 @@ class SampleState(_Summary):
         if type(other) is not type(self):
             return NotImplemented
         return self.add_sums(other, sketches=True)
+
+    @classmethod
+    def pool(cls, samples: Iterable["SampleState"]) -> "SampleState":
+        """The sum of ``samples`` without their traveller sketches (see :meth:`add_sums`),
+        starting from a shallow copy of the first: a sum never writes into its arrays (it
+        replaces them), so sharing them is safe and saves one addition per pool."""
+        it = iter(samples)
+        first = next(it, None)
+        if first is None:
+            return cls()
+        out = cls.__new__(cls)
+        out.__dict__.update(first.__dict__)
+        for other in it:
+            out.add_sums(other)
+        return out
 
     def add_sums(self, other: "SampleState", sketches: bool = False) -> "SampleState":
         """``self += other``; with ``sketches=False`` the traveller sketches are left as
