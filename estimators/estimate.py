@@ -277,16 +277,41 @@ class _Index:
         return self._cache[key]
 
 
-def _variance(x: np.ndarray) -> float:
-    """``np.var(x)`` of a 1-d float array, the same arithmetic without its overhead."""
-    d = x - x.sum() / x.size
-    return (d * d).sum() / x.size
+def _variances(x: np.ndarray) -> np.ndarray:
+    """``np.var`` of each row of a 2-d C-ordered float array, the same arithmetic without
+    its overhead (each row summed along memory, as ``np.var`` of the row alone)."""
+    d = x - (x.sum(1) / x.shape[1])[:, None]
+    return (d * d).sum(1) / x.shape[1]
+
+
+def _fit(num, den, rnum, rden, wide=None) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``[k]`` and replicates ``[B, k]`` of ``k`` ratios at once.
+
+    ``num``, ``den``: the ratios' exact first moments (ints); ``rnum``, ``rden``: their
+    replicate sums ``[k, B]``. ``wide`` (``variance="wide"``): ``(num, den, rnum, rden,
+    n_loc, n_wide)`` of the same ratios in the pool over all weeks; a ratio whose wide
+    pool is larger takes the wide replicate deviations scaled by ``sqrt(n_wide / n_loc)``
+    when they vary more. Element by element the arithmetic of one ratio at a time.
+    """
+    point = np.array([float(a) / float(b) for a, b in zip(num, den)])
+    rep = _ratio(rnum, rden, point[:, None])
+    if wide is not None:
+        wnum, wden, wrnum, wrden, n_loc, n_wide = wide
+        sel = [j for j in range(len(point)) if n_wide[j] > n_loc[j] > 0 and wden[j] > 0]
+        if sel:
+            wpoint = np.array([float(wnum[j]) / float(wden[j]) for j in sel])[:, None]
+            scale = np.array([(n_wide[j] / n_loc[j]) ** 0.5 for j in sel])[:, None]
+            dev = (_ratio(_f(wrnum)[sel], _f(wrden)[sel], wpoint) - wpoint) * scale
+            sel = np.array(sel)
+            better = _variances(dev) > _variances(rep[sel])
+            rep[sel[better]] = point[sel[better], None] + dev[better]
+    return point, rep.T
 
 
 def _ratio(num, den, fallback):
     """num/den elementwise, ``fallback`` where den is 0."""
     num, den = _f(num), _f(den)
-    return np.divide(num, den, out=np.full(num.shape, float(fallback)), where=den > 0)
+    return np.divide(num, den, out=np.full(num.shape, fallback, dtype=np.float64), where=den > 0)
 
 
 class _Rows:
@@ -397,21 +422,18 @@ class _Coefficients:
         self.sig_d_cat, self.sig_d_tot = {}, {}
         n_pooled = 0
 
-        def fit(num_den, count, size_pools, wide_pools, i):
-            """Point and replicates of a ratio of rows at pool level i."""
-            first, reps = size_pools[i]
-            num, den = num_den
-            point = float(first[num]) / float(first[den])
-            rep = _ratio(reps[num], reps[den], point)
+        def fit(kind, cs, src, wsrc, i):
+            """Points and replicates of the declarer coefficients ``kind`` of categories
+            ``cs`` at pool level i of views ``src`` (wide: ``wsrc``)."""
+            v, w = src[i], wsrc[i]
+            nd = [_decl_rows(kind, c) for c in cs]
+            wide = None
             if variance == "wide":
-                wfirst, wreps = wide_pools[i]
-                n_loc, n_wide = count(i, False), count(i, True)
-                if n_wide > n_loc > 0 and wfirst[den] > 0:
-                    wpoint = float(wfirst[num]) / float(wfirst[den])
-                    dev = (_ratio(wreps[num], wreps[den], wpoint) - wpoint) * (n_wide / n_loc) ** 0.5
-                    if _variance(dev) > _variance(rep):
-                        rep = point + dev
-            return point, rep
+                wide = ([w.first[n] for n, _ in nd], [w.first[d] for _, d in nd],
+                        np.stack([w.reps[n] for n, _ in nd]), np.stack([w.reps[d] for _, d in nd]),
+                        [v.count(kind, c) for c in cs], [w.count(kind, c) for c in cs])
+            return _fit([v.first[n] for n, _ in nd], [v.first[d] for _, d in nd],
+                        np.stack([v.reps[n] for n, _ in nd]), np.stack([v.reps[d] for _, d in nd]), wide)
 
         for cls in CLASSES:
             views = [index.view(p, cls) for p in pools]
@@ -425,17 +447,18 @@ class _Coefficients:
             coef = {k: np.zeros(C) for k in ("R", "m2")}
             reps = {k: np.zeros((B, C)) for k in ("R", "m2")}
             for kind in ("R", "m2"):
+                groups: dict = defaultdict(list)  # (borrowed, level) -> categories fitted there
                 for c in range(C):
                     rows = _decl_rows(kind, c)
                     chosen = next((i for i in range(main, L) if views[i].count(kind, c) >= min_category), None)
                     if chosen is None:
                         chosen = next((i for i in range(L - 1, main - 1, -1) if views[i].first[rows[1]] > 0), None)
-                    src, wsrc = views, wviews
+                    borrowed = False
                     if chosen is None:  # borrow from both classes together
-                        src, wsrc = alls, [index.view(p, "all") for p in wides]
-                        chosen = next((i for i in range(main, L) if src[i].count(kind, c) >= min_category), None)
+                        borrowed = True
+                        chosen = next((i for i in range(main, L) if alls[i].count(kind, c) >= min_category), None)
                         if chosen is None:
-                            chosen = next((i for i in range(L - 1, -1, -1) if src[i].first[rows[1]] > 0), None)
+                            chosen = next((i for i in range(L - 1, -1, -1) if alls[i].first[rows[1]] > 0), None)
                     if chosen is None:
                         if need[cls][kind][c] > 0:
                             fallback = _cross_category(kind, alls[L - 1])
@@ -446,13 +469,10 @@ class _Coefficients:
                                 coef[kind][c], reps[kind][:, c] = fallback
                         continue
                     levels.add(chosen)
-                    coef[kind][c], reps[kind][:, c] = fit(
-                        rows,
-                        lambda i, wide, src=src, wsrc=wsrc, kind=kind, c=c: (wsrc if wide else src)[i].count(kind, c),
-                        [(v.first, v.reps) for v in src],
-                        [(v.first, v.reps) for v in wsrc],
-                        chosen,
-                    )
+                    groups[borrowed, chosen].append(c)
+                for (borrowed, chosen), cs in groups.items():
+                    src, wsrc = (alls, [index.view(p, "all") for p in wides]) if borrowed else (views, wviews)
+                    coef[kind][cs], reps[kind][:, cs] = fit(kind, cs, src, wsrc, chosen)
             self.R[cls], self.m2[cls] = coef["R"], coef["m2"]
             self.Rb[cls], self.m2b[cls] = reps["R"], reps["m2"]
             vp = wviews if variance == "wide" else views
@@ -472,8 +492,6 @@ class _Coefficients:
         levels.add(main0)
         n_pooled += int(pools[main0].n_nondeclarer.sum())
         self.m0, self.m0b = np.zeros(C), np.zeros((B, C))
-        pair = lambda p: (p.first, _Rows(p))  # noqa: E731
-        n0 = lambda ps: (lambda i, wide: int((wides if wide else ps)[i].n_nondeclarer.sum()))  # noqa: E731
         if pools[main0].first[N_W] > 0 or wides[main0].first[N_W] > 0:
             src = pools if pools[main0].first[N_W] > 0 else wides
             if heavy is None:
@@ -484,24 +502,32 @@ class _Coefficients:
                 hpools = [index.pooled(lv, post, group, week, h_window) for lv in LEVELS]
                 if hpools[hlevel].first[N_W] <= 0:
                     hpools, hlevel = src, main0
-            def light(p, c):
-                """(first, replicates) of w a_c 1[A < HEAVY] = w a_c - w a_c 1[A >= HEAVY], and w."""
-                reps = _Rows(p)
-                return (
-                    np.array((p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]), dtype=object),
-                    np.stack((reps[N_WA + c] - reps[HVY + 1 + c], reps[N_W])),
-                )
+            def loads(p, heavy_part):
+                """Exact first moments and replicate sums [C, B] of the non-declarers' heavy
+                loads ``w a_c 1[A >= HEAVY]`` or light ones ``w a_c - w a_c 1[A >= HEAVY]``
+                (numerators), of ``w`` (denominators), and their count."""
+                rows = _Rows(p)
+                hvy = rows[HVY + 1 : HVY + 1 + C]
+                if heavy_part:
+                    num, rnum = [p.first[HVY + 1 + c] for c in range(C)], hvy
+                else:
+                    num = [p.first[N_WA + c] - p.first[HVY + 1 + c] for c in range(C)]
+                    rnum = rows[N_WA : N_WA + C] - hvy
+                return num, [p.first[N_W]] * C, rnum, np.broadcast_to(rows[N_W], (C, B)), int(p.n_nondeclarer.sum())
 
-            for c in range(C):
-                # only level main0 is fitted: the other levels' sums are never read
-                sizes, wide_sizes = [None] * L, [None] * L
-                sizes[main0], wide_sizes[main0] = light(src[main0], c), light(wides[main0], c)
-                pl_, rl = fit((0, 1), n0(src), sizes, wide_sizes, main0)
-                ph, rh = fit(
-                    (HVY + 1 + c, N_W), n0(hpools),
-                    [pair(p) for p in hpools], [pair(p) for p in wides], hlevel,
-                )
-                self.m0[c], self.m0b[:, c] = pl_ + ph, rl + rh
+            def fit0(p, w, heavy_part):
+                """Points and replicates of the light or heavy mean of every category."""
+                *loc, n_loc = loads(p, heavy_part)
+                wide = None
+                if variance == "wide":
+                    *wid, n_wide = loads(w, heavy_part)
+                    wide = (*wid, [n_loc] * C, [n_wide] * C)
+                return _fit(*loc, wide)
+
+            # only level main0 (hlevel) is fitted: the other levels' sums are never read
+            pl_, rl = fit0(src[main0], wides[main0], False)
+            ph, rh = fit0(hpools[hlevel], wides[hlevel], True)
+            self.m0, self.m0b = pl_ + ph, np.ascontiguousarray(rl + rh)  # [B, C] as the sums below expect
             levels.add(hlevel)
             if robust != "none":
                 d, db = _robust_shift(src[main0], self.m0, self.m0b, 1.0 if robust == "cb-full" else 0.5,
