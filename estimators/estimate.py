@@ -329,11 +329,26 @@ class _Rows:
         row = self.p.replicate_row(self.start + i)
         return row if self.minus is None else row - self.p.replicate_row(self.minus + i)
 
+    def take(self, rows) -> np.ndarray:
+        """Rows ``rows`` (in range) stacked, int64[len(rows), B], gathered at once."""
+        out = _gather(self.p, self.start + np.asarray(rows, dtype=np.intp))
+        return out if self.minus is None else out - _gather(self.p, self.minus + np.asarray(rows, dtype=np.intp))
+
     def __getitem__(self, i):
         if isinstance(i, slice):
-            picked = range(self.shape[0])[i]
-            return np.stack([self._row(j) for j in picked]) if len(picked) else np.zeros((0, N_REPLICATES), np.int64)
+            return self.take(range(self.shape[0])[i])
         return self._row(range(self.shape[0])[i])
+
+
+def _gather(p: SampleState, rows: np.ndarray) -> np.ndarray:
+    """Replicate rows ``rows`` of ``p`` from its sparse rows (zero where it has none)."""
+    have, values = p.replicate_rows()
+    out = np.zeros((len(rows), N_REPLICATES), dtype=np.int64)
+    if len(have):
+        at = np.minimum(np.searchsorted(have, rows), len(have) - 1)
+        hit = have[at] == rows
+        out[hit] = values[at[hit]]
+    return out
 
 
 class _DeclView:
@@ -430,10 +445,10 @@ class _Coefficients:
             wide = None
             if variance == "wide":
                 wide = ([w.first[n] for n, _ in nd], [w.first[d] for _, d in nd],
-                        np.stack([w.reps[n] for n, _ in nd]), np.stack([w.reps[d] for _, d in nd]),
+                        w.reps.take([n for n, _ in nd]), w.reps.take([d for _, d in nd]),
                         [v.count(kind, c) for c in cs], [w.count(kind, c) for c in cs])
             return _fit([v.first[n] for n, _ in nd], [v.first[d] for _, d in nd],
-                        np.stack([v.reps[n] for n, _ in nd]), np.stack([v.reps[d] for _, d in nd]), wide)
+                        v.reps.take([n for n, _ in nd]), v.reps.take([d for _, d in nd]), wide)
 
         for cls in CLASSES:
             views = [index.view(p, cls) for p in pools]
