@@ -442,13 +442,15 @@ class _Coefficients:
             ``cs`` at pool level i of views ``src`` (wide: ``wsrc``)."""
             v, w = src[i], wsrc[i]
             nd = [_decl_rows(kind, c) for c in cs]
+            rows = [n for n, _ in nd] + [d for _, d in nd]  # numerators, then denominators
+            k = len(cs)
             wide = None
             if variance == "wide":
-                wide = ([w.first[n] for n, _ in nd], [w.first[d] for _, d in nd],
-                        w.reps.take([n for n, _ in nd]), w.reps.take([d for _, d in nd]),
+                wr = w.reps.take(rows)
+                wide = ([w.first[r] for r in rows[:k]], [w.first[r] for r in rows[k:]], wr[:k], wr[k:],
                         [v.count(kind, c) for c in cs], [w.count(kind, c) for c in cs])
-            return _fit([v.first[n] for n, _ in nd], [v.first[d] for _, d in nd],
-                        v.reps.take([n for n, _ in nd]), v.reps.take([d for _, d in nd]), wide)
+            vr = v.reps.take(rows)
+            return _fit([v.first[r] for r in rows[:k]], [v.first[r] for r in rows[k:]], vr[:k], vr[k:], wide)
 
         for cls in CLASSES:
             views = [index.view(p, cls) for p in pools]
