@@ -235,6 +235,24 @@ class _Index:
             self._cache[key] = (_DeclView(pool, cls), pool)  # keep the pool alive with its id
         return self._cache[key][0]
 
+    def unit_sums(self, pool: SampleState):
+        """The unweighted sums of a pool's residuals, as floats (cached with the pool):
+        non-declarers by region, their assessed value by region, and per declarer class
+        ``(n, assessed, declared, declarers without a value)``; every stratum whose
+        between-area term reads the pool reuses them."""
+        key = ("units", id(pool))
+        if key not in self._cache:
+            p = pool
+            resale = (p.resale_n_declarer, p.resale_assessed_declarer, p.resale_declared_declarer,
+                      p.resale_n_declarer_zero)
+            alls = (p.n_declarer, p.assessed_declarer, p.declared_declarer, p.n_declarer_zero)
+            classes = {
+                cls: tuple(_f(x) for x in (resale if cls == "resale" else [x - y for x, y in zip(alls, resale)]))
+                for cls in CLASSES
+            }
+            self._cache[key] = ((_f(p.n_nondeclarer), _f(p.assessed_nondeclarer).sum(1), classes), pool)
+        return self._cache[key][0]
+
     def pooled(self, level: str, post: str, group: str, week: str, window: int | None) -> SampleState:
         mode = BORDER_POSTS[post]["mode"]
         when = week if (window is not None and level != "all-weeks") else None
@@ -556,7 +574,7 @@ class _Coefficients:
         self.n_pooled = n_pooled
         vp = wides if variance == "wide" else pools
         self.sig_0_cat, self.sig_0_tot = self._sigma_nondeclarers(vp[main0])
-        self.tau_region = _between(*self._residuals(pools[main0]))
+        self.tau_region = _between(*self._residuals(index, pools[main0]))
         # A post whose non-declarer pool is wider than the post is synthetic too: the same
         # moments over the (post, group) cells of that pool, each cell one area.
         self.tau_post = 0.0
@@ -568,7 +586,7 @@ class _Coefficients:
                 if lv in ("all", "all-weeks")
                 or (g_ == group and (lv == "group" or BORDER_POSTS[p_]["mode"] == mode))
             ]
-            parts = [self._residuals(index.pooled("post", p_, g_, week, None if lv == "all-weeks" else window))
+            parts = [self._residuals(index, index.pooled("post", p_, g_, week, None if lv == "all-weeks" else window))
                      for p_, g_ in cells]
             self.tau_post = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
         # A post-week is also synthetic over time: its coefficients come from +-window weeks,
@@ -577,22 +595,19 @@ class _Coefficients:
         self.tau_week = 0.0
         if week_error and window and LEVELS[main0] != "all-weeks":
             t = week_index(week)
-            parts = [self._residuals(index._week_sum(LEVELS[main0], post, group, w))
+            parts = [self._residuals(index, index._week_sum(LEVELS[main0], post, group, w))
                      for w in index.weeks if abs(week_index(w) - t) <= window]
             self.tau_week = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
 
-    def _residuals(self, p: SampleState):
+    def _residuals(self, index: "_Index", p: SampleState):
         """Per destination region of pool ``p``: inspected travellers ``n_r``, their summed
         residual ``A - prediction`` under this stratum's coefficients, and its sampling
         variance from the unit residual variances (see :func:`_between`)."""
-        n = _f(p.n_nondeclarer)
-        res = _f(p.assessed_nondeclarer).sum(1) - n * float(self.m0.sum())
+        n, assessed, classes = index.unit_sums(p)
+        res = assessed - n * float(self.m0.sum())
         var = n * self.sig_0_tot
-        resale = (p.resale_n_declarer, p.resale_assessed_declarer, p.resale_declared_declarer,
-                  p.resale_n_declarer_zero)
-        alls = (p.n_declarer, p.assessed_declarer, p.declared_declarer, p.n_declarer_zero)
         for cls in CLASSES:
-            nk, a, d, z = (_f(x) for x in (resale if cls == "resale" else [x - y for x, y in zip(alls, resale)]))
+            nk, a, d, z = classes[cls]
             res = res + (a - self.R[cls] * d - self.m2[cls] * z).sum(1)
             var = var + nk * self.sig_d_tot[cls]
             n = n + nk
