@@ -794,17 +794,20 @@ def _domain_keys():
 def _add_counts(accs, week, post, st: StratumState):
     cen, smp = st.census, st.sample
     n_insp_r = smp.n_declarer + smp.n_nondeclarer
+    n_dep, n_insp = int(cen.departures.sum()), int(n_insp_r.sum())
+    n_decl, n_targ = int(cen.declarations.sum()), int(smp.n_targeted.sum())
+    declared_c = cen.declared_cents.sum(0).tolist()  # exact ints, as each column's own sum
     for key in [("total", "all"), ("border_post", post)] + [("category", c) for c in CATEGORIES]:
         a = accs[(week, *key)]
-        a.n_dep += int(cen.departures.sum())
-        a.n_insp += int(n_insp_r.sum())
-        a.n_decl += int(cen.declarations.sum())
-        a.n_targ += int(smp.n_targeted.sum())
+        a.n_dep += n_dep
+        a.n_insp += n_insp
+        a.n_decl += n_decl
+        a.n_targ += n_targ
         if key[0] == "category":
             c = CATEGORIES.index(key[1])
             a.travellers += cen.travellers[1 + c]
             a.travellers += smp.travellers[1 + c]
-            a.declared += int(cen.declared_cents[:, c].sum()) / 100
+            a.declared += int(declared_c[c]) / 100
             a.targ_assessed += int(smp.targeted_assessed[c]) / 100
         else:
             a.travellers += cen.travellers[0]
