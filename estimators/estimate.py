@@ -235,6 +235,24 @@ class _Index:
             self._cache[key] = (_DeclView(pool, cls), pool)  # keep the pool alive with its id
         return self._cache[key][0]
 
+    def unit_sums(self, pool: SampleState):
+        """The unweighted sums of a pool's residuals, as floats (cached with the pool):
+        non-declarers by region, their assessed value by region, and per declarer class
+        ``(n, assessed, declared, declarers without a value)``; every stratum whose
+        between-area term reads the pool reuses them."""
+        key = ("units", id(pool))
+        if key not in self._cache:
+            p = pool
+            resale = (p.resale_n_declarer, p.resale_assessed_declarer, p.resale_declared_declarer,
+                      p.resale_n_declarer_zero)
+            alls = (p.n_declarer, p.assessed_declarer, p.declared_declarer, p.n_declarer_zero)
+            classes = {
+                cls: tuple(_f(x) for x in (resale if cls == "resale" else [x - y for x, y in zip(alls, resale)]))
+                for cls in CLASSES
+            }
+            self._cache[key] = ((_f(p.n_nondeclarer), _f(p.assessed_nondeclarer).sum(1), classes), pool)
+        return self._cache[key][0]
+
     def pooled(self, level: str, post: str, group: str, week: str, window: int | None) -> SampleState:
         mode = BORDER_POSTS[post]["mode"]
         when = week if (window is not None and level != "all-weeks") else None
@@ -253,10 +271,9 @@ class _Index:
             else:
                 t = week_index(week)
                 weeks = [w for w in self.weeks if abs(week_index(w) - t) <= window]
-            pool = SampleState()
-            for w in weeks:
-                pool += self._week_sum("all" if level == "all-weeks" else level, post, group, w)
-            self._cache[key] = pool
+            self._cache[key] = SampleState.pool(
+                self._week_sum("all" if level == "all-weeks" else level, post, group, w) for w in weeks
+            )
         return self._cache[key]
 
     def _week_sum(self, level: str, post: str, group: str, week: str) -> SampleState:
@@ -269,32 +286,50 @@ class _Index:
             "all": (level,),
         }[level]
         if key not in self._cache:
-            pool = SampleState()
-            for s in self._by_week.get(week, ()):
-                if level == "post" and (s.border_post != post or s.group != group):
-                    continue
-                if level == "mode" and (BORDER_POSTS[s.border_post]["mode"] != mode or s.group != group):
-                    continue
-                if level == "group" and s.group != group:
-                    continue
-                pool += self.states[s].sample
-            self._cache[key] = pool
+            self._cache[key] = SampleState.pool(
+                self.states[s].sample for s in self._by_week.get(week, ())
+                if not (level == "post" and (s.border_post != post or s.group != group))
+                and not (level == "mode" and (BORDER_POSTS[s.border_post]["mode"] != mode or s.group != group))
+                and not (level == "group" and s.group != group)
+            )
         return self._cache[key]
 
 
-def _variance(x: np.ndarray) -> float:
-    """``np.var(x)`` of a 1-d float array, the same arithmetic without its overhead."""
-    d = x - x.sum() / x.size
-    return (d * d).sum() / x.size
+def _variances(x: np.ndarray) -> np.ndarray:
+    """``np.var`` of each row of a 2-d C-ordered float array, the same arithmetic without
+    its overhead (each row summed along memory, as ``np.var`` of the row alone)."""
+    d = x - (x.sum(1) / x.shape[1])[:, None]
+    return (d * d).sum(1) / x.shape[1]
+
+
+def _fit(num, den, rnum, rden, wide=None) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``[k]`` and replicates ``[B, k]`` of ``k`` ratios at once.
+
+    ``num``, ``den``: the ratios' exact first moments (ints); ``rnum``, ``rden``: their
+    replicate sums ``[k, B]``. ``wide`` (``variance="wide"``): ``(num, den, rnum, rden,
+    n_loc, n_wide)`` of the same ratios in the pool over all weeks; a ratio whose wide
+    pool is larger takes the wide replicate deviations scaled by ``sqrt(n_wide / n_loc)``
+    when they vary more. Element by element the arithmetic of one ratio at a time.
+    """
+    point = np.array([float(a) / float(b) for a, b in zip(num, den)])
+    rep = _ratio(rnum, rden, point[:, None])
+    if wide is not None:
+        wnum, wden, wrnum, wrden, n_loc, n_wide = wide
+        sel = [j for j in range(len(point)) if n_wide[j] > n_loc[j] > 0 and wden[j] > 0]
+        if sel:
+            wpoint = np.array([float(wnum[j]) / float(wden[j]) for j in sel])[:, None]
+            scale = np.array([(n_wide[j] / n_loc[j]) ** 0.5 for j in sel])[:, None]
+            dev = (_ratio(_f(wrnum)[sel], _f(wrden)[sel], wpoint) - wpoint) * scale
+            sel = np.array(sel)
+            better = _variances(dev) > _variances(rep[sel])
+            rep[sel[better]] = point[sel[better], None] + dev[better]
+    return point, rep.T
 
 
 def _ratio(num, den, fallback):
     """num/den elementwise, ``fallback`` where den is 0."""
     num, den = _f(num), _f(den)
-    out = np.array(fallback, dtype=np.float64) * np.ones_like(num)
-    ok = den > 0
-    out[ok] = num[ok] / den[ok]
-    return out
+    return np.divide(num, den, out=np.full(num.shape, fallback, dtype=np.float64), where=den > 0)
 
 
 class _Rows:
@@ -312,11 +347,26 @@ class _Rows:
         row = self.p.replicate_row(self.start + i)
         return row if self.minus is None else row - self.p.replicate_row(self.minus + i)
 
+    def take(self, rows) -> np.ndarray:
+        """Rows ``rows`` (in range) stacked, int64[len(rows), B], gathered at once."""
+        out = _gather(self.p, self.start + np.asarray(rows, dtype=np.intp))
+        return out if self.minus is None else out - _gather(self.p, self.minus + np.asarray(rows, dtype=np.intp))
+
     def __getitem__(self, i):
         if isinstance(i, slice):
-            picked = range(self.shape[0])[i]
-            return np.stack([self._row(j) for j in picked]) if len(picked) else np.zeros((0, N_REPLICATES), np.int64)
+            return self.take(range(self.shape[0])[i])
         return self._row(range(self.shape[0])[i])
+
+
+def _gather(p: SampleState, rows: np.ndarray) -> np.ndarray:
+    """Replicate rows ``rows`` of ``p`` from its sparse rows (zero where it has none)."""
+    have, values = p.replicate_rows()
+    out = np.zeros((len(rows), N_REPLICATES), dtype=np.int64)
+    if len(have):
+        at = np.minimum(np.searchsorted(have, rows), len(have) - 1)
+        hit = have[at] == rows
+        out[hit] = values[at[hit]]
+    return out
 
 
 class _DeclView:
@@ -405,21 +455,20 @@ class _Coefficients:
         self.sig_d_cat, self.sig_d_tot = {}, {}
         n_pooled = 0
 
-        def fit(num_den, count, size_pools, wide_pools, i):
-            """Point and replicates of a ratio of rows at pool level i."""
-            first, reps = size_pools[i]
-            num, den = num_den
-            point = float(first[num]) / float(first[den])
-            rep = _ratio(reps[num], reps[den], point)
+        def fit(kind, cs, src, wsrc, i):
+            """Points and replicates of the declarer coefficients ``kind`` of categories
+            ``cs`` at pool level i of views ``src`` (wide: ``wsrc``)."""
+            v, w = src[i], wsrc[i]
+            nd = [_decl_rows(kind, c) for c in cs]
+            rows = [n for n, _ in nd] + [d for _, d in nd]  # numerators, then denominators
+            k = len(cs)
+            wide = None
             if variance == "wide":
-                wfirst, wreps = wide_pools[i]
-                n_loc, n_wide = count(i, False), count(i, True)
-                if n_wide > n_loc > 0 and wfirst[den] > 0:
-                    wpoint = float(wfirst[num]) / float(wfirst[den])
-                    dev = (_ratio(wreps[num], wreps[den], wpoint) - wpoint) * (n_wide / n_loc) ** 0.5
-                    if _variance(dev) > _variance(rep):
-                        rep = point + dev
-            return point, rep
+                wr = w.reps.take(rows)
+                wide = ([w.first[r] for r in rows[:k]], [w.first[r] for r in rows[k:]], wr[:k], wr[k:],
+                        [v.count(kind, c) for c in cs], [w.count(kind, c) for c in cs])
+            vr = v.reps.take(rows)
+            return _fit([v.first[r] for r in rows[:k]], [v.first[r] for r in rows[k:]], vr[:k], vr[k:], wide)
 
         for cls in CLASSES:
             views = [index.view(p, cls) for p in pools]
@@ -433,17 +482,18 @@ class _Coefficients:
             coef = {k: np.zeros(C) for k in ("R", "m2")}
             reps = {k: np.zeros((B, C)) for k in ("R", "m2")}
             for kind in ("R", "m2"):
+                groups: dict = defaultdict(list)  # (borrowed, level) -> categories fitted there
                 for c in range(C):
                     rows = _decl_rows(kind, c)
                     chosen = next((i for i in range(main, L) if views[i].count(kind, c) >= min_category), None)
                     if chosen is None:
                         chosen = next((i for i in range(L - 1, main - 1, -1) if views[i].first[rows[1]] > 0), None)
-                    src, wsrc = views, wviews
+                    borrowed = False
                     if chosen is None:  # borrow from both classes together
-                        src, wsrc = alls, [index.view(p, "all") for p in wides]
-                        chosen = next((i for i in range(main, L) if src[i].count(kind, c) >= min_category), None)
+                        borrowed = True
+                        chosen = next((i for i in range(main, L) if alls[i].count(kind, c) >= min_category), None)
                         if chosen is None:
-                            chosen = next((i for i in range(L - 1, -1, -1) if src[i].first[rows[1]] > 0), None)
+                            chosen = next((i for i in range(L - 1, -1, -1) if alls[i].first[rows[1]] > 0), None)
                     if chosen is None:
                         if need[cls][kind][c] > 0:
                             fallback = _cross_category(kind, alls[L - 1])
@@ -454,13 +504,10 @@ class _Coefficients:
                                 coef[kind][c], reps[kind][:, c] = fallback
                         continue
                     levels.add(chosen)
-                    coef[kind][c], reps[kind][:, c] = fit(
-                        rows,
-                        lambda i, wide, src=src, wsrc=wsrc, kind=kind, c=c: (wsrc if wide else src)[i].count(kind, c),
-                        [(v.first, v.reps) for v in src],
-                        [(v.first, v.reps) for v in wsrc],
-                        chosen,
-                    )
+                    groups[borrowed, chosen].append(c)
+                for (borrowed, chosen), cs in groups.items():
+                    src, wsrc = (alls, [index.view(p, "all") for p in wides]) if borrowed else (views, wviews)
+                    coef[kind][cs], reps[kind][:, cs] = fit(kind, cs, src, wsrc, chosen)
             self.R[cls], self.m2[cls] = coef["R"], coef["m2"]
             self.Rb[cls], self.m2b[cls] = reps["R"], reps["m2"]
             vp = wviews if variance == "wide" else views
@@ -480,8 +527,6 @@ class _Coefficients:
         levels.add(main0)
         n_pooled += int(pools[main0].n_nondeclarer.sum())
         self.m0, self.m0b = np.zeros(C), np.zeros((B, C))
-        pair = lambda p: (p.first, _Rows(p))  # noqa: E731
-        n0 = lambda ps: (lambda i, wide: int((wides if wide else ps)[i].n_nondeclarer.sum()))  # noqa: E731
         if pools[main0].first[N_W] > 0 or wides[main0].first[N_W] > 0:
             src = pools if pools[main0].first[N_W] > 0 else wides
             if heavy is None:
@@ -492,24 +537,32 @@ class _Coefficients:
                 hpools = [index.pooled(lv, post, group, week, h_window) for lv in LEVELS]
                 if hpools[hlevel].first[N_W] <= 0:
                     hpools, hlevel = src, main0
-            def light(p, c):
-                """(first, replicates) of w a_c 1[A < HEAVY] = w a_c - w a_c 1[A >= HEAVY], and w."""
-                reps = _Rows(p)
-                return (
-                    np.array((p.first[N_WA + c] - p.first[HVY + 1 + c], p.first[N_W]), dtype=object),
-                    np.stack((reps[N_WA + c] - reps[HVY + 1 + c], reps[N_W])),
-                )
+            def loads(p, heavy_part):
+                """Exact first moments and replicate sums [C, B] of the non-declarers' heavy
+                loads ``w a_c 1[A >= HEAVY]`` or light ones ``w a_c - w a_c 1[A >= HEAVY]``
+                (numerators), of ``w`` (denominators), and their count."""
+                rows = _Rows(p)
+                hvy = rows[HVY + 1 : HVY + 1 + C]
+                if heavy_part:
+                    num, rnum = [p.first[HVY + 1 + c] for c in range(C)], hvy
+                else:
+                    num = [p.first[N_WA + c] - p.first[HVY + 1 + c] for c in range(C)]
+                    rnum = rows[N_WA : N_WA + C] - hvy
+                return num, [p.first[N_W]] * C, rnum, np.broadcast_to(rows[N_W], (C, B)), int(p.n_nondeclarer.sum())
 
-            for c in range(C):
-                # only level main0 is fitted: the other levels' sums are never read
-                sizes, wide_sizes = [None] * L, [None] * L
-                sizes[main0], wide_sizes[main0] = light(src[main0], c), light(wides[main0], c)
-                pl_, rl = fit((0, 1), n0(src), sizes, wide_sizes, main0)
-                ph, rh = fit(
-                    (HVY + 1 + c, N_W), n0(hpools),
-                    [pair(p) for p in hpools], [pair(p) for p in wides], hlevel,
-                )
-                self.m0[c], self.m0b[:, c] = pl_ + ph, rl + rh
+            def fit0(p, w, heavy_part):
+                """Points and replicates of the light or heavy mean of every category."""
+                *loc, n_loc = loads(p, heavy_part)
+                wide = None
+                if variance == "wide":
+                    *wid, n_wide = loads(w, heavy_part)
+                    wide = (*wid, [n_loc] * C, [n_wide] * C)
+                return _fit(*loc, wide)
+
+            # only level main0 (hlevel) is fitted: the other levels' sums are never read
+            pl_, rl = fit0(src[main0], wides[main0], False)
+            ph, rh = fit0(hpools[hlevel], wides[hlevel], True)
+            self.m0, self.m0b = pl_ + ph, np.ascontiguousarray(rl + rh)  # [B, C] as the sums below expect
             levels.add(hlevel)
             if robust != "none":
                 d, db = _robust_shift(src[main0], self.m0, self.m0b, 1.0 if robust == "cb-full" else 0.5,
@@ -521,7 +574,7 @@ class _Coefficients:
         self.n_pooled = n_pooled
         vp = wides if variance == "wide" else pools
         self.sig_0_cat, self.sig_0_tot = self._sigma_nondeclarers(vp[main0])
-        self.tau_region = _between(*self._residuals(pools[main0]))
+        self.tau_region = _between(*self._residuals(index, pools[main0]))
         # A post whose non-declarer pool is wider than the post is synthetic too: the same
         # moments over the (post, group) cells of that pool, each cell one area.
         self.tau_post = 0.0
@@ -533,7 +586,7 @@ class _Coefficients:
                 if lv in ("all", "all-weeks")
                 or (g_ == group and (lv == "group" or BORDER_POSTS[p_]["mode"] == mode))
             ]
-            parts = [self._residuals(index.pooled("post", p_, g_, week, None if lv == "all-weeks" else window))
+            parts = [self._residuals(index, index.pooled("post", p_, g_, week, None if lv == "all-weeks" else window))
                      for p_, g_ in cells]
             self.tau_post = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
         # A post-week is also synthetic over time: its coefficients come from +-window weeks,
@@ -542,22 +595,19 @@ class _Coefficients:
         self.tau_week = 0.0
         if week_error and window and LEVELS[main0] != "all-weeks":
             t = week_index(week)
-            parts = [self._residuals(index._week_sum(LEVELS[main0], post, group, w))
+            parts = [self._residuals(index, index._week_sum(LEVELS[main0], post, group, w))
                      for w in index.weeks if abs(week_index(w) - t) <= window]
             self.tau_week = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
 
-    def _residuals(self, p: SampleState):
+    def _residuals(self, index: "_Index", p: SampleState):
         """Per destination region of pool ``p``: inspected travellers ``n_r``, their summed
         residual ``A - prediction`` under this stratum's coefficients, and its sampling
         variance from the unit residual variances (see :func:`_between`)."""
-        n = _f(p.n_nondeclarer)
-        res = _f(p.assessed_nondeclarer).sum(1) - n * float(self.m0.sum())
+        n, assessed, classes = index.unit_sums(p)
+        res = assessed - n * float(self.m0.sum())
         var = n * self.sig_0_tot
-        resale = (p.resale_n_declarer, p.resale_assessed_declarer, p.resale_declared_declarer,
-                  p.resale_n_declarer_zero)
-        alls = (p.n_declarer, p.assessed_declarer, p.declared_declarer, p.n_declarer_zero)
         for cls in CLASSES:
-            nk, a, d, z = (_f(x) for x in (resale if cls == "resale" else [x - y for x, y in zip(alls, resale)]))
+            nk, a, d, z = classes[cls]
             res = res + (a - self.R[cls] * d - self.m2[cls] * z).sum(1)
             var = var + nk * self.sig_d_tot[cls]
             n = n + nk
@@ -744,17 +794,20 @@ def _domain_keys():
 def _add_counts(accs, week, post, st: StratumState):
     cen, smp = st.census, st.sample
     n_insp_r = smp.n_declarer + smp.n_nondeclarer
+    n_dep, n_insp = int(cen.departures.sum()), int(n_insp_r.sum())
+    n_decl, n_targ = int(cen.declarations.sum()), int(smp.n_targeted.sum())
+    declared_c = cen.declared_cents.sum(0).tolist()  # exact ints, as each column's own sum
     for key in [("total", "all"), ("border_post", post)] + [("category", c) for c in CATEGORIES]:
         a = accs[(week, *key)]
-        a.n_dep += int(cen.departures.sum())
-        a.n_insp += int(n_insp_r.sum())
-        a.n_decl += int(cen.declarations.sum())
-        a.n_targ += int(smp.n_targeted.sum())
+        a.n_dep += n_dep
+        a.n_insp += n_insp
+        a.n_decl += n_decl
+        a.n_targ += n_targ
         if key[0] == "category":
             c = CATEGORIES.index(key[1])
             a.travellers += cen.travellers[1 + c]
             a.travellers += smp.travellers[1 + c]
-            a.declared += int(cen.declared_cents[:, c].sum()) / 100
+            a.declared += int(declared_c[c]) / 100
             a.targ_assessed += int(smp.targeted_assessed[c]) / 100
         else:
             a.travellers += cen.travellers[0]
