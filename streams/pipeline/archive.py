@@ -784,8 +784,8 @@ def observe(
     from streams.pipeline.crossings import (
         Crossing,
         formal_export_seen,
-        priced_declaration,
-        priced_inspection,
+        priced_declarations,
+        priced_inspections,
     )
     from streams.pipeline.fx import RateBook
 
@@ -801,13 +801,13 @@ def observe(
     try:
         crossings: dict[str, Crossing] = {}
         for topic, price, add in (
-            (DECLARATIONS, priced_declaration, Crossing.add_declaration),
-            (INSPECTIONS, priced_inspection, Crossing.add_inspection),
+            (DECLARATIONS, priced_declarations, Crossing.add_declaration),
+            (INSPECTIONS, priced_inspections, Crossing.add_inspection),
         ):
             if topic not in files:
                 continue
-            for event in read_topic(files[topic], topic, tallies[topic]):
-                priced = price(event, rates)
+            events = list(read_topic(files[topic], topic, tallies[topic]))
+            for event, priced in zip(events, price(events, rates)):
                 if priced is None:
                     unpriced[topic] += 1
                     continue
