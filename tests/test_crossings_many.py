@@ -101,3 +101,14 @@ def test_the_vector_form_is_taken_and_counts_every_case():
     assert got[0].declared_cents[carpet] == 9000 + 2050 and got[0].resale
     assert got[1] is None and got[2] is None
     assert got[3].declared_cents == (0,) * len(CATEGORIES) and not got[3].resale
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text("ab", max_size=3), max_size=40))
+def test_first_distinct_by_hash_equals_polars(values):
+    import polars as pl
+
+    from streams.pipeline.archive import _first_distinct
+
+    series = pl.Series(values, dtype=pl.String)
+    assert _first_distinct(series).to_list() == series.is_first_distinct().to_list()
