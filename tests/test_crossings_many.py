@@ -13,6 +13,8 @@ from estimators.reference import CATEGORIES
 from streams.pipeline import contract as c
 from streams.pipeline import crossings
 from streams.pipeline.crossings import (
+    formal_export_seen,
+    formal_exports_seen,
     priced_declaration,
     priced_declarations,
     priced_inspection,
@@ -70,6 +72,16 @@ def inspection(n: int, items, shift: int, flag: bool, who: str) -> c.Inspection:
     )
 
 
+def export(n: int, items, shift: int, flag: bool, who: str) -> c.FormalExport:
+    codes = ["570110", "080251", "690900", "711319"]  # handicraft headings and one that is not
+    return c.FormalExport(
+        event_id=f"e{n}", event_time=T0 + timedelta(seconds=shift), schema_version=1,
+        declaration_id=f"d{n}", exporter_id=who, border_post="BND", destination_country="AE",
+        items=[c.ExportItem(hs_code=codes[(j + flag) % 4], quantity=1, value=a, currency=cur)
+               for j, (_, a, cur, _) in enumerate(items)],
+    )
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(event, max_size=12), st.lists(rate, max_size=6))
 def test_many_at_once_equals_one_by_one(events, rates):
@@ -78,6 +90,8 @@ def test_many_at_once_equals_one_by_one(events, rates):
     inspections = [inspection(n, *e) for n, e in enumerate(events)]
     assert priced_declarations(declarations, book) == [priced_declaration(d, book) for d in declarations]
     assert priced_inspections(inspections, book) == [priced_inspection(i, book) for i in inspections]
+    exports = [export(n, *e) for n, e in enumerate(events)]
+    assert formal_exports_seen(exports, book) == [formal_export_seen(e, book) for e in exports]
 
 
 def test_the_vector_form_is_taken_and_counts_every_case():

@@ -783,7 +783,7 @@ def observe(
     from streams.pipeline.contract import DECLARATIONS, EXPORTS, RATES
     from streams.pipeline.crossings import (
         Crossing,
-        formal_export_seen,
+        formal_exports_seen,
         priced_declarations,
         priced_inspections,
     )
@@ -817,8 +817,8 @@ def observe(
                 for observation in add(found, priced):
                     sink(observation)
         if EXPORTS in files:
-            for event in read_topic(files[EXPORTS], EXPORTS, tallies[EXPORTS]):
-                seen = formal_export_seen(event, rates)
+            exports = list(read_topic(files[EXPORTS], EXPORTS, tallies[EXPORTS]))
+            for seen in formal_exports_seen(exports, rates):
                 if seen is None:
                     unpriced[EXPORTS] += 1
                 else:

@@ -179,6 +179,27 @@ def formal_export_seen(export: FormalExport, rates: RateBook) -> FormalExportSee
     )
 
 
+def formal_exports_seen(exports: list[FormalExport], rates: RateBook) -> list[FormalExportSeen | None]:
+    """``[formal_export_seen(e, rates) for e in exports]``, priced as
+    :func:`priced_declarations` does."""
+    cents = _cents_by_category_many(
+        [
+            [(category, i.value, i.currency) for i in e.items if (category := hs_category(i.hs_code)) is not None]
+            for e in exports
+        ],
+        [e.event_time.timestamp() for e in exports],
+        rates,
+    )
+    if cents is None:
+        return [formal_export_seen(e, rates) for e in exports]
+    return [
+        None if c is None else FormalExportSeen(
+            week_of(e.event_time), e.border_post, destination_region(e.destination_country), c
+        )
+        for e, c in zip(exports, cents)
+    ]
+
+
 def _cents_by_category(lines, at: datetime, rates: RateBook) -> tuple[int, ...] | None:
     """Sum (category, amount, currency) lines in US cents per category at time ``at``;
     None if some currency has no rate yet (the event is held, not priced in part)."""
