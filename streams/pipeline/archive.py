@@ -800,29 +800,30 @@ def observe(
     reader = _ColumnReader(files, [t for t in (DEPARTURES, PAYMENTS) if t in files], workers, unit_bytes)
     try:
         crossings: dict[str, Crossing] = {}
-        for topic, price, add in (
-            (DECLARATIONS, priced_declarations, Crossing.add_declaration),
-            (INSPECTIONS, priced_inspections, Crossing.add_inspection),
-        ):
-            if topic not in files:
-                continue
-            events = list(read_topic(files[topic], topic, tallies[topic]))
-            for event, priced in zip(events, price(events, rates)):
-                if priced is None:
-                    unpriced[topic] += 1
+        with _gc_paused():  # tens of thousands of acyclic events held at once
+            for topic, price, add in (
+                (DECLARATIONS, priced_declarations, Crossing.add_declaration),
+                (INSPECTIONS, priced_inspections, Crossing.add_inspection),
+            ):
+                if topic not in files:
                     continue
-                found = crossings.get(event.crossing_id)
-                if found is None:
-                    found = crossings[event.crossing_id] = Crossing()
-                for observation in add(found, priced):
-                    sink(observation)
-        if EXPORTS in files:
-            exports = list(read_topic(files[EXPORTS], EXPORTS, tallies[EXPORTS]))
-            for seen in formal_exports_seen(exports, rates):
-                if seen is None:
-                    unpriced[EXPORTS] += 1
-                else:
-                    sink(seen)
+                events = list(read_topic(files[topic], topic, tallies[topic]))
+                for event, priced in zip(events, price(events, rates)):
+                    if priced is None:
+                        unpriced[topic] += 1
+                        continue
+                    found = crossings.get(event.crossing_id)
+                    if found is None:
+                        found = crossings[event.crossing_id] = Crossing()
+                    for observation in add(found, priced):
+                        sink(observation)
+            if EXPORTS in files:
+                exports = list(read_topic(files[EXPORTS], EXPORTS, tallies[EXPORTS]))
+                for seen in formal_exports_seen(exports, rates):
+                    if seen is None:
+                        unpriced[EXPORTS] += 1
+                    else:
+                        sink(seen)
         if DEPARTURES in files:
             frame, weeks, rejected = reader.read(DEPARTURES)
             _observe_departures(frame, weeks, crossings, sink, departures, tallies[DEPARTURES])
