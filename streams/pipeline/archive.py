@@ -783,9 +783,9 @@ def observe(
     from streams.pipeline.contract import DECLARATIONS, EXPORTS, RATES
     from streams.pipeline.crossings import (
         Crossing,
-        formal_export_seen,
-        priced_declaration,
-        priced_inspection,
+        formal_exports_seen,
+        priced_declarations,
+        priced_inspections,
     )
     from streams.pipeline.fx import RateBook
 
@@ -800,29 +800,30 @@ def observe(
     reader = _ColumnReader(files, [t for t in (DEPARTURES, PAYMENTS) if t in files], workers, unit_bytes)
     try:
         crossings: dict[str, Crossing] = {}
-        for topic, price, add in (
-            (DECLARATIONS, priced_declaration, Crossing.add_declaration),
-            (INSPECTIONS, priced_inspection, Crossing.add_inspection),
-        ):
-            if topic not in files:
-                continue
-            for event in read_topic(files[topic], topic, tallies[topic]):
-                priced = price(event, rates)
-                if priced is None:
-                    unpriced[topic] += 1
+        with _gc_paused():  # tens of thousands of acyclic events held at once
+            for topic, price, add in (
+                (DECLARATIONS, priced_declarations, Crossing.add_declaration),
+                (INSPECTIONS, priced_inspections, Crossing.add_inspection),
+            ):
+                if topic not in files:
                     continue
-                found = crossings.get(event.crossing_id)
-                if found is None:
-                    found = crossings[event.crossing_id] = Crossing()
-                for observation in add(found, priced):
-                    sink(observation)
-        if EXPORTS in files:
-            for event in read_topic(files[EXPORTS], EXPORTS, tallies[EXPORTS]):
-                seen = formal_export_seen(event, rates)
-                if seen is None:
-                    unpriced[EXPORTS] += 1
-                else:
-                    sink(seen)
+                events = list(read_topic(files[topic], topic, tallies[topic]))
+                for event, priced in zip(events, price(events, rates)):
+                    if priced is None:
+                        unpriced[topic] += 1
+                        continue
+                    found = crossings.get(event.crossing_id)
+                    if found is None:
+                        found = crossings[event.crossing_id] = Crossing()
+                    for observation in add(found, priced):
+                        sink(observation)
+            if EXPORTS in files:
+                exports = list(read_topic(files[EXPORTS], EXPORTS, tallies[EXPORTS]))
+                for seen in formal_exports_seen(exports, rates):
+                    if seen is None:
+                        unpriced[EXPORTS] += 1
+                    else:
+                        sink(seen)
         if DEPARTURES in files:
             frame, weeks, rejected = reader.read(DEPARTURES)
             _observe_departures(frame, weeks, crossings, sink, departures, tallies[DEPARTURES])
@@ -842,6 +843,21 @@ def observe(
     )
 
 
+def _first_distinct(values):
+    """``values.is_first_distinct()`` (a String Series without nulls), cheaper: rows
+    compare by 64-bit hashes first, and only those whose hash repeats (duplicates, and
+    the rare collision) compare their text. An earlier equal value has the same hash, so
+    among the rows sharing a hash the answer is the whole column's."""
+    import polars as pl
+
+    shared = values.hash().is_duplicated()
+    out = np.ones(len(values), dtype=bool)
+    if shared.any():
+        rows = shared.arg_true()
+        out[rows.to_numpy()] = values.gather(rows).is_first_distinct().to_numpy()
+    return pl.Series(out)
+
+
 def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, tally: TopicTally) -> None:
     """Departures after event-id dedup: joined ones through their Crossing, the rest counted.
 
@@ -852,21 +868,22 @@ def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, ta
 
     from estimators.observations import DepartureSeen
 
-    first = pl.col("event_id").is_first_distinct()
-    marked = frame.lazy().select(
-        "crossing_id", "cell", first.alias("first")
-    ).with_columns(
-        # first departure of its crossing among the first occurrences of event ids
-        keep=pl.col("first") & pl.when(pl.col("first")).then(pl.col("crossing_id")).is_first_distinct(),
-        joined=pl.col("crossing_id").is_in(pl.Series(list(crossings), dtype=pl.String).implode()),
-    ).collect()
-    accepted = int(marked["first"].sum())
+    first = _first_distinct(frame["event_id"])
+    accepted = int(first.sum())
     tally.accepted += accepted
     tally.duplicates += frame.height - accepted
-    for crossing_id, cell in marked.filter("keep", "joined").select("crossing_id", "cell").iter_rows():
-        for observation in crossings[crossing_id].add_departure(*_departure_cell(cell, weeks)):
+    firsts = frame.select("crossing_id", "cell").filter(first)
+    # first departure of its crossing among the first occurrences of event ids
+    kept = firsts.filter(_first_distinct(firsts["crossing_id"]))
+    joined = kept["crossing_id"].is_in(pl.Series(list(crossings), dtype=pl.String).implode())
+    cells: dict[int, tuple] = {}
+    for crossing_id, cell in kept.filter(joined).iter_rows():
+        where = cells.get(cell)
+        if where is None:
+            where = cells[cell] = _departure_cell(cell, weeks)
+        for observation in crossings[crossing_id].add_departure(*where):
             sink(observation)
-    counts = marked.filter(pl.col("keep") & ~pl.col("joined")).group_by("cell").len()
+    counts = kept.filter(~joined).group_by("cell").len()
     for cell, n in sorted(counts.iter_rows()):
         stratum, region = _departure_cell(cell, weeks)
         if bulk is not None:
@@ -883,7 +900,7 @@ def _observe_payments(frame, weeks: list[str], rates, sink, bulk, tally: TopicTa
 
     from estimators.observations import PaymentSeen
 
-    first = frame["event_id"].is_first_distinct()
+    first = _first_distinct(frame["event_id"])
     if not first.all():
         frame = frame.filter(first)
     frame = frame.drop("event_id")

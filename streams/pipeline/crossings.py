@@ -109,6 +109,45 @@ def priced_inspection(inspection: Inspection, rates: RateBook) -> PricedInspecti
     )
 
 
+def priced_declarations(declarations: list[Declaration], rates: RateBook) -> list[PricedDeclaration | None]:
+    """``[priced_declaration(d, rates) for d in declarations]``, every item priced in one
+    numpy pass per currency (the batch reader's many declarations)."""
+    cents = _cents_by_category_many(
+        [[(i.category, i.value, i.currency) for i in d.items] for d in declarations],
+        [d.event_time.timestamp() for d in declarations],
+        rates,
+    )
+    if cents is None:
+        return [priced_declaration(d, rates) for d in declarations]
+    key = pseudonym_key()
+    return [
+        None if c is None else PricedDeclaration(
+            c, any(item.purpose == "resale" for item in d.items), traveller_key(d.traveller_id, key)
+        )
+        for d, c in zip(declarations, cents)
+    ]
+
+
+def priced_inspections(inspections: list[Inspection], rates: RateBook) -> list[PricedInspection | None]:
+    """``[priced_inspection(i, rates) for i in inspections]``, priced as
+    :func:`priced_declarations` does."""
+    cents = _cents_by_category_many(
+        [[(i.category, i.assessed_value, i.currency) for i in e.items] for e in inspections],
+        [e.event_time.timestamp() for e in inspections],
+        rates,
+    )
+    if cents is None:
+        return [priced_inspection(e, rates) for e in inspections]
+    key = pseudonym_key()
+    return [
+        None if c is None else PricedInspection(
+            unit_key(e.crossing_id, key), e.selection == "random", e.selection_probability,
+            e.declared, c, traveller_key(e.traveller_id, key),
+        )
+        for e, c in zip(inspections, cents)
+    ]
+
+
 def payment_seen(payment: Payment, rates: RateBook) -> PaymentSeen | None:
     """A payment in signed US cents (refunds and reversals negative), or None without a rate."""
     cents = rates.to_cents(payment.amount, payment.currency, payment.event_time.timestamp())
@@ -140,6 +179,27 @@ def formal_export_seen(export: FormalExport, rates: RateBook) -> FormalExportSee
     )
 
 
+def formal_exports_seen(exports: list[FormalExport], rates: RateBook) -> list[FormalExportSeen | None]:
+    """``[formal_export_seen(e, rates) for e in exports]``, priced as
+    :func:`priced_declarations` does."""
+    cents = _cents_by_category_many(
+        [
+            [(category, i.value, i.currency) for i in e.items if (category := hs_category(i.hs_code)) is not None]
+            for e in exports
+        ],
+        [e.event_time.timestamp() for e in exports],
+        rates,
+    )
+    if cents is None:
+        return [formal_export_seen(e, rates) for e in exports]
+    return [
+        None if c is None else FormalExportSeen(
+            week_of(e.event_time), e.border_post, destination_region(e.destination_country), c
+        )
+        for e, c in zip(exports, cents)
+    ]
+
+
 def _cents_by_category(lines, at: datetime, rates: RateBook) -> tuple[int, ...] | None:
     """Sum (category, amount, currency) lines in US cents per category at time ``at``;
     None if some currency has no rate yet (the event is held, not priced in part)."""
@@ -151,6 +211,39 @@ def _cents_by_category(lines, at: datetime, rates: RateBook) -> tuple[int, ...] 
             return None
         cents[_CATEGORY_INDEX[category]] += value
     return tuple(cents)
+
+
+def _cents_by_category_many(lines: list[list], stamps: list[float], rates: RateBook) -> list | None:
+    """``[_cents_by_category(l, t, rates) ...]`` for each event's (category, amount,
+    currency) lines ``l`` and epoch seconds ``t``, in numpy: the same float operations
+    (:meth:`RateBook.to_cents_array`) and exact int64 sums. None when the vector form could
+    differ (see ``to_cents_array``, or sums near int64's limit): then price one by one."""
+    import numpy as np
+
+    counts = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+    flat = [line for event in lines for line in event]
+    n = len(flat)
+    category = np.fromiter((_CATEGORY_INDEX[c] for c, _, _ in flat), dtype=np.int64, count=n)
+    amount = np.fromiter((a for _, a, _ in flat), dtype=float, count=n)
+    owner = np.repeat(np.arange(len(lines), dtype=np.int64), counts)
+    at = np.asarray(stamps, dtype=float)[owner]
+    by_currency: dict[str, list[int]] = {}
+    for i, (_, _, currency) in enumerate(flat):
+        by_currency.setdefault(currency, []).append(i)
+    cents = np.zeros(n, dtype=np.int64)
+    priced = np.zeros(n, dtype=bool)
+    for currency, rows in by_currency.items():
+        rows = np.asarray(rows, dtype=np.int64)
+        got = rates.to_cents_array(currency, amount[rows], at[rows])
+        if got is None:
+            return None
+        cents[rows], priced[rows] = got
+    if np.abs(cents).astype(float).sum() >= 2.0**62:
+        return None
+    sums = np.zeros((len(lines), len(CATEGORIES)), dtype=np.int64)
+    np.add.at(sums, (owner, category), cents)
+    unpriced = np.bincount(owner, weights=~priced, minlength=len(lines)) > 0
+    return [None if bad else tuple(row) for row, bad in zip(sums.tolist(), unpriced.tolist())]
 
 
 class Crossing:
