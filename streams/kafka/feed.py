@@ -508,7 +508,7 @@ def event_order(
         if len(pending):  # the last run stays in memory
             runs.append(_Run(pending))
         del pending
-        window = CHUNK_RECORDS if len(runs) == 1 else max(1000, merge_records // len(runs))
+        window = CHUNK_RECORDS if len(runs) <= 1 else max(1000, merge_records // len(runs))
         yield from _merge(runs, window)
     finally:
         for run in runs:
