@@ -94,6 +94,7 @@ def main() -> None:
             await asyncio.sleep(1.0)
             worker.processing_latencies.clear()
             worker.estimate_latencies.clear()
+            getattr(worker, "merge_latencies", []).clear()
             offered = await asyncio.to_thread(paced, bootstrap, records, args.rate, threading.Event())
             deadline = time.monotonic() + 30
             while len(worker.estimate_latencies) < len(records) and time.monotonic() < deadline:
@@ -107,8 +108,11 @@ def main() -> None:
         offered, worker = asyncio.run(run(broker.bootstrap))
     print(f"consumer {args.consumer}: offered {offered:,.0f} records/s for {len(records) / offered:.0f} s ({len(records):,} records)")
     print(f"production -> processed       : {quantiles(worker.processing_latencies)}")
+    if hasattr(worker, "merge_latencies"):
+        print(f"production -> merged          : {quantiles(worker.merge_latencies)}")
     print(f"production -> estimate/metric : {quantiles(worker.estimate_latencies)}   (target p99 < 2000 ms)")
-    print(f"last estimate recomputation   : {worker.estimate_seconds * 1e3:.0f} ms")
+    print(f"last estimate recomputation   : {worker.estimate_seconds * 1e3:.0f} ms"
+          + (f" (snapshot on the event loop {worker.snapshot_seconds * 1e3:.0f} ms)" if hasattr(worker, "snapshot_seconds") else ""))
 
 
 if __name__ == "__main__":
