@@ -4,7 +4,7 @@
 
 One worker on a fresh embedded broker. The cached benchmark archive's rates go first;
 then its other records are produced in event-time order at ``--rate`` records/s (in
-10 ms ticks). For every record: *processing* latency = processed at - Kafka record
+10 ms ticks, from a process of their own). For every record: *processing* latency = processed at - Kafka record
 timestamp (the producer's send time); *estimate* latency = the end of the first
 estimate recomputation that includes it - record timestamp (what a metric scrape or an
 estimates-topic consumer sees; recomputation runs at most once per second).
@@ -56,6 +56,25 @@ def paced(bootstrap: str, records: list[tuple[str, bytes | None, bytes]], rate: 
     return sent / (time.monotonic() - started)
 
 
+def _paced_process(bootstrap: str, records: list, rate: float, offered) -> None:
+    offered.value = paced(bootstrap, records, rate, threading.Event())
+
+
+def paced_elsewhere(bootstrap: str, records: list, rate: float) -> float:
+    """:func:`paced` in a process of its own, as a feed is: in a thread of the worker's
+    process it would share the worker's GIL (and with it the estimate's thread)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    offered = ctx.Value("d", 0.0)
+    feed = ctx.Process(target=_paced_process, args=(bootstrap, records, rate, offered))
+    feed.start()
+    feed.join()
+    if feed.exitcode != 0:
+        raise RuntimeError(f"the paced feed failed (exit {feed.exitcode})")
+    return offered.value
+
+
 def main() -> None:
     # workers digest with a key, as in production (streams/pipeline/pseudonym.py)
     os.environ.setdefault("SUITCASE_PSEUDONYM_KEY", "bench-pseudonym-key")
@@ -95,7 +114,7 @@ def main() -> None:
             worker.processing_latencies.clear()
             worker.estimate_latencies.clear()
             getattr(worker, "merge_latencies", []).clear()
-            offered = await asyncio.to_thread(paced, bootstrap, records, args.rate, threading.Event())
+            offered = await asyncio.to_thread(paced_elsewhere, bootstrap, records, args.rate)
             deadline = time.monotonic() + 30
             while len(worker.estimate_latencies) < len(records) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)

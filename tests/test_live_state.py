@@ -294,31 +294,3 @@ def test_a_record_that_raises_is_dead_lettered_and_leaves_no_trace(archive, monk
     assert [d.reason for d in step.dead if d.record is victim] == ["internal_error:OverflowError"]
     assert state.tally.accepted[DEPARTURES] == clean.tally.accepted[DEPARTURES] - 1
     assert len(step.observations) < len(clean_obs)
-
-
-def test_a_summaries_snapshot_is_the_tables_then_and_stays_so(archive):
-    """The leader estimates from a snapshot in a thread while updates go on: each
-    snapshot equals the tables when taken, later updates leave it alone, and a later
-    one (sharing the states nobody updated meanwhile) equals the tables again."""
-    import copy
-
-    from estimators.observations import FormalExportSeen, PaymentSeen
-
-    seen: list = []
-    observe(archive, seen.append)
-    assert any(isinstance(o, (FormalExportSeen, PaymentSeen)) for o in seen)
-    live, snapshots = Summaries(), []
-    for i, obs in enumerate(seen):
-        live.update(obs)
-        if i % max(1, len(seen) // 7) == 0:
-            snapshots.append((live.snapshot(), copy.deepcopy(live.tables)))
-    snapshots.append((live.snapshot(), copy.deepcopy(live.tables)))
-    assert len(snapshots) >= 6
-    for snapshot, then in snapshots:
-        assert snapshot == then
-    assert snapshots[-1][0] == live.tables and snapshots[0][0] != live.tables
-    last = snapshots[-1][0]
-    assert all(last.strata[k] is not live.strata[k] for k in live.strata)  # copies, not the live states
-    again = live.snapshot()  # nothing updated since: every state shared with the last one
-    assert all(again.strata[k] is last.strata[k] for k in live.strata)
-    assert live.estimate(last).equals(live.estimate())

@@ -56,7 +56,6 @@ states, whichever worker, partition or order they come from.
 from __future__ import annotations
 
 import bisect
-import copy
 import datetime as _dt
 import hashlib
 import logging
@@ -634,9 +633,6 @@ class Summaries:
 
         self.tables = Tables()
         self.version = 0
-        self._copy = Tables()  # the last snapshot (its states are never changed)
-        self._dirty_strata: set = set()  # updated since the last snapshot
-        self._dirty_weeks: set = set()  # formal exports and payments, by week
 
     @property
     def strata(self) -> dict:
@@ -654,36 +650,12 @@ class Summaries:
         """Add one observation (the single place where live state meets the estimators)."""
         self.tables.update(obs)
         self.version += 1
-        stratum = getattr(obs, "stratum", None)
-        if stratum is not None:
-            self._dirty_strata.add(stratum)
-        else:
-            self._dirty_weeks.add(obs.week)
 
-    def snapshot(self):
-        """A copy of the tables that later updates leave alone, so the estimate can be
-        computed from it in another thread while updates go on; only the states updated
-        since the last snapshot are copied (the others are shared with it)."""
-        from estimators import Tables
-
-        last, out = self._copy, Tables()
-        for name, dirty in (("strata", self._dirty_strata), ("formal", self._dirty_weeks),
-                            ("payments", self._dirty_weeks)):
-            kept = getattr(last, name)
-            setattr(out, name, {
-                k: kept[k] if k in kept and k not in dirty else copy.deepcopy(v)
-                for k, v in getattr(self.tables, name).items()
-            })
-        self._dirty_strata, self._dirty_weeks, self._copy = set(), set(), out
-        return out
-
-    def estimate(self, tables=None):
-        """The estimate table (the batch output's columns) of every week seen (in
-        ``tables``, e.g. a :meth:`snapshot`; default the live tables)."""
+    def estimate(self):
+        """The estimate table (the batch output's columns) of every week seen."""
         from estimators.estimate import estimate_weeks
 
-        tables = self.tables if tables is None else tables
-        return estimate_weeks(tables.strata, tables.formal, tables.payments)
+        return estimate_weeks(self.strata, self.formal, self.payments)
 
     def departures(self, week: str) -> dict[tuple[str, str], int]:
         """(border_post, group) -> departures of ``week``."""
