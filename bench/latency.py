@@ -4,8 +4,9 @@
 
 One worker on a fresh embedded broker. The cached benchmark archive's rates go first;
 then its other records are produced in event-time order at ``--rate`` records/s (in
-10 ms ticks, from a process of their own). For every record: *processing* latency = processed at - Kafka record
-timestamp (the producer's send time); *estimate* latency = the end of the first
+10 ms ticks, from a process of their own). For every record: *processing* latency =
+processed at - Kafka record timestamp (the producer's send time); *merged*: read back
+from the state changelog and merged; *estimate* latency = the end of the first
 estimate recomputation that includes it - record timestamp (what a metric scrape or an
 estimates-topic consumer sees; recomputation runs at most once per second).
 """
@@ -62,7 +63,7 @@ def _paced_process(bootstrap: str, records: list, rate: float, offered) -> None:
 
 def paced_elsewhere(bootstrap: str, records: list, rate: float) -> float:
     """:func:`paced` in a process of its own, as a feed is: in a thread of the worker's
-    process it would share the worker's GIL (and with it the estimate's thread)."""
+    process it would compete for the worker's GIL (and fall behind its rate)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
@@ -130,8 +131,7 @@ def main() -> None:
     if hasattr(worker, "merge_latencies"):
         print(f"production -> merged          : {quantiles(worker.merge_latencies)}")
     print(f"production -> estimate/metric : {quantiles(worker.estimate_latencies)}   (target p99 < 2000 ms)")
-    print(f"last estimate recomputation   : {worker.estimate_seconds * 1e3:.0f} ms"
-          + (f" (snapshot on the event loop {worker.snapshot_seconds * 1e3:.0f} ms)" if hasattr(worker, "snapshot_seconds") else ""))
+    print(f"last estimate recomputation   : {worker.estimate_seconds * 1e3:.0f} ms")
 
 
 if __name__ == "__main__":
