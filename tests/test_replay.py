@@ -139,6 +139,18 @@ def test_an_unreadable_line_takes_the_time_of_the_line_before_it(tmp_path):
     assert out == [rows[1], b"{broken", rows[0], rows[2]]
 
 
+def test_an_archive_of_rates_alone_replays_them_all(tmp_path):
+    """bench.latency sends the rates first, from an archive of fx.rates alone: the
+    stream of the other topics then has no file at all (was ZeroDivisionError)."""
+    rows = [line(RATES, event_id=f"fx-{i}", event_time=f"2026-03-0{i}T00:00:00+03:30") for i in (3, 1, 2)]
+    _write(tmp_path, RATES, rows)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    rates, others = replay_order(tmp_path, spill)
+    assert [v for c in others for v in c.values] == []
+    assert [v for c in rates for v in c.values] == [rows[1], rows[2], rows[0]]
+
+
 def test_a_line_over_the_limit_is_not_replayed_and_the_rest_is(tmp_path):
     rows = [line(DEPARTURES, event_id=f"d{i}", event_time=f"2026-03-0{i}T10:00:00+03:30") for i in (5, 2)]
     huge = b'{"event_id": "x", "pad": "' + b"a" * (2 << 20) + b'"}'

@@ -339,6 +339,7 @@ class LiveWorker:
         self._next_estimate = 0.0
         self.estimate_latencies: list[float] = []
         self.processing_latencies: list[float] = []
+        self.merge_latencies: list[float] = []  # production -> merged (read back from the changelog)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -664,6 +665,9 @@ class LiveWorker:
                     update(observation)
                 if part.stamps:
                     self._pending_stamps.extend(part.stamps)
+                    if self.settings.track_latency:
+                        now = time.time()
+                        self.merge_latencies.extend(now - ts for ts in part.stamps)
         except Exception as error:  # noqa: BLE001 -- decoded and checked: a bug, counted
             log.exception("merging step %s of %s failed", parts[0].seq, key)
             self._skip(self.changelog_topic, f"internal_error:{type(error).__name__}")
