@@ -455,45 +455,35 @@ def _check_inspection(event: Inspection) -> AnyEvent | Rejection:
             "implausible:selection_probability",
             f"below the plausibility bound min_selection_probability={_min_p:g}",
         )
-    total = usd = 0.0
-    for item in event.items:
-        value = item.assessed_value
-        if value > _max_amount or item.quantity > _max_quantity:
-            return _items_rejection(event, "assessed_value", "max_traveller_usd")
-        total += value
-        if item.currency == "USD":
-            usd += value
-    if total > _max_amount or usd > _max_traveller_usd:
+    if not _items_plausible(event.items, "assessed_value", _max_amount, _max_traveller_usd):
         return _items_rejection(event, "assessed_value", "max_traveller_usd")
     return event
 
 
 def _check_declaration(event: Declaration) -> AnyEvent | Rejection:
-    total = usd = 0.0
-    for item in event.items:
-        value = item.value
-        if value > _max_amount or item.quantity > _max_quantity:
-            return _items_rejection(event, "value", "max_traveller_usd")
-        total += value
-        if item.currency == "USD":
-            usd += value
-    if total > _max_amount or usd > _max_traveller_usd:
+    if not _items_plausible(event.items, "value", _max_amount, _max_traveller_usd):
         return _items_rejection(event, "value", "max_traveller_usd")
     return event
 
 
 def _check_export(event: FormalExport) -> AnyEvent | Rejection:
+    if not _items_plausible(event.items, "value", _max_export_amount, _max_export_usd):
+        return _items_rejection(event, "value", "max_export_usd", "max_export_amount")
+    return event
+
+
+def _items_plausible(items, name: str, max_amount: float, max_usd: float) -> bool:
+    """Every item's ``name`` value and quantity within the bounds, and their sums too
+    (USD items also against ``max_usd``); :func:`_items_rejection` says which broke."""
     total = usd = 0.0
-    for item in event.items:
-        value = item.value
-        if value > _max_export_amount or item.quantity > _max_quantity:
-            return _items_rejection(event, "value", "max_export_usd", "max_export_amount")
+    for item in items:
+        value = getattr(item, name)
+        if value > max_amount or item.quantity > _max_quantity:
+            return False
         total += value
         if item.currency == "USD":
             usd += value
-    if total > _max_export_amount or usd > _max_export_usd:
-        return _items_rejection(event, "value", "max_export_usd", "max_export_amount")
-    return event
+    return not (total > max_amount or usd > max_usd)
 
 
 def _items_rejection(event, name: str, usd_bound: str, amount_bound: str = "max_amount") -> Rejection:
