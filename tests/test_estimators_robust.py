@@ -5,7 +5,6 @@ synthetic-model error of region rows."""
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -185,7 +185,7 @@ def test_an_event_without_a_rate_is_held_then_released(archive):
     recs = by_partition[("crossings", 0)]
     state = PartitionState("crossings", 0)
     empty = RateBook()
-    first = state.process(recs, empty)
+    state.process(recs, empty)
     assert state.held  # declarations and inspections in IRR wait
     step = state.retry_held(book)
     assert not state.held and step.observations

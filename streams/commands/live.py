@@ -307,10 +307,7 @@ def up(
         raise CliError(f"--start {start!r} is not a date of the form YYYY-MM-DD") from None
 
     from streams.pipeline import pseudonym
-    from streams.kafka.broker import (
-        BrokerError, BrokerLost, EmbeddedBroker, check_co_partitioned, create_topics,
-        watch_data_loss, watch_embedded,
-    )
+    from streams.kafka.broker import BrokerError, BrokerLost, EmbeddedBroker, watch_data_loss, watch_embedded
 
     try:
         warning = pseudonym.ensure(data_dir)
@@ -566,7 +563,7 @@ def worker(
     (exit 1); co-partitioned topics with different partition counts refuse it (exit 2).
     """
     from streams.pipeline import pseudonym
-    from streams.kafka.broker import BrokerError, BrokerLost, check_co_partitioned, create_topics, watch_data_loss
+    from streams.kafka.broker import BrokerLost, watch_data_loss
 
     _check_consumer(consumer)
     _parse_broker(broker)
