@@ -144,7 +144,7 @@ def order_only(events: Path, tmp_dir: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="suitcase-replay-bench-", dir=tmp_dir) as folder:
         for stream in replay_order(events, Path(folder)):
             for chunk in stream:
-                n += len(chunk.values)
+                n += len(chunk)
     seconds = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"archive: {events} ({n:,} lines)")

@@ -241,21 +241,21 @@ _KEY_TIME = {topic: _key_time_decoder(topic) for topic in TOPICS}
 _AT_BYTE = re.compile(r"\(byte (\d+)\)")
 
 
-def _key_times(decoder, block: bytes, rows: list[bytes]) -> tuple[list, list]:
-    """(event_time values, key values) of the lines ``rows`` (= ``block.split(b"\\n")``).
+def _key_times(decoder, block: bytes, rows: list[bytes] | None, starts: np.ndarray, sizes: np.ndarray) -> tuple[list, list]:
+    """(event_time values, key values) of the lines of ``block`` (``rows``, if not None,
+    is ``block.split(b"\\n")``; the lines start at ``starts`` and have ``sizes`` bytes).
 
     Runs of lines that start with ``{`` and end with ``}`` (so one JSON value each) are
     decoded with one msgspec call each; any other line alone (a line that does not
     decode has neither time nor key)."""
     data = np.frombuffer(block, dtype=np.uint8)
-    newlines = np.flatnonzero(data == 10)
-    starts = np.r_[0, newlines + 1]
-    stops = np.r_[newlines, len(block)]
+    stops = starts + sizes
     full = stops > starts
     shaped = full.copy()
     shaped[full] = (data[starts[full]] == 123) & (data[stops[full] - 1] == 125)
     if shaped.all():
-        return _decode_run(decoder, block, rows)
+        return _decode_run(decoder, block, rows, len(starts))
+    rows = block.split(b"\n") if rows is None else rows
     times, keys = [], []
     odd = np.flatnonzero(~shaped).tolist()
     at = 0
@@ -272,13 +272,15 @@ def _key_times(decoder, block: bytes, rows: list[bytes]) -> tuple[list, list]:
     return times, keys
 
 
-def _decode_run(decoder, block: bytes, rows: list[bytes]) -> tuple[list, list]:
-    """``_key_times`` of lines each shaped as one JSON object (or a single line)."""
-    n = len(rows)
+def _decode_run(decoder, block: bytes, rows: list[bytes] | None, n: int | None = None) -> tuple[list, list]:
+    """``_key_times`` of lines each shaped as one JSON object (or a single line);
+    ``rows`` None: the ``n`` lines of ``block``, split only if a line does not decode."""
+    n = len(rows) if rows is not None else n
     if n > 1:
         try:
             found = decoder.decode_lines(block)
         except Exception as err:  # noqa: BLE001 - a line does not decode: cut it out
+            rows = block.split(b"\n") if rows is None else rows
             at = _AT_BYTE.search(str(err))
             cut = block.count(b"\n", 0, int(at.group(1))) if at is not None else n // 2
             cut = min(cut, n - 1)
@@ -288,6 +290,7 @@ def _decode_run(decoder, block: bytes, rows: list[bytes]) -> tuple[list, list]:
             return left[0] + one[0] + right[0], left[1] + one[1] + right[1]
         if len(found) == n:
             return [e.event_time for e in found], [e.key for e in found]
+    rows = block.split(b"\n") if rows is None else rows
     times, keys = [], []
     for raw in rows:
         try:
@@ -322,12 +325,13 @@ def _key_bytes(keys: list) -> list[bytes | None]:
 
 class _Block(NamedTuple):
     topic: int
-    values: list[bytes]
-    keys: list[bytes | None]
+    data: bytes  # the lines joined by b"\n"
+    starts: np.ndarray  # where each line starts in data
+    sizes: np.ndarray  # bytes of each value
+    keys: bytes  # the keys there are, joined
+    klens: np.ndarray  # bytes of each key, -1: no key
     hashes: np.ndarray
     micros: np.ndarray
-    sizes: np.ndarray  # bytes of each value
-    klens: np.ndarray  # bytes of each key, -1: no key
 
 
 def _key_lengths(keys: list) -> np.ndarray:
@@ -338,7 +342,8 @@ def _key_lengths(keys: list) -> np.ndarray:
 
 def _read(topic: str, path: Path) -> Iterator[_Block]:
     """A topic file in blocks of lines with their keys, key hashes and event times; a
-    line whose time cannot be read gets the time of the line before it."""
+    line whose time cannot be read gets the time of the line before it. A line stays
+    in its block's bytes (no object per line: a 240 MB archive would be a million)."""
     decoder = _KEY_TIME[topic]
     carry = _UNKNOWN
     index = _TOPIC_INDEX[topic]
@@ -346,12 +351,13 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
 
     limit = _keep() - 1  # the longest line decode accepts
     for block in blocks(path, size=_READ_BYTES):
-        rows = block.split(b"\n")
         newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
         sizes = np.diff(np.r_[-1, newlines, len(block)]) - 1
+        rows = None
         if len(block) > limit and (sizes > limit).any():
             # A line over the limit is line_too_long for every reader, and no Kafka with
             # its default message.max.bytes would take it: it is not sent (but logged).
+            rows = block.split(b"\n")
             kept = [r for r in rows if len(r) <= limit]
             log.warning("%s: %d line(s) over %d bytes not replayed (line_too_long)", path, len(rows) - len(kept), limit)
             rows = kept
@@ -359,7 +365,8 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
                 continue
             block = b"\n".join(rows)
             sizes = sizes[sizes <= limit]
-        times, keys = _key_times(decoder, block, rows)
+        starts = np.cumsum(sizes + 1) - (sizes + 1)
+        times, keys = _key_times(decoder, block, rows, starts, sizes)
         keys = _key_bytes(keys)
         micros = event_micros(times)
         known = micros != _UNKNOWN
@@ -369,51 +376,93 @@ def _read(topic: str, path: Path) -> Iterator[_Block]:
             micros = np.where(at >= 0, micros[np.maximum(at, 0)], carry)
         if len(micros):
             carry = int(micros[-1])
-        yield _Block(index, rows, keys, murmur2_partition_hash(keys), micros, sizes.astype(np.int32), _key_lengths(keys))
+        yield _Block(index, block, starts, sizes.astype(np.int32), b"".join(filter(None, keys)),
+                     _key_lengths(keys), murmur2_partition_hash(keys), micros)
 
 
 # ---------------------------------------------------------------------- sorting
 
-class Chunk(NamedTuple):
+_INDEX: Final = np.dtype([
+    ("micros", "<i8"), ("hash", "<i8"), ("vstart", "<i8"), ("kstart", "<i8"),
+    ("vblock", "<i4"), ("klen", "<i4"), ("vlen", "<i4"), ("topic", "u1"),
+])
+
+
+def _gather_bytes(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The bytes ``buf[s:s + n]`` of every (start, length), joined (length -1: none)."""
+    lens = np.maximum(lens, 0).astype(np.int64)
+    total = int(lens.sum())
+    if not total:
+        return np.empty(0, dtype=np.uint8)
+    return buf[np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(total)]
+
+
+def _slices(blocks: list[bytes], block: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> list[bytes]:
+    """``blocks[b][s:s + n]`` of every (block, start, length), in C calls only."""
+    return list(map(bytes.__getitem__, map(blocks.__getitem__, block.tolist()),
+                    map(slice, starts.tolist(), (starts + lens).tolist())))
+
+
+class Chunk:
     """Records in replay order: topic index (into TOPICS), key hash (-1: no key), event
-    time (epoch microseconds), key, value."""
+    time (epoch microseconds), bytes of each key (-1: none) and value; a key is at
+    ``kstarts`` in ``kbuf``, a value at ``vstarts`` in ``vblocks[vblock]`` (the
+    archive's lines stay in the blocks they were read in: no object per line)."""
 
-    topics: np.ndarray
-    hashes: np.ndarray
-    micros: np.ndarray
-    keys: list
-    values: list
-    klens: np.ndarray | None = None  # bytes of each key (-1: none)
-    vlens: np.ndarray | None = None  # bytes of each value
+    __slots__ = ("topics", "hashes", "micros", "klens", "vlens", "kstarts", "vstarts", "vblock", "kbuf", "vblocks")
 
+    def __init__(self, index: np.ndarray, kbuf: np.ndarray, vblocks: list[bytes]) -> None:
+        self.topics, self.hashes, self.micros = index["topic"], index["hash"], index["micros"]
+        self.klens, self.vlens = index["klen"], index["vlen"]
+        self.kstarts, self.vstarts, self.vblock = index["kstart"], index["vstart"], index["vblock"]
+        self.kbuf, self.vblocks = kbuf, vblocks
 
-_INDEX: Final = np.dtype([("micros", "<i8"), ("hash", "<i8"), ("klen", "<i4"), ("vlen", "<i4"), ("topic", "u1")])
+    def __len__(self) -> int:
+        return len(self.micros)
+
+    @property
+    def values(self) -> list[bytes]:
+        return _slices(self.vblocks, self.vblock, self.vstarts, self.vlens)
+
+    @property
+    def keys(self) -> list[bytes | None]:
+        return [None if n < 0 else self.kbuf[s:s + n].tobytes()
+                for s, n in zip(self.kstarts.tolist(), self.klens.tolist())]
 
 
 class _Pending:
-    """Lines read for the next run: flat lists filled while each block is fresh in the
-    cache (a later pass over half a million cold objects is bound by memory latency)."""
+    """Lines read for the next run: the blocks as read (their keys appended to one
+    buffer), and per line its block and where it starts there."""
 
     def __init__(self) -> None:
-        self.values: list[bytes] = []
-        self.keys: list[bytes | None] = []
+        self.vblocks: list[bytes] = []
+        self.kbuf = bytearray()
+        self.n = 0
         self.topics: list[np.ndarray] = []
         self.hashes: list[np.ndarray] = []
         self.micros: list[np.ndarray] = []
         self.sizes: list[np.ndarray] = []  # bytes of each value
         self.klens: list[np.ndarray] = []  # bytes of each key, -1: no key
+        self.vstarts: list[np.ndarray] = []
+        self.vblock: list[np.ndarray] = []
+        self.kstarts: list[np.ndarray] = []
 
     def add(self, block: _Block) -> None:
-        self.values += block.values
-        self.keys += block.keys
-        self.topics.append(np.full(len(block.values), block.topic, dtype=np.uint8))
+        kpos = np.maximum(block.klens, 0).astype(np.int64)
+        self.vstarts.append(block.starts)
+        self.vblock.append(np.full(len(block.micros), len(self.vblocks), dtype=np.int32))
+        self.kstarts.append(np.cumsum(kpos) - kpos + len(self.kbuf))
+        self.vblocks.append(block.data)
+        self.kbuf += block.keys
+        self.n += len(block.micros)
+        self.topics.append(np.full(len(block.micros), block.topic, dtype=np.uint8))
         self.hashes.append(block.hashes)
         self.micros.append(block.micros)
         self.sizes.append(block.sizes)
         self.klens.append(block.klens)
 
     def __len__(self) -> int:
-        return len(self.values)
+        return self.n
 
 
 class _Run:
@@ -423,32 +472,29 @@ class _Run:
     def __init__(self, pending: _Pending, spill: Path | None = None) -> None:
         micros = np.concatenate(pending.micros)
         order = np.argsort(micros, kind="stable")  # ties keep file order
-        at = order.tolist()
-        values, keys = pending.values, pending.keys
-        pending.values = pending.keys = None
-        index = np.empty(len(at), dtype=_INDEX)
+        index = np.empty(len(order), dtype=_INDEX)
         index["micros"] = micros[order]
-        index["hash"] = np.concatenate(pending.hashes)[order]
-        index["topic"] = np.concatenate(pending.topics)[order]
-        index["vlen"] = np.concatenate(pending.sizes)[order]
-        index["klen"] = np.concatenate(pending.klens)[order]
-        self.n, self.pos = len(at), 0
+        for field, parts in (("hash", pending.hashes), ("topic", pending.topics), ("vlen", pending.sizes),
+                             ("klen", pending.klens), ("vstart", pending.vstarts), ("kstart", pending.kstarts),
+                             ("vblock", pending.vblock)):
+            index[field] = np.concatenate(parts)[order]
+        self.n, self.pos = len(order), 0
         self._files = None
-        if spill is None:  # gathered a window at a time by take(), while the sender is near
-            self.values: list | None = values
-            self.keys: list | None = keys
-            self._order = at
+        kbuf, vblocks = np.frombuffer(pending.kbuf, dtype=np.uint8), pending.vblocks
+        if spill is None:  # the lines stay where they were read; take() says where
+            self.kbuf, self.vblocks = kbuf, vblocks
             self._index, self._lo = index, 0  # records _lo .. _lo + len(_index) are loaded
             return
         paths = [spill.with_suffix(f".{part}") for part in ("index", "keys", "values")]
         with paths[1].open("wb") as kf, paths[2].open("wb") as vf:
-            for start in range(0, len(at), 8192):  # each line touched once, while fresh
-                picked = at[start:start + 8192]
-                kf.write(b"".join(filter(None, [keys[i] for i in picked])))
-                vf.write(b"".join([values[i] for i in picked]))
-        del keys, values
+            for start in range(0, len(order), 8192):
+                picked = index[start:start + 8192]
+                kf.write(_gather_bytes(kbuf, picked["kstart"], picked["klen"]).tobytes())
+                vf.write(b"".join(_slices(vblocks, picked["vblock"], picked["vstart"], picked["vlen"])))
+        del kbuf, vblocks
+        pending.vblocks = pending.kbuf = None
         index.tofile(paths[0])
-        self.keys = self.values = None
+        self.kbuf = self.vblocks = None
         self._index, self._lo = np.empty(0, dtype=_INDEX), 0
         self._files = [path.open("rb") for path in paths]
 
@@ -461,21 +507,20 @@ class _Run:
             self._lo = self.pos
         return self._index[self.pos - self._lo:end - self._lo]
 
-    def take(self, end: int) -> tuple[np.ndarray, list, list]:
-        """Index, keys and values of records ``pos .. end`` (then ``pos = end``)."""
+    def take(self, end: int) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+        """Index, key bytes and value bytes of records ``pos .. end`` (then ``pos = end``);
+        the index's starts point into those bytes."""
         index = self.window(end).copy()
-        start, self.pos = self.pos, end
+        self.pos = end
         if self._files is None:
-            at, keys, values = self._order[start:end], self.keys, self.values
-            return index, [keys[i] for i in at], [values[i] for i in at]
+            return index, self.kbuf, self.vblocks
         _, kf, vf = self._files
         klen, vlen = np.maximum(index["klen"], 0).astype(np.int64), index["vlen"].astype(np.int64)
         kbuf, vbuf = kf.read(int(klen.sum())), vf.read(int(vlen.sum()))
-        keys = [kbuf[a - n:a] for a, n in zip(np.cumsum(klen).tolist(), klen.tolist())]
-        values = [vbuf[a - n:a] for a, n in zip(np.cumsum(vlen).tolist(), vlen.tolist())]
-        for i in np.flatnonzero(index["hash"] < 0).tolist():
-            keys[i] = None
-        return index, keys, values
+        index["kstart"] = np.cumsum(klen) - klen
+        index["vstart"] = np.cumsum(vlen) - vlen
+        index["vblock"] = 0
+        return index, np.frombuffer(kbuf, dtype=np.uint8), [vbuf]
 
     def close(self) -> None:
         for f in self._files or ():
@@ -543,15 +588,21 @@ def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
             continue
         size = dict.fromkeys(size, window)
         if len(taken) == 1:
-            index, keys, values = taken[0]
-        else:
-            index = np.concatenate([t[0] for t in taken])
-            keys = [k for t in taken for k in t[1]]
-            values = [v for t in taken for v in t[2]]
-            order = np.argsort(index["micros"], kind="stable")  # ties: earlier run first
-            at = order.tolist()
-            index, keys, values = index[order], [keys[i] for i in at], [values[i] for i in at]
-        yield Chunk(index["topic"], index["hash"], index["micros"], keys, values, index["klen"], index["vlen"])
+            yield Chunk(*taken[0])
+            continue
+        # the windows' lines joined into one buffer (keys into another), then ordered
+        keys, values, kat, vat = [], [], 0, 0
+        for index, kbuf, vblocks in taken:
+            klen, vlen = np.maximum(index["klen"], 0).astype(np.int64), index["vlen"].astype(np.int64)
+            keys.append(_gather_bytes(kbuf, index["kstart"], index["klen"]))
+            values += _slices(vblocks, index["vblock"], index["vstart"], index["vlen"])
+            index["kstart"] = np.cumsum(klen) - klen + kat
+            index["vstart"] = np.cumsum(vlen) - vlen + vat
+            kat, vat = kat + int(klen.sum()), vat + int(vlen.sum())
+        index = np.concatenate([t[0] for t in taken])
+        index["vblock"] = 0
+        index = index[np.argsort(index["micros"], kind="stable")]  # ties: earlier run first
+        yield Chunk(index, np.concatenate(keys), [b"".join(values)])
 
 
 def replay_order(events_dir: Path, folder: Path, run_lines: int | None = None) -> list[Iterator[Chunk]]:
@@ -629,22 +680,47 @@ def record_batch(
     many records it holds. Built from arrays: the varints of every record at once, the
     lines joined by one call, instead of a builder call per record."""
     n = len(values)
+    klen = _key_lengths(keys) if klen is None else klen[:n]
+    vlen = np.fromiter(map(len, values), dtype=np.int64, count=n) if vlen is None else vlen[:n]
+    used = _batch_fit(stamps, klen, vlen, limit)
+    kpos = np.maximum(klen[:used], 0).astype(np.int64)
+    key_bytes = np.frombuffer(b"".join(filter(None, keys[:used])), dtype=np.uint8)
+    return _batch_bytes(stamps[:used], klen[:used], vlen[:used], [(key_bytes, np.cumsum(kpos) - kpos)], values[:used]), used
+
+
+def _batch_fit(stamps: np.ndarray, klen: np.ndarray, vlen: np.ndarray, limit: int) -> int:
+    """How many of the records (at least one) fit one batch below ``limit`` bytes, as
+    aiokafka's builder counts."""
+    n = len(vlen)
     stamps = np.asarray(stamps, dtype=np.int64)
-    klen = _key_lengths(keys).astype(np.int64) if klen is None else np.asarray(klen[:n], dtype=np.int64)
-    vlen = np.fromiter(map(len, values), dtype=np.int64, count=n) if vlen is None else np.asarray(vlen[:n], dtype=np.int64)
+    klen, vlen = np.asarray(klen, dtype=np.int64), np.asarray(vlen, dtype=np.int64)
+    kpos = np.maximum(klen, 0)
+    zt, zo, zk, zv = _zigzag(stamps - stamps[0]), _zigzag(np.arange(n)), _zigzag(klen), _zigzag(vlen)
+    body = 1 + _varint_size(zt) + _varint_size(zo) + _varint_size(zk) + kpos + _varint_size(zv) + vlen + 1
+    sb = _varint_size(_zigzag(body))
+    return max(1, int(np.searchsorted(_BATCH_HEADER.size + np.cumsum(sb + body), limit, side="left")))
+
+
+def _byte_index(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The positions of every byte of the spans (start, length >= 0), in order."""
+    if len(lens) and lens[0] == lens.min() == lens.max():  # keys of one length: no repeat
+        return (starts[:, None] + np.arange(int(lens[0]))).ravel()
+    return np.repeat(starts - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
+
+
+def _batch_bytes(stamps: np.ndarray, klen: np.ndarray, vlen: np.ndarray, keys: list, values: list) -> bytearray:
+    """One record batch of these records (``klen`` -1: no key). ``keys``: (buffer,
+    starts) pieces, in order, that together give every record's key start in its
+    buffer; ``values``: bytes-like objects (slices of the lines, copied once, here)."""
+    n = len(values)
+    stamps = np.asarray(stamps, dtype=np.int64)
+    klen, vlen = np.asarray(klen, dtype=np.int64), np.asarray(vlen, dtype=np.int64)
     kpos = np.maximum(klen, 0)
     zt, zo, zk, zv = _zigzag(stamps - stamps[0]), _zigzag(np.arange(n)), _zigzag(klen), _zigzag(vlen)
     st, so, sk, sv = _varint_size(zt), _varint_size(zo), _varint_size(zk), _varint_size(zv)
     body = 1 + st + so + sk + kpos + sv + vlen + 1  # attributes ... headers count
     zb = _zigzag(body)
     sb = _varint_size(zb)
-    used = max(1, int(np.searchsorted(_BATCH_HEADER.size + np.cumsum(sb + body), limit, side="left")))  # as aiokafka: below the limit
-    if used < n:
-        keys, values = keys[:used], values[:used]
-        stamps, klen, vlen, kpos = stamps[:used], klen[:used], vlen[:used], kpos[:used]
-        zt, zo, zk, zv, zb = zt[:used], zo[:used], zk[:used], zv[:used], zb[:used]
-        st, so, sk, sv, sb = st[:used], so[:used], sk[:used], sv[:used], sb[:used]
-        n = used
     # the bytes of record i before its value: the previous record's headers count (0),
     # length, attributes (0), timestamp delta, offset delta, key length, key, value length
     lead = np.ones(n, dtype=np.int64)
@@ -662,9 +738,12 @@ def record_batch(
     at = at + so
     _put_varints(out, at, zk, sk)
     at = at + sk
-    if kpos.any():
-        data = np.frombuffer(b"".join(filter(None, keys)), dtype=np.uint8)
-        out[np.repeat(at - (np.cumsum(kpos) - kpos), kpos) + np.arange(len(data))] = data
+    lo = 0
+    for kbuf, kstart in keys:
+        hi = lo + len(kstart)
+        if kpos[lo:hi].any():
+            out[_byte_index(at[lo:hi], kpos[lo:hi])] = kbuf[_byte_index(kstart, kpos[lo:hi])]
+        lo = hi
     _put_varints(out, at + kpos, zv, sv)
     before = out.tobytes()
     parts: list = [None] * (2 * n + 2)
@@ -677,7 +756,7 @@ def record_batch(
         batch, 0, 0, len(batch) - 12, -1, 2, 0, 0, n - 1, int(stamps[0]), int(stamps.max()), -1, -1, 0, n,
     )
     struct.pack_into(">I", batch, _CRC_AT, _crc32c(memoryview(batch)[_ATTRIBUTES_AT:]))
-    return batch, n
+    return batch
 
 
 class Written:
@@ -747,54 +826,66 @@ _DONE: Final = object()
 
 
 class _Held:
-    """Records of one (topic, partition) not yet in a batch, in order."""
+    """Records of one (topic, partition) not yet in a batch, in order: pieces of chunks
+    (key bytes, value bytes, then stamps, key and value lengths, key and value starts)."""
 
-    __slots__ = ("stamps", "klens", "vlens", "keys", "values", "bytes")
+    __slots__ = ("pieces", "bytes")
 
     def __init__(self) -> None:
-        self.stamps: list[np.ndarray] = []
-        self.klens: list[np.ndarray] = []
-        self.vlens: list[np.ndarray] = []
-        self.keys: list = []
-        self.values: list = []
+        self.pieces: list[tuple] = []
         self.bytes = 0  # about the bytes of their records
 
 
 def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, sent, progress, record_time) -> None:
     """Cut the streams into record batches per (topic, partition), in order, and put
-    each on ``out`` as (topic, partition, batch, records); runs in a thread.
+    each chunk's batches on ``out`` as a list of (topic, partition, batch, records);
+    runs in a thread.
 
-    A batch is built by :func:`record_batch` from arrays (a builder call per record
-    cost as much as sorting), and handed to aiokafka as a closed batch whose bytes
-    are ready."""
+    A batch is built from arrays (a builder call per record cost as much as sorting),
+    its values copied once, from where the lines were read, and handed to aiokafka as a
+    closed batch whose bytes are ready."""
     width = max(partitions)
     spread = np.array(partitions, dtype=np.int64)
     held = [_Held() for _ in range(len(TOPICS) * width)]
+    ready: list = []
 
     def hand_over(slot: int, everything: bool) -> None:
         h = held[slot]
-        stamps, klens, vlens = (np.concatenate(a) if len(a) > 1 else a[0] for a in (h.stamps, h.klens, h.vlens))
-        keys, values, at = h.keys, h.values, 0
-        while at < len(values) and (everything or h.bytes >= BATCH_BYTES):
-            data, count = record_batch(stamps[at:], keys[at:], values[at:], BATCH_BYTES, klens[at:], vlens[at:])
+        pieces = h.pieces
+        stamps, klens, vlens = (np.concatenate([p[i] for p in pieces]) if len(pieces) > 1 else pieces[0][i]
+                                for i in (2, 3, 4))
+        total, at, first = len(vlens), 0, 0  # records; in a batch; pieces[first] holds record at
+        edge = 0  # records before pieces[first]
+        while at < total and (everything or h.bytes >= BATCH_BYTES):
+            count = _batch_fit(stamps[at:], klens[at:], vlens[at:], BATCH_BYTES)
+            keys, values, lo, hi = [], [], at, at + count
+            while lo < hi:
+                kbuf, vblocks, _, _, vlen, kstart, vstart, vblock = pieces[first]
+                a, b = lo - edge, min(hi - edge, len(vlen))
+                keys.append((kbuf, kstart[a:b]))
+                values += _slices(vblocks, vblock[a:b], vstart[a:b], vlen[a:b])
+                lo = edge + b
+                if b == len(vlen):
+                    first, edge = first + 1, edge + len(vlen)
+            data = _batch_bytes(stamps[at:hi], klens[at:hi], vlens[at:hi], keys, values)
             batch = make_batch()
             batch._buffer, batch._relative_offset = data, count  # built: aiokafka sends it as is
             batch.close()
-            out.put((TOPICS[slot // width], slot % width, batch, count))
-            at += count
+            ready.append((TOPICS[slot // width], slot % width, batch, count))
+            at = hi
             h.bytes -= len(data)
-        if at < len(values):
-            h.stamps, h.klens, h.vlens = [stamps[at:]], [klens[at:]], [vlens[at:]]
-            h.keys, h.values, h.bytes = keys[at:], values[at:], max(0, h.bytes)
+        if at < total:
+            rest = [p[:2] + tuple(a[at - edge:] for a in p[2:]) for p in pieces[first:first + 1]]
+            h.pieces, h.bytes = rest + pieces[first + 1:], max(0, h.bytes)
         else:
-            h.stamps, h.klens, h.vlens, h.keys, h.values, h.bytes = [], [], [], [], [], 0
+            h.pieces, h.bytes = [], 0
 
     total = 0
     for stream in streams:
         for chunk in stream:
             if stop is not None and stop.is_set():
                 return
-            n = len(chunk.values)
+            n = len(chunk)
             topic = chunk.topics.astype(np.int64)
             hashed = np.where(chunk.hashes >= 0, chunk.hashes, np.random.randint(0, 1 << 30, n))
             slot_of = topic * width + hashed % spread[topic]
@@ -804,24 +895,22 @@ def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, s
             else:
                 stamps = np.full(n, int(time.time() * 1000), dtype=np.int64)
             order = np.argsort(slot_of, kind="stable")  # by partition, each in stream order
-            at = order.tolist()
-            keys, values = chunk.keys, chunk.values
-            keys, values = [keys[i] for i in at], [values[i] for i in at]
             stamps, ordered = stamps[order], slot_of[order]
             klens, vlens = chunk.klens[order], chunk.vlens[order]
+            kstarts, vstarts, vblock = chunk.kstarts[order], chunk.vstarts[order], chunk.vblock[order]
             sizes = np.cumsum(vlens.astype(np.int64) + np.maximum(klens, 0) + 16)
             cuts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1, n].tolist()
             for a, b in zip(cuts[:-1], cuts[1:]):
                 slot = int(ordered[a])
                 h = held[slot]
-                h.stamps.append(stamps[a:b])
-                h.klens.append(klens[a:b])
-                h.vlens.append(vlens[a:b])
-                h.keys += keys[a:b]
-                h.values += values[a:b]
+                h.pieces.append((chunk.kbuf, chunk.vblocks, stamps[a:b], klens[a:b], vlens[a:b],
+                                 kstarts[a:b], vstarts[a:b], vblock[a:b]))
                 h.bytes += int(sizes[b - 1] - (sizes[a - 1] if a else 0))
                 if h.bytes >= BATCH_BYTES:
                     hand_over(slot, everything=False)
+            if ready:
+                out.put(ready)
+                ready = []
             tally = np.bincount(topic, minlength=len(TOPICS))
             for i in np.flatnonzero(tally).tolist():
                 sent[TOPICS[i]] += int(tally[i])
@@ -829,8 +918,11 @@ def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, s
             if progress is not None:
                 progress(total)
         for slot, h in enumerate(held):
-            if h.values:
+            if h.pieces:
                 hand_over(slot, everything=True)
+        if ready:
+            out.put(ready)
+            ready = []
         out.put(_FLUSH)
 
 
@@ -882,14 +974,14 @@ async def _send(streams, bootstrap, sent, progress, stop, written, record_time) 
                 await asyncio.gather(*pending)
                 pending.clear()
                 continue
-            topic, partition, batch, count = item
-            future = await client.send_batch(batch, topic, partition=partition)
-            if written is not None:
-                def note(f, topic=topic, partition=partition, count=count):
-                    if not f.cancelled() and f.exception() is None:
-                        written.record(topic, partition, f.result().offset + count - 1)
-                future.add_done_callback(note)
-            pending.append(future)
+            for topic, partition, batch, count in item:
+                future = await client.send_batch(batch, topic, partition=partition)
+                if written is not None:
+                    def note(f, topic=topic, partition=partition, count=count):
+                        if not f.cancelled() and f.exception() is None:
+                            written.record(topic, partition, f.result().offset + count - 1)
+                    future.add_done_callback(note)
+                pending.append(future)
             if len(pending) > 256:
                 for f in pending:
                     if f.done() and f.exception() is not None:
