@@ -254,19 +254,19 @@ def _key_times(decoder, block: bytes, rows: list[bytes] | None, starts: np.ndarr
     full = stops > starts
     shaped = full.copy()
     shaped[full] = (data[starts[full]] == 123) & (data[stops[full] - 1] == 125)
+    n = len(starts)
     if shaped.all():
-        return _decode_run(decoder, block, rows, len(starts))
-    rows = block.split(b"\n") if rows is None else rows
+        return _decode_run(decoder, block, rows, n)
     times, keys = [], []
     odd = np.flatnonzero(~shaped).tolist()
     at = 0
-    for i in odd + [len(rows)]:
+    for i in odd + [n]:
         if i > at:
-            t, k = _decode_run(decoder, block[starts[at]:stops[i - 1]], rows[at:i])
+            t, k = _decode_run(decoder, block[starts[at]:stops[i - 1]], None if rows is None else rows[at:i], i - at)
             times += t
             keys += k
-        if i < len(rows):
-            t, k = _decode_run(decoder, rows[i], rows[i:i + 1])
+        if i < n:
+            t, k = _decode_run(decoder, block[starts[i]:stops[i]], None, 1)
             times += t
             keys += k
         at = i + 1
@@ -656,11 +656,12 @@ def _zigzag(v: np.ndarray) -> np.ndarray:
     return ((v << 1) ^ (v >> 63)).view(np.uint64)
 
 
+_VARINT_STEPS: Final = np.array([1 << (7 * b) for b in range(1, 10)], dtype=np.uint64)
+
+
 def _varint_size(z: np.ndarray) -> np.ndarray:
-    size = np.ones(len(z), dtype=np.int64)
-    for b in range(1, 10):
-        size += z >= np.uint64(1 << (7 * b))
-    return size
+    """Bytes of the unsigned varint of each value: 1 + the steps of 7 bits it reaches."""
+    return np.searchsorted(_VARINT_STEPS, z, side="right").astype(np.int64) + 1
 
 
 def _put_varints(out: np.ndarray, at: np.ndarray, z: np.ndarray, size: np.ndarray) -> None:
@@ -749,7 +750,7 @@ def _batch_bytes(stamps: np.ndarray, klen: np.ndarray, vlen: np.ndarray, keys: l
     before = out.tobytes()
     parts: list = [None] * (2 * n + 2)
     parts[0] = bytes(_BATCH_HEADER.size)
-    parts[1:2 * n:2] = [before[a:b] for a, b in zip(start.tolist(), end.tolist())]
+    parts[1:2 * n:2] = map(before.__getitem__, map(slice, start.tolist(), end.tolist()))
     parts[2:2 * n + 1:2] = values
     parts[-1] = b"\x00"  # the last record's headers count
     batch = bytearray().join(parts)
