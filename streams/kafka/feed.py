@@ -408,15 +408,20 @@ class Chunk:
     """Records in replay order: topic index (into TOPICS), key hash (-1: no key), event
     time (epoch microseconds), bytes of each key (-1: none) and value; a key is at
     ``kstarts`` in ``kbuf``, a value at ``vstarts`` in ``vblocks[vblock]`` (the
-    archive's lines stay in the blocks they were read in: no object per line)."""
+    archive's lines stay in the blocks they were read in: no object per line).
+    ``shared``: the buffers are those of a run in memory, alive while it is; else the
+    chunk's own (a window read back from disk, a merge), so whoever keeps some of its
+    records for long copies them out."""
 
-    __slots__ = ("topics", "hashes", "micros", "klens", "vlens", "kstarts", "vstarts", "vblock", "kbuf", "vblocks")
+    __slots__ = ("topics", "hashes", "micros", "klens", "vlens", "kstarts", "vstarts", "vblock", "kbuf", "vblocks",
+                 "shared")
 
-    def __init__(self, index: np.ndarray, kbuf: np.ndarray, vblocks: list[bytes]) -> None:
+    def __init__(self, index: np.ndarray, kbuf: np.ndarray, vblocks: list[bytes], shared: bool = False) -> None:
         self.topics, self.hashes, self.micros = index["topic"], index["hash"], index["micros"]
         self.klens, self.vlens = index["klen"], index["vlen"]
         self.kstarts, self.vstarts, self.vblock = index["kstart"], index["vstart"], index["vblock"]
         self.kbuf, self.vblocks = kbuf, vblocks
+        self.shared = shared
 
     def __len__(self) -> int:
         return len(self.micros)
@@ -582,6 +587,7 @@ def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
                 end = r.pos + int(np.searchsorted(r.window(end)["micros"], cut, side="left"))
             if end > r.pos:
                 taken.append(r.take(end))
+                shared = r._files is None
         if not taken:  # every window holds only the cut time: widen those at the cut
             for r in live:
                 if ends[id(r)] < r.n and lasts[id(r)] == cut:
@@ -589,21 +595,20 @@ def _merge(runs: list[_Run], window: int) -> Iterator[Chunk]:
             continue
         size = dict.fromkeys(size, window)
         if len(taken) == 1:
-            yield Chunk(*taken[0])
+            yield Chunk(*taken[0], shared=shared)
             continue
-        # the windows' lines joined into one buffer (keys into another), then ordered
-        keys, values, kat, vat = [], [], 0, 0
+        # the windows' keys joined into one buffer, their blocks of lines listed in one
+        keys, blocks, kat = [], [], 0
         for index, kbuf, vblocks in taken:
-            klen, vlen = np.maximum(index["klen"], 0).astype(np.int64), index["vlen"].astype(np.int64)
+            klen = np.maximum(index["klen"], 0).astype(np.int64)
             keys.append(_gather_bytes(kbuf, index["kstart"], index["klen"]))
-            values += _slices(vblocks, index["vblock"], index["vstart"], index["vlen"])
             index["kstart"] = np.cumsum(klen) - klen + kat
-            index["vstart"] = np.cumsum(vlen) - vlen + vat
-            kat, vat = kat + int(klen.sum()), vat + int(vlen.sum())
+            index["vblock"] += len(blocks)
+            kat += int(klen.sum())
+            blocks += vblocks
         index = np.concatenate([t[0] for t in taken])
-        index["vblock"] = 0
         index = index[np.argsort(index["micros"], kind="stable")]  # ties: earlier run first
-        yield Chunk(index, np.concatenate(keys), [b"".join(values)])
+        yield Chunk(index, np.concatenate(keys), blocks)
 
 
 def replay_order(events_dir: Path, folder: Path, run_lines: int | None = None) -> list[Iterator[Chunk]]:
@@ -838,6 +843,15 @@ class _Held:
         self.bytes = 0  # about the bytes of their records
 
 
+def _own_piece(piece: tuple) -> tuple:
+    """A held piece with its keys and values copied into buffers of its own."""
+    kbuf, vblocks, stamps, klen, vlen, kstart, vstart, vblock = piece
+    kpos = np.maximum(klen, 0).astype(np.int64)
+    values = vlen.astype(np.int64)
+    return (_gather_bytes(kbuf, kstart, klen), [b"".join(_slices(vblocks, vblock, vstart, vlen))], stamps, klen, vlen,
+            np.cumsum(kpos) - kpos, np.cumsum(values) - values, np.zeros(len(vlen), dtype=np.int32))
+
+
 def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, sent, progress, record_time) -> None:
     """Cut the streams into record batches per (topic, partition), in order, and put
     each chunk's batches on ``out`` as a list of (topic, partition, batch, records);
@@ -910,6 +924,11 @@ def _build(streams, partitions: list[int], make_batch, out: queue.Queue, stop, s
                 h.bytes += int(sizes[b - 1] - (sizes[a - 1] if a else 0))
                 if h.bytes >= BATCH_BYTES:
                     hand_over(slot, everything=False)
+            if not chunk.shared:  # what stays held is copied out of the chunk's buffers
+                for slot in set(ordered[cuts[:-1]].tolist()):
+                    pieces = held[slot].pieces
+                    if pieces and pieces[-1][1] is chunk.vblocks:
+                        pieces[-1] = _own_piece(pieces[-1])
             if ready:
                 out.put(ready)
                 ready = []
