@@ -471,6 +471,14 @@ class _Pending:
         return self.n
 
 
+def _index_of(columns: dict, at: np.ndarray) -> np.ndarray:
+    """The records ``at`` of the columns, as one index array."""
+    index = np.empty(len(at), dtype=_INDEX)
+    for field, column in columns.items():
+        index[field] = column[at]
+    return index
+
+
 class _Run:
     """A sorted run: in memory, or spilled to three files (index, keys, values) that are
     read back a window at a time."""
@@ -478,19 +486,18 @@ class _Run:
     def __init__(self, pending: _Pending, spill: Path | None = None) -> None:
         micros = np.concatenate(pending.micros)
         order = np.argsort(micros, kind="stable")  # ties keep file order
-        index = np.empty(len(order), dtype=_INDEX)
-        index["micros"] = micros[order]
-        for field, parts in (("hash", pending.hashes), ("topic", pending.topics), ("vlen", pending.sizes),
-                             ("klen", pending.klens), ("vstart", pending.vstarts), ("kstart", pending.kstarts),
-                             ("vblock", pending.vblock)):
-            index[field] = np.concatenate(parts)[order]
+        columns = {field: np.concatenate(parts) for field, parts in (
+            ("micros", [micros]), ("hash", pending.hashes), ("topic", pending.topics), ("vlen", pending.sizes),
+            ("klen", pending.klens), ("vstart", pending.vstarts), ("kstart", pending.kstarts), ("vblock", pending.vblock),
+        )}
         self.n, self.pos = len(order), 0
         self._files = None
         kbuf, vblocks = np.frombuffer(pending.kbuf, dtype=np.uint8), pending.vblocks
-        if spill is None:  # the lines stay where they were read; take() says where
+        if spill is None:  # the lines stay where they were read; window() says where, in order
             self.kbuf, self.vblocks = kbuf, vblocks
-            self._index, self._lo = index, 0  # records _lo .. _lo + len(_index) are loaded
+            self._order, self._columns, self._window = order, columns, None
             return
+        index = _index_of(columns, order)
         paths = [spill.with_suffix(f".{part}") for part in ("index", "keys", "values")]
         with paths[1].open("wb") as kf, paths[2].open("wb") as vf:
             for start in range(0, len(order), 8192):
@@ -506,6 +513,10 @@ class _Run:
 
     def window(self, end: int) -> np.ndarray:
         """The index of records ``pos .. end`` (loading them if spilled)."""
+        if self._files is None:  # gathered in order a window at a time, after the reading
+            if self._window is None or self._window[0] != (self.pos, end):
+                self._window = (self.pos, end), _index_of(self._columns, self._order[self.pos:end])
+            return self._window[1]
         hi = self._lo + len(self._index)
         if end > hi:
             more = np.fromfile(self._files[0], dtype=_INDEX, count=end - hi)
@@ -516,10 +527,12 @@ class _Run:
     def take(self, end: int) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
         """Index, key bytes and value bytes of records ``pos .. end`` (then ``pos = end``);
         the index's starts point into those bytes."""
-        index = self.window(end).copy()
+        index = self.window(end)
         self.pos = end
         if self._files is None:
+            self._window = None
             return index, self.kbuf, self.vblocks
+        index = index.copy()
         _, kf, vf = self._files
         klen, vlen = np.maximum(index["klen"], 0).astype(np.int64), index["vlen"].astype(np.int64)
         kbuf, vbuf = kf.read(int(klen.sum())), vf.read(int(vlen.sum()))
