@@ -133,6 +133,12 @@ def estimate(
     period: bool = typer.Option(
         False, "--period", help="Also one row per cell for the whole period (week 'first..last')."
     ),
+    traveller_strata: bool = typer.Option(
+        False, "--traveller-strata",
+        help="Post-stratify by trip frequency (1, 2-4, 5+ trips in 90 days, from the archive's"
+        " traveller ids), so repeat traders' loads are learnt from their own class. Off by default:"
+        " the live worker has no traveller lane yet, and live equals batch exactly only without it.",
+    ),
 ) -> None:
     """Estimate every week of an archive (the batch path) and write one row per week and cell."""
     from streams.pipeline.archive import ArchiveError
@@ -143,7 +149,7 @@ def estimate(
     from streams.pipeline.batch import build_tables
 
     try:
-        tables, report = build_tables(events)
+        tables, report = build_tables(events, traveller_strata=traveller_strata)
     except ArchiveError as err:
         raise CliError(str(err)) from err
     if not any(t.accepted for t in report.tallies.values()):

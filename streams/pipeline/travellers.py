@@ -1,0 +1,88 @@
+"""Per-departure traveller facts from an archive: trips in 90 days and recent card spend.
+
+The census knows every departure's ``traveller_id``. Two facts per departure ``i`` of
+traveller ``p`` at time ``t_i`` are computed over the whole archive (after event-id
+deduplication, first departure of each crossing, as the census counts them):
+
+    trips_90d_i = #{ departures j of p : t_i - 90 d < t_j <= t_i }      (i itself included)
+    card_cents_i = sum { c_k : tourist-card payment k of p at a handicraft MCC,
+                               t_i - 14 d <= t_k < t_i }
+
+``c_k`` is the payment's signed US cents as the archive reader prices it (purchases
+positive, refunds and reversals negative, FX at the payment's own time): the same cents
+that reach the payment states, so there is one pricing. ``trips_90d`` gives the frequency
+class of :data:`CLASSES` (``"1"``, ``"2-4"``, ``"5+"``), the post-stratum of
+``suitcase estimate --traveller-strata`` (see :mod:`estimators.estimate`).
+
+Both are window sums ``sum_{k: p_k = p, a <= t_k <(=) b} w_k``, computed for all
+departures at once: queries and data are sorted together by (traveller, time, tie rule)
+and a query's value is the cumulative weight before it; the two ends of a window share
+everything sorted before the traveller, so their difference is exactly the window's sum
+(integer weights, exact). Traveller ids are factorised to integer codes here and never
+leave this module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["CLASSES", "TRIPS_DAYS", "CARD_DAYS", "trip_class", "traveller_codes", "trips_90d", "card_cents"]
+
+#: Frequency classes by trips in the last 90 days (this one included).
+CLASSES: tuple[str, ...] = ("1", "2-4", "5+")
+TRIPS_DAYS = 90
+CARD_DAYS = 14
+_DAY = 86_400.0
+
+
+def trip_class(trips: np.ndarray) -> np.ndarray:
+    """Index into :data:`CLASSES` of each trip count (>= 1)."""
+    return np.digitize(np.asarray(trips), [2, 5])
+
+
+def traveller_codes(*columns) -> list[np.ndarray]:
+    """Integer codes of traveller ids (polars String Series, nulls allowed: code -1),
+    the same id the same code across all the columns."""
+    import polars as pl
+
+    lengths = [len(c) for c in columns]
+    ids = pl.concat([c.cast(pl.String) for c in columns]) if columns else pl.Series([], dtype=pl.String)
+    codes = ids.rank("dense").fill_null(0).cast(pl.Int64).to_numpy() - 1
+    out, at = [], 0
+    for n in lengths:
+        out.append(codes[at : at + n])
+        at += n
+    return out
+
+
+def _before(q_code, q_at, d_code, d_at, d_w, data_first: bool) -> np.ndarray:
+    """Per query: sum of ``d_w`` over data sorted before it by (code, time, tie), where a
+    data point at the query's own time is before it iff ``data_first``."""
+    n, m = len(d_code), len(q_code)
+    code = np.concatenate([np.asarray(d_code, np.int64), np.asarray(q_code, np.int64)])
+    at = np.concatenate([np.asarray(d_at, np.float64), np.asarray(q_at, np.float64)])
+    flag = np.concatenate([np.full(n, 0 if data_first else 1, np.int8), np.full(m, 1 if data_first else 0, np.int8)])
+    w = np.concatenate([np.asarray(d_w, np.int64), np.zeros(m, np.int64)])
+    order = np.lexsort((flag, at, code))
+    cum = np.cumsum(w[order])
+    pos = np.empty(n + m, np.int64)
+    pos[order] = np.arange(n + m)
+    return cum[pos[n:]]
+
+
+def trips_90d(code: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Departures of the same traveller in ``(t - 90 d, t]`` for each departure
+    (``code``: traveller codes, ``at``: epoch seconds)."""
+    at = np.asarray(at, np.float64)
+    ones = np.ones(len(code), np.int64)
+    return _before(code, at, code, at, ones, True) - _before(code, at - TRIPS_DAYS * _DAY, code, at, ones, True)
+
+
+def card_cents(code: np.ndarray, at: np.ndarray, pay_code: np.ndarray, pay_at: np.ndarray,
+               pay_cents: np.ndarray) -> np.ndarray:
+    """Net signed cents of the traveller's tourist-card handicraft payments in
+    ``[t - 14 d, t)`` for each departure (payments: ``pay_code``, ``pay_at``, ``pay_cents``,
+    already restricted to tourist cards at handicraft merchants)."""
+    at = np.asarray(at, np.float64)
+    return (_before(code, at, pay_code, pay_at, pay_cents, False)
+            - _before(code, at - CARD_DAYS * _DAY, pay_code, pay_at, pay_cents, False))
