@@ -158,7 +158,7 @@ def state_version() -> str:
     return h.hexdigest()
 
 
-def world_tables(d: Path, traveller_strata: bool = False):
+def world_tables(d: Path, traveller_strata: bool = False, window: str = "past"):
     """The states of a cached world, built from its archive on first use, then pickled
     (``traveller_strata``: post-stratified by trip frequency, cached apart)."""
     import hashlib
@@ -172,11 +172,11 @@ def world_tables(d: Path, traveller_strata: bool = False):
         h = hashlib.blake2b(version.encode(), digest_size=6)
         for f in ("streams/pipeline/archive.py", "streams/pipeline/travellers.py", "streams/pipeline/canonical.py"):
             h.update((root / f).read_bytes())
-        version = "ts-" + h.hexdigest()
+        version = "ts-" + ("" if window == "past" else window + "-") + h.hexdigest()
     path = d / f"tables-{version}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
-    tables, _ = build_tables(d, traveller_strata=traveller_strata)
+    tables, _ = build_tables(d, traveller_strata=traveller_strata, traveller_window=window)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_bytes(pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.rename(path)
@@ -189,10 +189,11 @@ def evaluate_world(args) -> tuple[pl.DataFrame, dict]:
     cache, seed, weeks, scale, options, prior = args
     options = dict(options)
     strata = options.pop("traveller_strata", False)
+    window = options.pop("traveller_window", "past")
     t0 = time.perf_counter()
     d = world_dir(cache, seed, weeks, scale, prior)
     t1 = time.perf_counter()
-    tables = world_tables(d, strata)
+    tables = world_tables(d, strata, window)
     t2 = time.perf_counter()
     ours = tables.estimate(**options)
     ours_p = tables.estimate(period=True, **options)
@@ -471,6 +472,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--traveller-strata", action="store_true",
                    help="ours post-stratified by trip frequency (suitcase estimate --traveller-strata);"
                         " the textbook stays on the default strata")
+    p.add_argument("--traveller-window", default="past", choices=("past", "centred"),
+                   help="trip-count window of --traveller-strata (streams.pipeline.travellers.WINDOWS)")
     p.add_argument("--calibrated", action="store_true",
                    help="every world the calibrated one (seed only), not drawn from the prior")
     p.add_argument("--heldout", action="store_true",
@@ -490,6 +493,8 @@ def main(argv: list[str] | None = None) -> None:
                "synthetic_error": not a.no_synthetic_error, "week_error": not a.no_week_error}
     if a.traveller_strata:
         options["traveller_strata"] = True
+        if a.traveller_window != "past":
+            options["traveller_window"] = a.traveller_window
     if a.heldout and (a.calibrated or a.nowcast_worlds):
         p.error("--heldout takes neither --calibrated nor --nowcast-worlds")
     first = a.first_seed + (10_000 if a.heldout else 0)

@@ -132,9 +132,12 @@ class Tables:
         return estimate_weeks(self.strata, self.formal, self.payments, **kwargs)
 
     def textbook(self, **kwargs):
-        """:func:`estimators.textbook_weeks` over these tables."""
+        """:func:`estimators.textbook_weeks` over these tables (the baseline of the default
+        strata: frequency post-strata are collapsed first)."""
         from estimators.estimate import textbook_weeks
 
+        if any("|" in s.group for s in self.strata):
+            return self.collapsed().textbook(**kwargs)
         return textbook_weeks(self.strata, self.formal, self.payments, **kwargs)
 
     def __repr__(self) -> str:

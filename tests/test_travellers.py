@@ -36,9 +36,11 @@ def test_window_sums_equal_a_loop_per_traveller(deps, pays):
     pt = np.array([t for _, t, _ in pays], dtype=float)
     pv = np.array([v for _, _, v in pays], dtype=np.int64)
     trips = trips_90d(code, at)
+    around = trips_90d(code, at, 90.0)
     card = card_cents(code, at, pc, pt, pv)
     for i, (c, t) in enumerate(deps):
         assert trips[i] == sum(1 for c2, t2 in deps if c2 == c and t - 90 * DAY < t2 <= t)
+        assert around[i] == sum(1 for c2, t2 in deps if c2 == c and t - 90 * DAY < t2 <= t + 90 * DAY)
         assert card[i] == sum(v for c2, t2, v in pays if c2 == c and t - 14 * DAY <= t2 < t)
     assert [CLASSES[k] for k in trip_class(trips)] == [
         "1" if n == 1 else "2-4" if n <= 4 else "5+" for n in trips.tolist()]
@@ -201,3 +203,27 @@ def test_ids_never_reach_the_report_or_the_states(archive):
            for raw in (archive / "border.departures.ndjson").read_bytes().splitlines() if b'"traveller_id":"' in raw}
     text = repr(report) + repr(sorted(tables.strata))
     assert ids and not any(i in text for i in list(ids)[:500])
+
+
+def test_a_thin_class_is_learnt_from_its_own_inspections_not_from_everyone():
+    """Class 5+ has 3 inspected non-declarers (fewer than min_sample), all carrying $1,000;
+    class 1 has 500 carrying $10 each. The class's own mean applies to its 100 departures
+    (widened over posts and weeks, never mixed with class 1 while it has inspections)."""
+    from estimators.reference import CATEGORIES
+
+    t = Tables()
+    C = len(CATEGORIES)
+    key = iter(range(1, 10**6))
+    for cls, n_dep, n_insp, cents in (("1", 10_000, 500, 1_000), ("5+", 100, 3, 100_000)):
+        s = Stratum("2026-W10", "MEH", f"visitor|{cls}")
+        for _ in range(n_dep - n_insp):
+            t.update(DepartureSeen(s, "iraq"))
+        for _ in range(n_insp):
+            k = next(key)
+            t.update(DepartureSeen(s, "iraq"))
+            t.update(InspectionSeen(s, "iraq", k, True, 0.05, False, (cents,) + (0,) * (C - 1), (0,) * C, False, k))
+    total = t.estimate().filter(domain="total").row(0, named=True)
+    assert total["estimate_usd"] == pytest.approx(100 * 1_000 + 10_000 * 10, rel=1e-9)
+    # the same states without classes: one mean for everyone
+    one = t.collapsed().estimate().filter(domain="total").row(0, named=True)
+    assert one["estimate_usd"] == pytest.approx(10_100 * (500 * 10 + 3 * 1_000) / 503, rel=1e-9)

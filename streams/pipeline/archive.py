@@ -795,6 +795,7 @@ def observe(
     workers: int | None = None,
     unit_bytes: int = UNIT_BYTES,
     traveller_strata: bool = False,
+    traveller_window: str = "past",
 ) -> ArchiveReport:
     """Validate, deduplicate, price and join an archive, as the live worker does.
 
@@ -815,8 +816,9 @@ def observe(
 
     ``traveller_strata``: every departure's stratum group carries its traveller's trip
     frequency class (``"visitor"`` -> ``"visitor|5+"``; :mod:`streams.pipeline.travellers`),
-    so its declaration and inspection land in that post-stratum too. Off by default: the
-    live worker has no traveller lane, and live must equal batch.
+    so its declaration and inspection land in that post-stratum too; ``traveller_window``
+    names the trip-count window (:data:`streams.pipeline.travellers.WINDOWS`). Off by
+    default: the live worker has no traveller lane, and live must equal batch.
     """
     from streams.pipeline.contract import DECLARATIONS, EXPORTS, RATES
     from streams.pipeline.crossings import (
@@ -871,7 +873,8 @@ def observe(
             tallies[PAYMENTS].rejected.update(rejected)
         if DEPARTURES in files:
             frame, weeks, rejected = reader.read(DEPARTURES)
-            classes = _observe_departures(frame, weeks, crossings, sink, departures, tallies[DEPARTURES], spend)
+            classes = _observe_departures(frame, weeks, crossings, sink, departures, tallies[DEPARTURES], spend,
+                                          traveller_window)
             tallies[DEPARTURES].rejected.update(rejected)
         if PAYMENTS in files and not traveller_strata:
             frame, weeks, rejected = reader.read(PAYMENTS)
@@ -905,7 +908,7 @@ def _first_distinct(values):
 
 
 def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, tally: TopicTally,
-                        spend: list | None = None):
+                        spend: list | None = None, window: str = "past"):
     """Departures after event-id dedup: joined ones through their Crossing, the rest counted.
 
     A crossing takes only its first departure (``Crossing.add_departure`` ignores later
@@ -929,7 +932,7 @@ def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, ta
     kept = firsts.filter(_first_distinct(firsts["crossing_id"]))
     summary = None
     if spend is not None:
-        kept, summary = _with_classes(kept, spend)
+        kept, summary = _with_classes(kept, spend, window)
     joined = kept["crossing_id"].is_in(pl.Series(list(crossings), dtype=pl.String).implode())
     cells: dict[int, tuple] = {}
     for crossing_id, cell in kept.filter(joined).select("crossing_id", "cell").iter_rows():
@@ -949,18 +952,18 @@ def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, ta
     return summary
 
 
-def _with_classes(kept, spend: list):
+def _with_classes(kept, spend: list, window: str = "past"):
     """``kept`` departures with their frequency class folded into ``cell`` (cells past
     ``_DEPARTURE_CELLS * weeks``, see :func:`_departure_cell`), and the per-class counts."""
     import polars as pl
 
-    from streams.pipeline.travellers import CLASSES, card_cents, traveller_codes, trip_class, trips_90d
+    from streams.pipeline.travellers import CLASSES, WINDOWS, card_cents, traveller_codes, trip_class, trips_90d
 
     pay = pl.concat(spend) if spend else pl.DataFrame(
         schema={"traveller_id": pl.String, "at": pl.Float64, "cents": pl.Int64})
     code, pay_code = traveller_codes(kept["traveller_id"], pay["traveller_id"])
     at = kept["at"].to_numpy()
-    cls = trip_class(trips_90d(code, at))
+    cls = trip_class(trips_90d(code, at, WINDOWS[window]))
     card = card_cents(code, at, pay_code, pay["at"].to_numpy(), pay["cents"].to_numpy())
     summary = {name: (int((cls == k).sum()), int(((cls == k) & (card != 0)).sum()), int(card[cls == k].sum()))
                for k, name in enumerate(CLASSES)}

@@ -23,7 +23,7 @@ _BULK = 100_000
 
 
 def build_tables(events_dir: Path, *, workers: int | None = None,
-                 traveller_strata: bool = False) -> tuple[Tables, object]:
+                 traveller_strata: bool = False, traveller_window: str = "past") -> tuple[Tables, object]:
     """(states, archive report) of an archive directory.
 
     ``traveller_strata``: post-stratify by trip frequency (groups ``"visitor|5+"`` ...;
@@ -62,7 +62,7 @@ def build_tables(events_dir: Path, *, workers: int | None = None,
 
     report = observe(
         Path(events_dir), sink, departures=departures, payments=payments, workers=workers,
-        traveller_strata=traveller_strata,
+        traveller_strata=traveller_strata, traveller_window=traveller_window,
     )
     tables.update_many(pending)
     return tables, report

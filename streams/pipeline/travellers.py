@@ -4,7 +4,8 @@ The census knows every departure's ``traveller_id``. Two facts per departure ``i
 traveller ``p`` at time ``t_i`` are computed over the whole archive (after event-id
 deduplication, first departure of each crossing, as the census counts them):
 
-    trips_90d_i = #{ departures j of p : t_i - 90 d < t_j <= t_i }      (i itself included)
+    trips_90d_i = #{ departures j of p : t_i - 90 d < t_j <= t_i + A }  (i itself included;
+                                                  A = 0, or 90 d with window "centred")
     card_cents_i = sum { c_k : tourist-card payment k of p at a handicraft MCC,
                                t_i - 14 d <= t_k < t_i }
 
@@ -26,11 +27,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CLASSES", "TRIPS_DAYS", "CARD_DAYS", "trip_class", "traveller_codes", "trips_90d", "card_cents"]
+__all__ = ["CLASSES", "WINDOWS", "TRIPS_DAYS", "CARD_DAYS", "trip_class", "traveller_codes", "trips_90d", "card_cents"]
 
 #: Frequency classes by trips in the last 90 days (this one included).
 CLASSES: tuple[str, ...] = ("1", "2-4", "5+")
 TRIPS_DAYS = 90
+#: Trip-count windows: ``"past"`` = (t - 90 d, t] (what a live lane could know at t);
+#: ``"centred"`` = (t - 90 d, t + 90 d] (batch only: later trips in the archive count too,
+#: so a trader's first trip in the archive is already frequent).
+WINDOWS: dict[str, float] = {"past": 0.0, "centred": 90.0}
 CARD_DAYS = 14
 _DAY = 86_400.0
 
@@ -70,12 +75,14 @@ def _before(q_code, q_at, d_code, d_at, d_w, data_first: bool) -> np.ndarray:
     return cum[pos[n:]]
 
 
-def trips_90d(code: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Departures of the same traveller in ``(t - 90 d, t]`` for each departure
-    (``code``: traveller codes, ``at``: epoch seconds)."""
+def trips_90d(code: np.ndarray, at: np.ndarray, ahead_days: float = 0.0) -> np.ndarray:
+    """Departures of the same traveller in ``(t - 90 d, t + ahead_days]`` for each
+    departure (``code``: traveller codes, ``at``: epoch seconds). ``ahead_days`` > 0 (the
+    batch-only ``window="centred"`` variant) also counts later trips in the archive."""
     at = np.asarray(at, np.float64)
     ones = np.ones(len(code), np.int64)
-    return _before(code, at, code, at, ones, True) - _before(code, at - TRIPS_DAYS * _DAY, code, at, ones, True)
+    return (_before(code, at + ahead_days * _DAY, code, at, ones, True)
+            - _before(code, at - TRIPS_DAYS * _DAY, code, at, ones, True))
 
 
 def card_cents(code: np.ndarray, at: np.ndarray, pay_code: np.ndarray, pay_at: np.ndarray,
