@@ -191,8 +191,12 @@ def test_cli_flag_is_off_by_default_and_changes_only_what_it_says(archive, tmp_p
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert a.select("week", "domain", "key", "n_departures").equals(t.select("week", "domain", "key", "n_departures"))
     assert not a["estimate_usd"].equals(t["estimate_usd"])
+    assert main(["estimate", "--events", str(archive), "--out", str(tmp_path / "c.csv"), "--traveller-strata",
+                 "--traveller-window", "centred"]) == 0
+    assert not pl.read_csv(tmp_path / "c.csv")["estimate_usd"].equals(t["estimate_usd"])
     text = " ".join(CliRunner().invoke(app, ["estimate", "--help"], terminal_width=200).output.split())
     assert "--traveller-strata" in text and "live" in text and "Off by default" in text
+    assert "--traveller-window" in text
 
 
 def test_ids_never_reach_the_report_or_the_states(archive):
