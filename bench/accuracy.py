@@ -25,6 +25,10 @@ Targets (issue 10): weekly-total coverage 0.93-0.97, every other domain >= 0.92,
 period-total error <= 8%, median weekly half-width <= 0.8x the textbook's at the
 textbook's own coverage, card-share-drop worlds within their intervals.
 
+``--traveller-strata`` (with ``--traveller-window past|centred``) estimates ours with
+the frequency post-strata of ``suitcase estimate --traveller-strata`` (an option, off by
+default); the textbook rows stay those of the default strata.
+
 Run: ``.venv/bin/python -m bench.accuracy --worlds 40 --rows rows.parquet`` (at most two
 processes; archives and states cached under ``--cache``)
 """
