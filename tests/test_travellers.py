@@ -46,6 +46,20 @@ def test_window_sums_equal_a_loop_per_traveller(deps, pays):
         "1" if n == 1 else "2-4" if n <= 4 else "5+" for n in trips.tolist()]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 6), st.integers(0, 40 * 86_400), st.integers(-10**12, 10**12)), max_size=60),
+       st.lists(st.tuples(st.integers(-1, 6), st.integers(0, 40 * 86_400)), max_size=30), st.booleans())
+def test_whole_second_sums_equal_the_merged_sort(data, queries, data_first):
+    """The one-sort path (whole seconds) and the merged sort give the same integers."""
+    from streams.pipeline.travellers import _before, _before_merged
+
+    dc, dt, dw = (np.array([x[k] for x in data], dtype=np.int64) for k in range(3))
+    qc, qt = (np.array([x[k] for x in queries], dtype=np.int64) for k in range(2))
+    fast = _before(qc, qt.astype(float), dc, dt.astype(float), dw, data_first)
+    merged = _before_merged(qc, qt.astype(float), dc, dt.astype(float), dw, data_first)
+    assert fast.tolist() == merged.tolist()  # both count the data of every lower code too
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(["a", "b", "t-1", "t-2", ""]), max_size=12),
        st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "z"])), max_size=12))

@@ -62,7 +62,30 @@ def traveller_codes(*columns) -> list[np.ndarray]:
 
 def _before(q_code, q_at, d_code, d_at, d_w, data_first: bool) -> np.ndarray:
     """Per query: sum of ``d_w`` over data sorted before it by (code, time, tie), where a
-    data point at the query's own time is before it iff ``data_first``."""
+    data point at the query's own time is before it iff ``data_first``.
+
+    When every time is a whole second (the canonical layout's) the data are sorted once
+    on one exact integer key ``code * span + second`` and the queries found by binary
+    search; otherwise queries and data are sorted together (:func:`_before_merged`).
+    Both give the same integers."""
+    q_at, d_at = np.asarray(q_at, np.float64), np.asarray(d_at, np.float64)
+    both = np.concatenate([q_at, d_at])
+    if len(both) and np.all(np.isfinite(both)) and np.all(both == np.floor(both)):
+        lo, hi = float(both.min()), float(both.max())
+        span = int(hi - lo) + 1
+        top = max(int(np.max(q_code, initial=0)), int(np.max(d_code, initial=0))) + 2
+        if hi - lo < 2.0**40 and top * span < 2**62:
+            key = lambda c, t: (np.asarray(c, np.int64) + 1) * span + (t - lo).astype(np.int64)  # noqa: E731
+            dk = key(d_code, d_at)
+            order = np.argsort(dk, kind="stable")
+            cum = np.concatenate([[0], np.cumsum(np.asarray(d_w, np.int64)[order])])
+            at = np.searchsorted(dk[order], key(q_code, q_at), side="right" if data_first else "left")
+            return cum[at]
+    return _before_merged(q_code, q_at, d_code, d_at, d_w, data_first)
+
+
+def _before_merged(q_code, q_at, d_code, d_at, d_w, data_first: bool) -> np.ndarray:
+    """:func:`_before` by sorting queries and data together (any float times)."""
     n, m = len(d_code), len(q_code)
     code = np.concatenate([np.asarray(d_code, np.int64), np.asarray(q_code, np.int64)])
     at = np.concatenate([np.asarray(d_at, np.float64), np.asarray(q_at, np.float64)])
