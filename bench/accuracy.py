@@ -25,6 +25,10 @@ Targets (issue 10): weekly-total coverage 0.93-0.97, every other domain >= 0.92,
 period-total error <= 8%, median weekly half-width <= 0.8x the textbook's at the
 textbook's own coverage, card-share-drop worlds within their intervals.
 
+``--traveller-strata`` (with ``--traveller-window past|centred``) estimates ours with
+the frequency post-strata of ``suitcase estimate --traveller-strata`` (an option, off by
+default); the textbook rows stay those of the default strata.
+
 Run: ``.venv/bin/python -m bench.accuracy --worlds 40 --rows rows.parquet`` (at most two
 processes; archives and states cached under ``--cache``)
 """
@@ -158,16 +162,25 @@ def state_version() -> str:
     return h.hexdigest()
 
 
-def world_tables(d: Path):
-    """The states of a cached world, built from its archive on first use, then pickled."""
+def world_tables(d: Path, traveller_strata: bool = False, window: str = "past"):
+    """The states of a cached world, built from its archive on first use, then pickled
+    (``traveller_strata``: post-stratified by trip frequency, cached apart)."""
+    import hashlib
     import pickle
 
     from streams.pipeline.batch import build_tables
 
-    path = d / f"tables-{state_version()}.pkl"
+    version = state_version()
+    if traveller_strata:
+        root = Path(__file__).resolve().parent.parent
+        h = hashlib.blake2b(version.encode(), digest_size=6)
+        for f in ("streams/pipeline/archive.py", "streams/pipeline/travellers.py", "streams/pipeline/canonical.py"):
+            h.update((root / f).read_bytes())
+        version = "ts-" + ("" if window == "past" else window + "-") + h.hexdigest()
+    path = d / f"tables-{version}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
-    tables, _ = build_tables(d)
+    tables, _ = build_tables(d, traveller_strata=traveller_strata, traveller_window=window)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_bytes(pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.rename(path)
@@ -178,15 +191,20 @@ def evaluate_world(args) -> tuple[pl.DataFrame, dict]:
     """Rows (method, week, domain, key, estimate, ci, truth, seed, card_drop) of one world,
     weekly cells and period cells (``week`` = ``"first..last"``), and timings."""
     cache, seed, weeks, scale, options, prior = args
+    options = dict(options)
+    strata = options.pop("traveller_strata", False)
+    window = options.pop("traveller_window", "past")
     t0 = time.perf_counter()
     d = world_dir(cache, seed, weeks, scale, prior)
     t1 = time.perf_counter()
-    tables = world_tables(d)
+    tables = world_tables(d, strata, window)
     t2 = time.perf_counter()
     ours = tables.estimate(**options)
     ours_p = tables.estimate(period=True, **options)
     t3 = time.perf_counter()
-    textbook = pl.concat([tables.textbook(), tables.textbook(period=True)])
+    # the textbook baseline is always the default strata's (collapsed states are equal to them)
+    base = tables.collapsed() if strata else tables
+    textbook = pl.concat([base.textbook(), base.textbook(period=True)])
     ours = pl.concat([ours, ours_p])
     naive = ours.with_columns(
         estimate_usd=pl.col("declared_usd"),
@@ -455,6 +473,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="region rows and widened posts without the between-area variance term")
     p.add_argument("--no-week-error", action="store_true",
                    help="post-week rows without the between-week variance term")
+    p.add_argument("--traveller-strata", action="store_true",
+                   help="ours post-stratified by trip frequency (suitcase estimate --traveller-strata);"
+                        " the textbook stays on the default strata")
+    p.add_argument("--traveller-window", default="past", choices=("past", "centred"),
+                   help="trip-count window of --traveller-strata (streams.pipeline.travellers.WINDOWS)")
     p.add_argument("--calibrated", action="store_true",
                    help="every world the calibrated one (seed only), not drawn from the prior")
     p.add_argument("--heldout", action="store_true",
@@ -472,6 +495,10 @@ def main(argv: list[str] | None = None) -> None:
     a.cache.mkdir(parents=True, exist_ok=True)
     options = {"window": a.window, "variance": a.variance, "interval": a.interval, "robust": a.robust,
                "synthetic_error": not a.no_synthetic_error, "week_error": not a.no_week_error}
+    if a.traveller_strata:
+        options["traveller_strata"] = True
+        if a.traveller_window != "past":
+            options["traveller_window"] = a.traveller_window
     if a.heldout and (a.calibrated or a.nowcast_worlds):
         p.error("--heldout takes neither --calibrated nor --nowcast-worlds")
     first = a.first_seed + (10_000 if a.heldout else 0)

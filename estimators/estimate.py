@@ -75,6 +75,33 @@ Two estimators read the same :class:`~estimators.state.StratumState` objects:
     loads are a quarter of the total, not outliers) and lost weekly coverage; see
     bench/accuracy_results.md.
 
+    Frequency post-strata (batch only, ``suitcase estimate --traveller-strata``; off by
+    default because the live worker has no traveller lane): each departure ``i`` of
+    traveller ``p`` at ``t_i`` gets ``k_i = #{j of p: t_i - 90 d < t_j <= t_i + A}`` over
+    the archive (:mod:`streams.pipeline.travellers`; ``A = 0``, or ``A = 90 d`` for the
+    batch-only ``"centred"`` window) and its class ``f(k) = "1" | "2-4" | "5+"`` goes into
+    its stratum's group, ``h = (t, post, g|f)``. The formula for ``Y_hc`` is applied per
+    class stratum with its own census ``N_h, D_h, M_h``; the pools become
+
+        post:  (post, g|f, t +- window)    mode:  (mode, g|f, t +- window)
+        group: (g|f, every post, t +- window)
+        all:   class f: every post, both groups, every week
+        all-weeks: everything (classes mixed)
+
+    and a coefficient is taken from the first level with ``min_sample`` inspected
+    travellers, but never from a level that mixes classes while the class itself has
+    any: if only ``all-weeks`` reaches ``min_sample``, the class-wide ``all`` is used
+    whenever it holds at least one inspected traveller of that kind. So repeat traders'
+    loads are learnt from their own class's inspected trips (over posts, then weeks: the
+    widening is the shrinkage toward the class), a heavy trader's load is multiplied over
+    the ``M_h`` of its class rather than over every non-declarer at a thin post, and a
+    heavy load on a first trip keeps its pooled component in class ``"1"``. The pooling
+    column says ``class-all-weeks`` for the class-wide level. Domains sum the class
+    strata, so published cells (total, category, border_post, destination_region) are
+    the same cells; summing the class states back (``Tables.collapsed``) gives the default
+    states exactly. With the past window, early weeks of an archive see fewer past trips
+    (left-censored counts), so repeat travellers there fall partly in lower classes.
+
     Model assumptions (declared): within a pool, ratios and means are the same in every
     week (so the window should be short against seasonal change), and regions of a
     stratum share its coefficients (region rows are model-based synthetic estimates,
@@ -206,6 +233,9 @@ class _Index:
         self.states = {Stratum(*k): v for k, v in states.items()}
         self.weeks = sorted({s.week for s in self.states}, key=week_index)
         self.cells = sorted({(s.border_post, s.group) for s in self.states})
+        #: Groups carry a frequency class (``"visitor|5+"``): level "all" is then the
+        #: class over every post, group and week (see the module docstring).
+        self.classes = any("|" in s.group for s in self.states)
         self._cache: dict = {}
         self._by_week: dict[str, list[Stratum]] = {}
         for s in self.states:
@@ -256,6 +286,8 @@ class _Index:
     def pooled(self, level: str, post: str, group: str, week: str, window: int | None) -> SampleState:
         mode = BORDER_POSTS[post]["mode"]
         when = week if (window is not None and level != "all-weeks") else None
+        if self.classes and level in ("all", "all-weeks"):
+            return self._class_pool(level, group)
         key = {
             "post": (level, post, group),
             "mode": (level, mode, group),
@@ -276,8 +308,28 @@ class _Index:
             )
         return self._cache[key]
 
+    def _class_pool(self, level: str, group: str) -> SampleState:
+        """With frequency classes: "all" is the group's class over every post, group and
+        week; "all-weeks" is everything (cached)."""
+        cls = group.partition("|")[2] if level == "all" else None
+        key = ("class-pool", cls)
+        if key not in self._cache:
+            self._cache[key] = SampleState.pool(
+                self._week_sum("all", "IKA", f"|{cls}" if cls is not None else "", w) for w in self.weeks)
+        return self._cache[key]
+
     def _week_sum(self, level: str, post: str, group: str, week: str) -> SampleState:
-        """The summed samples of one week's strata in a pool of ``level`` (cached)."""
+        """The summed samples of one week's strata in a pool of ``level`` (cached; with
+        frequency classes, "all" is the strata of ``group``'s class, or all of them when
+        ``group`` is empty)."""
+        if self.classes and level == "all":
+            cls = group.partition("|")[2] if group else None
+            key = ("week", week, "class", cls)
+            if key not in self._cache:
+                self._cache[key] = SampleState.pool(
+                    self.states[s].sample for s in self._by_week.get(week, ())
+                    if cls is None or s.group.partition("|")[2] == cls)
+            return self._cache[key]
         mode = BORDER_POSTS[post]["mode"]
         key = ("week", week) + {
             "post": (level, post, group),
@@ -475,6 +527,8 @@ class _Coefficients:
             wviews = [index.view(p, cls) for p in wides]
             alls = [index.view(p, "all") for p in pools]
             main = next((i for i, v in enumerate(views) if v.n >= min_sample), None)
+            if index.classes and (main is None or main == L - 1) and views[L - 2].n > 0:
+                main = next(i for i in range(L - 1) if views[i].n > 0 and (views[i].n >= min_sample or i == L - 2))
             if main is None:
                 main = next((i for i, v in enumerate(views) if v.n > 0), L - 1)
             levels.add(main)
@@ -515,6 +569,9 @@ class _Coefficients:
 
         # Non-declarers: light loads from the usual pool, heavy loads from the heavy pool.
         main0 = next((i for i, p in enumerate(pools) if int(p.n_nondeclarer.sum()) >= min_sample), None)
+        if index.classes and (main0 is None or main0 == L - 1) and pools[L - 2].n_nondeclarer.sum() > 0:
+            # never mix frequency classes while the class itself has inspected travellers
+            main0 = L - 2
         if main0 is None:
             main0 = next((i for i, p in enumerate(pools) if p.n_nondeclarer.sum() > 0), L - 1)
         if sum(int(v) for v in pools[main0].first[N_WA : N_WA + C]) == 0:
@@ -583,10 +640,12 @@ class _Coefficients:
             mode = BORDER_POSTS[post]["mode"]
             cells = [
                 (p_, g_) for p_, g_ in index.cells
-                if lv in ("all", "all-weeks")
+                if (lv == "all-weeks" or (lv == "all" and not index.classes))
+                or (lv == "all" and g_.partition("|")[2] == group.partition("|")[2])
                 or (g_ == group and (lv == "group" or BORDER_POSTS[p_]["mode"] == mode))
             ]
-            parts = [self._residuals(index, index.pooled("post", p_, g_, week, None if lv == "all-weeks" else window))
+            every_week = lv == "all-weeks" or (lv == "all" and index.classes)
+            parts = [self._residuals(index, index.pooled("post", p_, g_, week, None if every_week else window))
                      for p_, g_ in cells]
             self.tau_post = _between(*(np.array([float(x[k].sum()) for x in parts]) for k in range(3)))
         # A post-week is also synthetic over time: its coefficients come from +-window weeks,
@@ -825,7 +884,7 @@ def _add_counts(accs, week, post, st: StratumState):
         a.declared += int(cen.declared_cents[r].sum()) / 100
 
 
-def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_week=None):
+def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_week=None, classes=False):
     z = _z(alpha)
     rows = []
     for week in weeks:
@@ -876,6 +935,8 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_w
                 pooling = "stratum" if a.level <= 0 else f"{LEVELS[a.level]}-week"
             else:
                 pooling = f"{LEVELS[a.level]}±{window}w" if a.level < 4 else "all-weeks"
+                if classes and a.level == 3:
+                    pooling = "class-all-weeks"
             rows.append(
                 (
                     week, domain, key, a.point, max(lo, 0.0) if lo == lo else lo, hi, se,
@@ -1154,7 +1215,7 @@ def estimate_weeks(
     if period:
         accs, target, formal, payments = _period(accs, target, formal, payments)
     return _rows(accs, target, formal, payments, alpha, "pooled-ratio", window, interval,
-                 open_week=index.weeks[-1] if index.weeks else None)
+                 open_week=index.weeks[-1] if index.weeks else None, classes=index.classes)
 
 
 def estimate_period(states, formal=None, payments=None, weeks=None, alpha: float = 0.05, **options) -> pl.DataFrame:

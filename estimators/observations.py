@@ -50,7 +50,10 @@ class Stratum(NamedTuple):
     """A design stratum: ISO week of the departure (Asia/Tehran), border post, group.
 
     ``week`` is an ISO week label such as ``"2026-W07"``; ``group`` is one of
-    :data:`GROUPS` (``"resident"`` when the departure's ``resident`` flag is true).
+    :data:`GROUPS` (``"resident"`` when the departure's ``resident`` flag is true). The
+    batch-only option ``--traveller-strata`` appends the traveller's trip-frequency class,
+    ``"visitor|5+"`` (:mod:`streams.pipeline.travellers`); live states never hold one
+    (their encoding refuses it).
     """
 
     week: str

@@ -111,6 +111,20 @@ class Tables:
     def __setstate__(self, state) -> None:
         self.strata, self.formal, self.payments = state
 
+    def collapsed(self) -> Tables:
+        """These tables with post-strata merged into their groups (``"visitor|5+"`` ->
+        ``"visitor"``): a traveller-strata run collapsed equals the default run's tables."""
+        out = Tables()
+        for k, v in self.strata.items():
+            key = Stratum(k.week, k.border_post, k.group.split("|", 1)[0])
+            if key in out.strata:
+                out.strata[key] += v
+            else:
+                out.strata[key] = copy.deepcopy(v)
+        out.formal = copy.deepcopy(self.formal)
+        out.payments = copy.deepcopy(self.payments)
+        return out
+
     def estimate(self, **kwargs):
         """:func:`estimators.estimate_weeks` over these tables."""
         from estimators.estimate import estimate_weeks
@@ -118,9 +132,12 @@ class Tables:
         return estimate_weeks(self.strata, self.formal, self.payments, **kwargs)
 
     def textbook(self, **kwargs):
-        """:func:`estimators.textbook_weeks` over these tables."""
+        """:func:`estimators.textbook_weeks` over these tables (the baseline of the default
+        strata: frequency post-strata are collapsed first)."""
         from estimators.estimate import textbook_weeks
 
+        if any("|" in s.group for s in self.strata):
+            return self.collapsed().textbook(**kwargs)
         return textbook_weeks(self.strata, self.formal, self.payments, **kwargs)
 
     def __repr__(self) -> str:

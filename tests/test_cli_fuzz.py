@@ -92,6 +92,8 @@ CASES = [
     ("estimate", "--events", "{eio_topic}", "--out", "{out}/e.csv"),
     ("estimate", "--events", "{fifo_topic}", "--out", "{out}/e.csv"),
     ("estimate", "--events", "{root}/missing", "--out", "{out}/e.csv"),
+    ("estimate", "--events", "{archive}", "--out", "{out}/e.csv", "--traveller-window", "future"),
+    ("estimate", "--events", "{archive}", "--out", "{out}/e.csv", "--traveller-window", "centred"),
     # simulate
     ("simulate", "--out", "{out}/s", "--start", "9999-12-01"),
     ("simulate", "--out", "{out}/s", "--start", "9999-12-30", "--weeks", "1"),

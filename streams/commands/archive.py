@@ -133,17 +133,32 @@ def estimate(
     period: bool = typer.Option(
         False, "--period", help="Also one row per cell for the whole period (week 'first..last')."
     ),
+    traveller_strata: bool = typer.Option(
+        False, "--traveller-strata",
+        help="Post-stratify by trip frequency (1, 2-4, 5+ trips in 90 days, from the archive's"
+        " traveller ids), so repeat traders' loads are learnt from their own class. Off by default:"
+        " the live worker has no traveller lane yet, and live equals batch exactly only without it.",
+    ),
+    traveller_window: str = typer.Option(
+        "past", "--traveller-window",
+        help="Trip-count window of --traveller-strata: 'past' = the 90 days up to the departure;"
+        " 'centred' = also the 90 days after it (batch only: later trips in the archive count).",
+    ),
 ) -> None:
     """Estimate every week of an archive (the batch path) and write one row per week and cell."""
     from streams.pipeline.archive import ArchiveError
 
     if out.suffix not in (".parquet", ".csv"):
         raise CliError(f"--out must end in .parquet or .csv, not {out.name!r}")
+    if traveller_window not in ("past", "centred"):
+        raise CliError(f"--traveller-window must be 'past' or 'centred', not {traveller_window!r}")
+    if traveller_window != "past" and not traveller_strata:
+        raise CliError("--traveller-window needs --traveller-strata")
     apply_bounds(bound)
     from streams.pipeline.batch import build_tables
 
     try:
-        tables, report = build_tables(events)
+        tables, report = build_tables(events, traveller_strata=traveller_strata, traveller_window=traveller_window)
     except ArchiveError as err:
         raise CliError(str(err)) from err
     if not any(t.accepted for t in report.tallies.values()):

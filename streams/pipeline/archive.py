@@ -458,14 +458,25 @@ _PAYMENT_CELLS = 4  # (tourist, handicraft) per week
 _CARD_TYPES = ("domestic", "tourist")
 
 
+#: A departure cell plus ``(k + 1) * _CLASS_STRIDE``: the same cell in frequency class k.
+_CLASS_STRIDE = 1 << 40
+
+
 def _departure_cell(cell: int, weeks: list[str]) -> tuple:
-    """(Stratum, region) of a departure cell, as ``departure_stratum`` gives them."""
+    """(Stratum, region) of a departure cell, as ``departure_stratum`` gives them (with
+    a frequency class, the group ``"<group>|<class>"``)."""
     from estimators.observations import Stratum
 
+    cls, cell = divmod(cell, _CLASS_STRIDE)
     week, rest = divmod(cell, _DEPARTURE_CELLS)
     post, rest = divmod(rest, 2 * len(_REGIONS))
     resident, region = divmod(rest, len(_REGIONS))
-    return Stratum(weeks[week], _POSTS[post], "resident" if resident else "visitor"), _REGIONS[region]
+    group = "resident" if resident else "visitor"
+    if cls:
+        from streams.pipeline.travellers import CLASSES
+
+        group = f"{group}|{CLASSES[cls - 1]}"
+    return Stratum(weeks[week], _POSTS[post], group), _REGIONS[region]
 
 
 def _payment_cell(cell: int, weeks: list[str]) -> tuple[str, str, bool]:
@@ -522,7 +533,7 @@ _SCHEMAS = {
 CHUNK_BYTES = 1 << 22
 
 
-def read_unit(topic: str, path: str, start: int, end: int | None):
+def read_unit(topic: str, path: str, start: int, end: int | None, travellers: bool = False):
     """Valid events of ``path[start:end]`` (whole lines) in columns, and rejections by reason.
 
     Returns ``(frame, weeks, rejected)``: one row per line that decodes and passes the
@@ -530,7 +541,9 @@ def read_unit(topic: str, path: str, start: int, end: int | None):
     file); ``weeks`` lists the week labels that the rows' cells index. Departures:
     event_id, crossing_id, cell (week, post, resident, region; see ``_departure_cell``).
     Payments: event_id, cell (week, card type, handicraft MCC), amount, currency,
-    purchase (kind), at (event time in epoch seconds).
+    purchase (kind), at (event time in epoch seconds). With ``travellers`` also
+    ``traveller_id`` (both topics) and ``at`` (departures), for
+    :mod:`streams.pipeline.travellers`.
 
     Lines in the canonical layout are taken in columns (:mod:`streams.pipeline.canonical`);
     every other line goes through :func:`~streams.pipeline.contract.decode`, which gives
@@ -541,13 +554,15 @@ def read_unit(topic: str, path: str, start: int, end: int | None):
     from streams.pipeline import canonical
 
     schema = {name: getattr(pl, kind) for name, kind in _SCHEMAS[topic].items()}
+    if travellers:
+        schema.update(traveller_id=pl.String, at=pl.Float64)
     rejected: Counter[str] = Counter()
     labels: dict[str, int] = {}
     parts = []
     for chunk in _chunks(Path(path), start, end):
         starts, ends = canonical.lines_of(chunk)
-        fast, ok = canonical.read(topic, chunk, starts, ends)
-        part = _canonical_columns(topic, fast, labels)
+        fast, ok = canonical.read(topic, chunk, starts, ends, travellers)
+        part = _canonical_columns(topic, fast, labels, travellers)
         slow = np.flatnonzero(~ok)
         if len(slow):
             events = [decode(topic, chunk[starts[i] : ends[i]]) for i in slow.tolist()]
@@ -562,6 +577,10 @@ def read_unit(topic: str, path: str, start: int, end: int | None):
                     cols["at"] = np.asarray(stamps, dtype=float)
                 else:
                     cols = _COLUMNS[topic](valid, _week_codes_by_day(valid, labels))
+                    if travellers:
+                        cols["at"] = np.asarray([e.event_time.timestamp() for e in valid], dtype=float)
+                if travellers:
+                    cols["traveller_id"] = [e.traveller_id for e in valid]
                 other = pl.DataFrame(cols, schema=schema).with_columns(
                     line=pl.Series(slow[keep], dtype=pl.Int64))
                 part = pl.concat([part, other.select(part.columns)]).sort("line")
@@ -585,7 +604,7 @@ def _chunks(path: Path, start: int, end: int | None) -> Iterator[bytes]:
         yield b"\n".join(held)
 
 
-def _canonical_columns(topic: str, fast, labels: dict[str, int]):
+def _canonical_columns(topic: str, fast, labels: dict[str, int], travellers: bool = False):
     """The frame of :func:`read_unit` (and ``line``) from :func:`canonical.read`'s columns."""
     import polars as pl
 
@@ -601,17 +620,23 @@ def _canonical_columns(topic: str, fast, labels: dict[str, int]):
         post = fast["post"].to_numpy()
         resident = fast["resident"].to_numpy().astype(np.int64)
         cell = ((weeks * len(_POSTS) + post) * 2 + resident) * len(_REGIONS) + regions
-        return pl.DataFrame({
+        out = pl.DataFrame({
             "event_id": fast["event_id"], "crossing_id": fast["crossing_id"],
             "cell": pl.Series(cell, dtype=pl.Int64), "line": fast["line"],
         })
+        if travellers:
+            out = out.with_columns(traveller_id=fast["traveller_id"], at=pl.Series(at.astype(float)))
+        return out
     tourist = fast["tourist"].to_numpy().astype(np.int64)
     handicraft = np.isin(fast["mcc"].to_numpy(), _HANDICRAFT_MCC_NUMBERS).astype(np.int64)
-    return pl.DataFrame({
+    out = pl.DataFrame({
         "event_id": fast["event_id"], "cell": pl.Series((weeks * 2 + tourist) * 2 + handicraft, dtype=pl.Int64),
         "amount": fast["amount"], "currency": fast["currency"], "purchase": fast["purchase"],
         "at": pl.Series(at.astype(float)), "line": fast["line"],
     })
+    if travellers:
+        out = out.with_columns(traveller_id=fast["traveller_id"])
+    return out
 
 
 _HANDICRAFT_MCC_NUMBERS = np.array(
@@ -666,8 +691,10 @@ class _ColumnReader:
     that many worker processes instead.
     """
 
-    def __init__(self, files: dict[str, Path], topics: list[str], workers: int | None, unit_bytes: int):
+    def __init__(self, files: dict[str, Path], topics: list[str], workers: int | None, unit_bytes: int,
+                 travellers: bool = False):
         self.files = files
+        self.travellers = travellers
         self.units = {t: _units(files[t], unit_bytes) for t in topics}
         size = sum(files[t].stat().st_size for t in topics)
         self.pool = None
@@ -689,7 +716,8 @@ class _ColumnReader:
         else:
             return
         for t in topics:  # in order: departures first, their join is the longer tail
-            self.futures[t] = [self.pool.submit(read_unit, t, str(files[t]), a, b) for a, b in self.units[t]]
+            self.futures[t] = [self.pool.submit(read_unit, t, str(files[t]), a, b, travellers)
+                               for a, b in self.units[t]]
 
     def read(self, topic: str):
         """(frame of the whole file in file order, week labels of its cells, rejections)."""
@@ -710,10 +738,10 @@ class _ColumnReader:
                         warnings.warn("a reader process died; reading the rest in this one", stacklevel=2)
                         self.broken = True
                     with _gc_paused():
-                        parts.append(read_unit(topic, str(self.files[topic]), a, b))
+                        parts.append(read_unit(topic, str(self.files[topic]), a, b, self.travellers))
         else:
             with _gc_paused():
-                parts = [read_unit(topic, str(self.files[topic]), a, b) for a, b in self.units[topic]]
+                parts = [read_unit(topic, str(self.files[topic]), a, b, self.travellers) for a, b in self.units[topic]]
         per_week = _DEPARTURE_CELLS if topic == DEPARTURES else _PAYMENT_CELLS
         labels: dict[str, int] = {}
         rejected: Counter[str] = Counter()
@@ -752,6 +780,10 @@ class ArchiveReport:
     tallies: dict[str, TopicTally]
     unpriced: Counter[str]  # topic -> events whose currency had no rate at their time
     open_inspections: int  # inspections whose departure or declaration never arrived
+    #: With ``traveller_strata``: per frequency class, (departures, departures with net
+    #: tourist-card handicraft spend in the 14 days before, that spend in cents). Counts
+    #: only; no traveller id.
+    traveller_classes: dict[str, tuple[int, int, int]] | None = None
 
 
 def observe(
@@ -762,6 +794,8 @@ def observe(
     payments: Callable[[str, str, bool, int, int], None] | None = None,
     workers: int | None = None,
     unit_bytes: int = UNIT_BYTES,
+    traveller_strata: bool = False,
+    traveller_window: str = "past",
 ) -> ArchiveReport:
     """Validate, deduplicate, price and join an archive, as the live worker does.
 
@@ -779,6 +813,12 @@ def observe(
     their departures, exactly as live. ``workers``: who reads the two big topics
     (None: threads, one per core, when they hold over ``THREADED_BYTES``; 0 or 1: this thread;
     more: that many processes).
+
+    ``traveller_strata``: every departure's stratum group carries its traveller's trip
+    frequency class (``"visitor"`` -> ``"visitor|5+"``; :mod:`streams.pipeline.travellers`),
+    so its declaration and inspection land in that post-stratum too; ``traveller_window``
+    names the trip-count window (:data:`streams.pipeline.travellers.WINDOWS`). Off by
+    default: the live worker has no traveller lane, and live must equal batch.
     """
     from streams.pipeline.contract import DECLARATIONS, EXPORTS, RATES
     from streams.pipeline.crossings import (
@@ -797,7 +837,9 @@ def observe(
         for rate in read_topic(files[RATES], RATES, tallies[RATES]):
             rates.add(rate.currency, rate.event_time.timestamp(), rate.event_id, rate.units_per_usd)
 
-    reader = _ColumnReader(files, [t for t in (DEPARTURES, PAYMENTS) if t in files], workers, unit_bytes)
+    reader = _ColumnReader(files, [t for t in (DEPARTURES, PAYMENTS) if t in files], workers, unit_bytes,
+                           traveller_strata)
+    classes = None
     try:
         crossings: dict[str, Crossing] = {}
         with _gc_paused():  # tens of thousands of acyclic events held at once
@@ -824,11 +866,17 @@ def observe(
                         unpriced[EXPORTS] += 1
                     else:
                         sink(seen)
+        spend: list | None = [] if traveller_strata else None
+        if traveller_strata and PAYMENTS in files:  # card spend is known before departures
+            frame, weeks, rejected = reader.read(PAYMENTS)
+            unpriced[PAYMENTS] += _observe_payments(frame, weeks, rates, sink, payments, tallies[PAYMENTS], spend)
+            tallies[PAYMENTS].rejected.update(rejected)
         if DEPARTURES in files:
             frame, weeks, rejected = reader.read(DEPARTURES)
-            _observe_departures(frame, weeks, crossings, sink, departures, tallies[DEPARTURES])
+            classes = _observe_departures(frame, weeks, crossings, sink, departures, tallies[DEPARTURES], spend,
+                                          traveller_window)
             tallies[DEPARTURES].rejected.update(rejected)
-        if PAYMENTS in files:
+        if PAYMENTS in files and not traveller_strata:
             frame, weeks, rejected = reader.read(PAYMENTS)
             unpriced[PAYMENTS] += _observe_payments(frame, weeks, rates, sink, payments, tallies[PAYMENTS])
             tallies[PAYMENTS].rejected.update(rejected)
@@ -840,6 +888,7 @@ def observe(
         tallies=tallies,
         unpriced=unpriced,
         open_inspections=sum(c.open_inspections for c in crossings.values()),
+        traveller_classes=classes,
     )
 
 
@@ -858,11 +907,17 @@ def _first_distinct(values):
     return pl.Series(out)
 
 
-def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, tally: TopicTally) -> None:
+def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, tally: TopicTally,
+                        spend: list | None = None, window: str = "past"):
     """Departures after event-id dedup: joined ones through their Crossing, the rest counted.
 
     A crossing takes only its first departure (``Crossing.add_departure`` ignores later
     ones), so only the first departure of each ``crossing_id`` counts here either.
+
+    With ``spend`` (a list of tourist-card handicraft payment frames, see
+    :func:`_observe_payments`) each departure's stratum group carries its trip frequency
+    class, computed over these same departures; returns the per-class counts of
+    :attr:`ArchiveReport.traveller_classes` (None without).
     """
     import polars as pl
 
@@ -872,12 +927,15 @@ def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, ta
     accepted = int(first.sum())
     tally.accepted += accepted
     tally.duplicates += frame.height - accepted
-    firsts = frame.select("crossing_id", "cell").filter(first)
+    firsts = frame.select("crossing_id", "cell", *(("traveller_id", "at") if spend is not None else ())).filter(first)
     # first departure of its crossing among the first occurrences of event ids
     kept = firsts.filter(_first_distinct(firsts["crossing_id"]))
+    summary = None
+    if spend is not None:
+        kept, summary = _with_classes(kept, spend, window)
     joined = kept["crossing_id"].is_in(pl.Series(list(crossings), dtype=pl.String).implode())
     cells: dict[int, tuple] = {}
-    for crossing_id, cell in kept.filter(joined).iter_rows():
+    for crossing_id, cell in kept.filter(joined).select("crossing_id", "cell").iter_rows():
         where = cells.get(cell)
         if where is None:
             where = cells[cell] = _departure_cell(cell, weeks)
@@ -891,10 +949,35 @@ def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, ta
         else:
             for _ in range(n):
                 sink(DepartureSeen(stratum, region))
+    return summary
 
 
-def _observe_payments(frame, weeks: list[str], rates, sink, bulk, tally: TopicTally) -> int:
-    """Payments after event-id dedup, priced like ``payment_seen``; returns the unpriced."""
+def _with_classes(kept, spend: list, window: str = "past"):
+    """``kept`` departures with their frequency class folded into ``cell`` (cells past
+    ``_DEPARTURE_CELLS * weeks``, see :func:`_departure_cell`), and the per-class counts."""
+    import polars as pl
+
+    from streams.pipeline.travellers import CLASSES, WINDOWS, card_cents, traveller_codes, trip_class, trips_90d
+
+    pay = pl.concat(spend) if spend else pl.DataFrame(
+        schema={"traveller_id": pl.String, "at": pl.Float64, "cents": pl.Int64})
+    code, pay_code = traveller_codes(kept["traveller_id"], pay["traveller_id"])
+    at = kept["at"].to_numpy()
+    cls = trip_class(trips_90d(code, at, WINDOWS[window]))
+    card = card_cents(code, at, pay_code, pay["at"].to_numpy(), pay["cents"].to_numpy())
+    summary = {name: (int((cls == k).sum()), int(((cls == k) & (card != 0)).sum()), int(card[cls == k].sum()))
+               for k, name in enumerate(CLASSES)}
+    cell = kept["cell"].to_numpy()
+    kept = kept.select("crossing_id").with_columns(cell=pl.Series(cell + (cls + 1) * _CLASS_STRIDE, dtype=pl.Int64))
+    return kept, summary
+
+
+def _observe_payments(frame, weeks: list[str], rates, sink, bulk, tally: TopicTally, spend: list | None = None) -> int:
+    """Payments after event-id dedup, priced like ``payment_seen``; returns the unpriced.
+
+    ``spend``: if a list, a frame (traveller_id, at, cents) of the priced tourist-card
+    payments at handicraft merchants is appended to it (signed cents, the same as reach
+    the states)."""
     import numpy as np
     import polars as pl
 
@@ -921,12 +1004,21 @@ def _observe_payments(frame, weeks: list[str], rates, sink, bulk, tally: TopicTa
     if not exact or np.abs(cents).astype(float).sum() >= 2.0**62:
         # Beyond what int64 holds exactly: one Python int at a time, like payment_seen.
         rows = []
-        for cell, a, currency, is_purchase, t in frame.select(
+        mine = []
+        for i, (cell, a, currency, is_purchase, t) in enumerate(frame.select(
             "cell", "amount", "currency", "purchase", "at"
-        ).iter_rows():
+        ).iter_rows()):
             value = rates.to_cents(a, currency, t)
             if value is not None:
                 rows.append((cell, value if is_purchase else -value))
+                if spend is not None and cell % 4 == 3:  # tourist, handicraft
+                    mine.append((i, rows[-1][1]))
+        if spend is not None:
+            at_rows = [i for i, _ in mine]
+            spend.append(pl.DataFrame({
+                "traveller_id": frame["traveller_id"].gather(at_rows), "at": frame["at"].gather(at_rows),
+                "cents": pl.Series([v for _, v in mine], dtype=pl.Int64),
+            }))
         if bulk is None:
             for cell, value in rows:
                 sink(PaymentSeen(*_payment_cell(cell, weeks), value))
@@ -941,6 +1033,12 @@ def _observe_payments(frame, weeks: list[str], rates, sink, bulk, tally: TopicTa
     priced_frame = pl.DataFrame({
         "cell": frame["cell"], "cents": np.where(purchase, cents, -cents), "priced": priced,
     }).filter("priced")
+    if spend is not None:
+        mine = priced & (frame["cell"].to_numpy() % 4 == 3)  # tourist, handicraft
+        spend.append(pl.DataFrame({
+            "traveller_id": frame["traveller_id"].filter(pl.Series(mine)), "at": frame["at"].filter(pl.Series(mine)),
+            "cents": pl.Series(np.where(purchase, cents, -cents)[mine], dtype=pl.Int64),
+        }))
     if bulk is None:
         for cell, value, _ in priced_frame.iter_rows():
             sink(PaymentSeen(*_payment_cell(cell, weeks), value))

@@ -22,8 +22,13 @@ __all__ = ["build_tables", "estimate_archive"]
 _BULK = 100_000
 
 
-def build_tables(events_dir: Path, *, workers: int | None = None) -> tuple[Tables, object]:
+def build_tables(events_dir: Path, *, workers: int | None = None,
+                 traveller_strata: bool = False, traveller_window: str = "past") -> tuple[Tables, object]:
     """(states, archive report) of an archive directory.
+
+    ``traveller_strata``: post-stratify by trip frequency (groups ``"visitor|5+"`` ...;
+    :func:`streams.pipeline.archive.observe`). Off by default (the live path has no
+    traveller lane); ``Tables.collapsed()`` of the result equals the default tables.
 
     Departures outside the join and payments reach the states in bulk (counts and sums
     per state cell, :meth:`CensusState.add_departures`, :meth:`WeekPayments.add_payments`),
@@ -56,19 +61,20 @@ def build_tables(events_dir: Path, *, workers: int | None = None) -> tuple[Table
             pending.clear()
 
     report = observe(
-        Path(events_dir), sink, departures=departures, payments=payments, workers=workers
+        Path(events_dir), sink, departures=departures, payments=payments, workers=workers,
+        traveller_strata=traveller_strata, traveller_window=traveller_window,
     )
     tables.update_many(pending)
     return tables, report
 
 
-def estimate_archive(events_dir: Path, **options) -> pl.DataFrame:
+def estimate_archive(events_dir: Path, *, traveller_strata: bool = False, **options) -> pl.DataFrame:
     """Weekly estimates by domain of an archive, with 95% intervals.
 
     Columns: week, domain, key, estimate_usd, ci_low_usd, ci_high_usd, std_error_usd,
     formal_exports_usd, n_departures, n_inspected, then the extras documented in
     :data:`estimators.COLUMNS`. ``options`` go to :func:`estimators.estimate_weeks`
-    (``alpha``, ``window``, ...).
+    (``alpha``, ``window``, ...); ``traveller_strata`` to :func:`build_tables`.
     """
-    tables, _ = build_tables(events_dir)
+    tables, _ = build_tables(events_dir, traveller_strata=traveller_strata)
     return tables.estimate(**options)

@@ -59,14 +59,15 @@ def lines_of(chunk: bytes):
     return np.r_[0, cuts + 1].astype(np.int64), np.r_[cuts, len(data)].astype(np.int64)
 
 
-def read(topic: str, chunk: bytes, starts: np.ndarray, ends: np.ndarray):
+def read(topic: str, chunk: bytes, starts: np.ndarray, ends: np.ndarray, travellers: bool = False):
     """(columns of the canonical lines that ``decode`` accepts, whether each line is one).
 
     ``chunk``: lines joined by ``\\n`` (``starts``, ``ends`` from :func:`lines_of`). Columns
     (a polars DataFrame, one row per True in the mask, in line order): ``line``,
     ``event_id``, ``at`` (epoch seconds, int64), and for departures ``crossing_id``,
     ``post`` (index in ``BorderPost``), ``resident``, ``country``; for payments
-    ``tourist``, ``mcc`` (int), ``amount``, ``currency``, ``purchase``.
+    ``tourist``, ``mcc`` (int), ``amount``, ``currency``, ``purchase``. With ``travellers``
+    also ``traveller_id`` (null for a domestic card without one).
     """
     import polars as pl
     import pyarrow as pa
@@ -103,6 +104,10 @@ def read(topic: str, chunk: bytes, starts: np.ndarray, ends: np.ndarray):
             resident=data[post_at + 3 + len('","nationality":"XX","resident":')] == ord("t"),
             country=_code(data, e - 4, 2),
         )
+        if travellers:
+            t0 = c1 + len('","traveller_id":"')
+            t1 = lines.str.find('","border_post":"', literal=True).to_numpy().astype(np.int64)
+            frame["traveller_id"] = lines.str.slice(pl.Series(t0), pl.Series(t1 - t0))
     else:
         card = s + lines.str.find('","card_type":"', literal=True).to_numpy().astype(np.int64) + 15
         mcc = s + lines.str.find('","mcc":"', literal=True).to_numpy().astype(np.int64) + 9
@@ -121,6 +126,10 @@ def read(topic: str, chunk: bytes, starts: np.ndarray, ends: np.ndarray):
             currency=currency,
             purchase=data[cur + 3 + len('","kind":"')] == ord("p"),
         )
+        if travellers:  # a null traveller_id is not found: null
+            t0 = lines.str.find('","traveller_id":"', literal=True) + len('","traveller_id":"')
+            t1 = lines.str.find('","merchant_id":"', literal=True)
+            frame["traveller_id"] = lines.str.slice(t0, t1 - t0)
     frame["at"] = at
     out = pl.DataFrame(frame)
     if not good.all():
