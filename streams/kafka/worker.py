@@ -418,7 +418,10 @@ class LiveWorker:
         job.result()
 
     def invalid_records(self) -> dict[str, int]:
-        return dict(self._invalid)
+        out = dict(self._invalid)
+        if self.summaries.invalid:  # week states that did not decode (decoded when merged)
+            out[self.changelog_topic] = out.get(self.changelog_topic, 0) + self.summaries.invalid
+        return out
 
     async def stop(self) -> None:
         self._stopping = True
@@ -522,7 +525,8 @@ class LiveWorker:
         while not await self.steps.sync():
             log.warning("still reading the state changelog before recovering partitions")
         self.states = {
-            key: PartitionState.rebuild(key[0], key[1], self._latest.get(key, []), self.settings.horizon_days)
+            key: PartitionState.rebuild(key[0], key[1], self._latest.get(key, []), self.settings.horizon_days,
+                                        weeks=self.summaries.week_states(key))
             for key in assigned
         }
         log.info("recovered %d partition states", len(self.states))
@@ -647,7 +651,8 @@ class LiveWorker:
 
     def _keep(self, key: tuple[str, int], segment) -> None:
         """Keep what rebuilding this partition's state needs: the newest complete
-        snapshot and the records after it (without their observations)."""
+        snapshot and the records after it (without their observations; a week's states
+        only in the newest record that carries them, the others are superseded)."""
         kept = self._latest.setdefault(key, [])
         if not segment.base:
             segment = msgspec.structs.replace(segment, observations=_NO_OBSERVATIONS, stamps=None)
@@ -657,12 +662,25 @@ class LiveWorker:
             if len(parts) == segment.parts:
                 self._latest[key] = parts + [s for s in kept if not s.base and s.seq > segment.seq]
 
+    def _supersede(self, key: tuple[str, int], seq: int, weeks: set[str]) -> None:
+        """Drop ``weeks``' states from the kept records before step ``seq`` (complete)."""
+        kept = self._latest.get(key, [])
+        for i, old in enumerate(kept):
+            if old.weeks and old.seq < seq and any(w.week in weeks for w in old.weeks):
+                kept[i] = msgspec.structs.replace(old, weeks=[w for w in old.weeks if w.week not in weeks])
+
     def _merge(self, key: tuple[str, int], parts: list) -> None:
+        """A complete step: its week states supersede the partition's earlier ones
+        (a version-2 step carried observations instead: added to them)."""
         try:
-            update = self.summaries.update
+            weeks = [w for part in parts for w in part.weeks]
+            if weeks:
+                self.summaries.put(key, parts[0].seq, weeks)
+                self._supersede(key, parts[0].seq, {w.week for w in weeks})
+            observations = [o for part in parts for o in part.observations]
+            if observations:
+                self.summaries.fold(key, parts[0].seq, observations)
             for part in parts:
-                for observation in part.observations:
-                    update(observation)
                 if part.stamps:
                     self._pending_stamps.extend(part.stamps)
                     if self.settings.track_latency:
@@ -744,7 +762,7 @@ class LiveWorker:
         """
         version = self.summaries.version
         complete = force or self._app_lag == 0
-        if (version == self._computed_version and complete == self._computed_complete) or not self.summaries.strata:
+        if (version == self._computed_version and complete == self._computed_complete) or not self.summaries.has_states():
             if self._pending_stamps:  # steps that changed nothing: already estimated
                 now = time.time()
                 self.estimate_latencies.extend(now - ts for ts in self._pending_stamps)

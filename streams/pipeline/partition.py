@@ -66,7 +66,10 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from estimators.encoding import Observations
+from estimators.encoding import Observations, WeekStates, decode_state, encode_state
+from estimators.observations import DeclarationSeen, DepartureSeen, FormalExportSeen, InspectionSeen, PaymentSeen, Stratum
+from estimators.state import FormalExports, StratumState, WeekPayments
+from estimators.tables import Tables
 from streams.pipeline.contract import (
     DECLARATIONS,
     DEPARTURES,
@@ -229,6 +232,8 @@ def encode_parts(segment: Segment, max_bytes: int = MAX_RECORD_BYTES) -> list[by
                 crossings=segment.crossings[k::parts], closed=segment.closed[k::parts],
                 held_added=segment.held_added[k::parts], held_removed=segment.held_removed[k::parts],
                 observations=pieces[k], stamps=segment.stamps if k == parts - 1 else None,
+                weeks=[WeekStates(w.week, w.strata[k::parts], w.formal if k == 0 else None,
+                                  w.payments if k == 0 else None) for w in segment.weeks],
             ))
             for k in range(parts)
         ]
@@ -279,6 +284,12 @@ class PartitionState:
         self.held: dict[tuple[str, int], tuple[bytes, float, float]] = {}
         self._expired_at = 0.0
         self._swept_complete = False
+        #: The estimators' mergeable states of this partition's observations, all weeks
+        #: (what each step publishes, for the weeks it touched, in its segment).
+        self.weeks = Tables()
+        self._week_keys: dict[str, list] = {}  # week -> its state keys in self.weeks
+        self._encoded: dict = {}  # state key -> its encoding (kept until the state changes)
+        self.state_errors = 0  # observations a state refused (logged once; never expected)
         self._reset_step()
 
     # ------------------------------------------------------------------ processing
@@ -470,11 +481,101 @@ class PartitionState:
                            for k in self._dirty if k in self.crossings],
                 closed=[k for k in self._dirty if k not in self.crossings],
                 held_added=self._held_added, held_removed=self._held_removed,
-                observations=Observations.of(self._obs),
+                observations=Observations(),
             )
+            segment.weeks = self._add_to_weeks(self._obs)
         step = Step(segment, self._obs, self._dead, self._lags)
         self._reset_step()
         return step
+
+    # ------------------------------------------------------------------ week states
+
+    def _add_to_weeks(self, observations: list) -> list[WeekStates]:
+        """Add the step's observations to the partition's states; the whole states of
+        every week they touched (only the changed states are encoded anew)."""
+        tables, touched = self.weeks, {}
+        for obs in observations:
+            kind = type(obs)
+            if kind is FormalExportSeen:
+                week = obs.week
+                key = ("formal", week)
+            elif kind is PaymentSeen:
+                week = obs.week
+                key = ("payments", week)
+            else:
+                key = Stratum(*obs.stratum)
+                week = key.week
+            try:
+                if key not in self._encoded and not self._has(key):
+                    self._week_keys.setdefault(week, []).append(key)
+                tables.update(obs)
+            except Exception as error:  # noqa: BLE001 -- checked on decode: a bug, logged
+                self.state_errors += 1
+                _log_once(f"state_error:{type(error).__name__}", error)
+                continue
+            self._encoded.pop(key, None)
+            touched[week] = True
+        return [self._week_states(week) for week in sorted(touched)]
+
+    def _has(self, key) -> bool:
+        if isinstance(key, Stratum):
+            return key in self.weeks.strata
+        return key[1] in (self.weeks.formal if key[0] == "formal" else self.weeks.payments)
+
+    def _encoding(self, key) -> bytes | None:
+        raw = self._encoded.get(key)
+        if raw is None:
+            if isinstance(key, Stratum):
+                state = self.weeks.strata.get(key)
+            else:
+                state = (self.weeks.formal if key[0] == "formal" else self.weeks.payments).get(key[1])
+            if state is None:
+                return None
+            raw = self._encoded[key] = encode_state(state)
+        return raw
+
+    def _week_states(self, week: str) -> WeekStates:
+        out = WeekStates(week, [], None, None)
+        for key in self._week_keys.get(week, ()):
+            raw = self._encoding(key)
+            if raw is None:
+                continue
+            if isinstance(key, Stratum):
+                out.strata.append((key.border_post, key.group, raw))
+            elif key[0] == "formal":
+                out.formal = raw
+            else:
+                out.payments = raw
+        out.strata.sort()
+        return out
+
+    def restore_weeks(self, parts: list[WeekStates]) -> int:
+        """Take one week's states from a record (its parts, of one step); a state that
+        does not decode is skipped. Returns how many were skipped."""
+        bad = 0
+        for part in parts:
+            week = part.week
+            items = [(Stratum(week, post, group), raw, StratumState) for post, group, raw in part.strata]
+            if part.formal is not None:
+                items.append((("formal", week), part.formal, FormalExports))
+            if part.payments is not None:
+                items.append((("payments", week), part.payments, WeekPayments))
+            for key, raw, cls in items:
+                try:
+                    state = decode_state(raw, cls)
+                except ValueError:
+                    bad += 1
+                    continue
+                if isinstance(key, Stratum):
+                    self.weeks.strata[key] = state
+                elif key[0] == "formal":
+                    self.weeks.formal[week] = state
+                else:
+                    self.weeks.payments[week] = state
+                if key not in self._encoded:
+                    self._week_keys.setdefault(week, []).append(key)
+                self._encoded[key] = raw
+        return bad
 
     def _segment(self, *, seen, crossings, closed, held_added, held_removed, observations, base=False) -> Segment:
         return Segment(
@@ -523,9 +624,12 @@ class PartitionState:
         )
 
     def apply(self, segment: Segment) -> None:
-        """Replay one changelog record (recovery); a base's first part resets the state."""
+        """Replay one changelog record (recovery); a base's first part resets the state
+        (but for the week states, which snapshots do not carry; see :meth:`rebuild`)."""
         if segment.base and segment.part == 0:
+            weeks, keys, encoded = self.weeks, self._week_keys, self._encoded
             self.__init__(self.lane, self.partition, self.horizon / 86400.0)
+            self.weeks, self._week_keys, self._encoded = weeks, keys, encoded
         if segment.base:
             self.base_seq = segment.seq
         self.seq = segment.seq
@@ -569,11 +673,13 @@ class PartitionState:
 
     @classmethod
     def rebuild(
-        cls, lane: str, partition: int, segments: list[Segment], horizon_days: float = HORIZON_DAYS
+        cls, lane: str, partition: int, segments: list[Segment], horizon_days: float = HORIZON_DAYS,
+        weeks: dict[str, tuple[int, list[WeekStates]]] | None = None,
     ) -> "PartitionState":
         """The state from decoded changelog records of this partition: the newest
         complete snapshot, then each complete step after it, in order, up to the first
-        missing one."""
+        missing one; the week states of ``weeks`` (week -> (seq, parts) of the step
+        that last wrote them) and of those segments."""
         state = cls(lane, partition, horizon_days)
         steps = complete_steps(segments)
         start = max((seq for base, seq in steps if base), default=0)
@@ -586,6 +692,25 @@ class PartitionState:
             for part in steps[(False, seq)]:
                 state.apply(part)
             seq += 1
+        # Each week's states from the newest step that touched it, among the steps up to
+        # the restored one: those of ``weeks`` (the reader's, for steps before the
+        # snapshot), then those the segments carry.
+        newest: dict[str, tuple[int, list]] = {}
+        for week, (at, parts) in (weeks or {}).items():
+            if at <= state.seq:
+                newest[week] = (at, parts)
+        for (base, at), parts in steps.items():
+            if base or at > state.seq:
+                continue
+            by_week: dict[str, list] = {}
+            for part in parts:
+                for w in part.weeks:
+                    by_week.setdefault(w.week, []).append(w)
+            for week, ws in by_week.items():
+                if at >= newest.get(week, (-1, None))[0]:
+                    newest[week] = (at, ws)
+        for week in sorted(newest):
+            state.invalid += state.restore_weeks(newest[week][1])
         return state
 
     invalid = 0  # records restore could not decode
@@ -621,18 +746,137 @@ def base_key(lane: str, partition: int, seq: int, part: int = 0) -> bytes:
 
 
 class Summaries:
-    """The estimators' mergeable states, fed with observations from any partition.
+    """The estimators' mergeable states of every lane partition, merged.
 
-    A thin wrapper over :class:`estimators.Tables`, the very accumulator the batch path
-    (``streams.pipeline.batch``) feeds, so :meth:`estimate` gives the batch table; ``version``
-    counts updates so the publisher knows when to recompute.
+    Each lane partition's owner publishes, with every step, the whole states of each
+    week the step touched (:class:`estimators.encoding.WeekStates`); :meth:`put` keeps
+    the newest per (lane partition, week), superseding the one before, so a step read
+    twice or redone changes nothing. :attr:`tables` is their merge (an
+    :class:`estimators.Tables`, the very accumulator the batch path feeds, so
+    :meth:`estimate` gives the batch table), recomputed only for the states whose bytes
+    changed, decoded only then. :meth:`update` adds one observation directly (tests, and
+    the steps of version-2 records, which carried observations). ``version`` counts
+    changes so the publisher knows when to recompute.
     """
 
     def __init__(self) -> None:
         from estimators import Tables
 
-        self.tables = Tables()
+        self._Tables = Tables
+        self._weeks: dict[tuple, dict[str, tuple[int, list[WeekStates]]]] = {}
+        self._holders: dict[str, set] = {}  # week -> lane partitions with states of it
+        self._direct = Tables()
+        self._decoded: dict[tuple, tuple[bytes, object]] = {}  # (lane partition, state key) -> (bytes, state)
+        self._merged = Tables()
+        self._dirty: set[str] = set()  # weeks to merge again
         self.version = 0
+        self.invalid = 0  # states that did not decode (skipped)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def put(self, partition: tuple, seq: int, weeks: list[WeekStates]) -> None:
+        """The states a complete step ``seq`` of ``partition`` carried (all its parts)."""
+        if not weeks:
+            return
+        by_week: dict[str, list[WeekStates]] = {}
+        for w in weeks:
+            by_week.setdefault(w.week, []).append(w)
+        mine = self._weeks.setdefault(partition, {})
+        for week, parts in by_week.items():
+            old = mine.get(week)
+            if old is not None and old[0] > seq:
+                continue  # an older step read late: superseded already
+            mine[week] = (seq, parts)
+            self._holders.setdefault(week, set()).add(partition)
+            self._dirty.add(week)
+        self.version += 1
+
+    def update(self, obs) -> None:
+        """Add one observation directly."""
+        self._direct.update(obs)
+        week = obs.week if isinstance(obs, (FormalExportSeen, PaymentSeen)) else obs.stratum[0]
+        self._dirty.add(week)
+        self.version += 1
+
+    def fold(self, partition: tuple, seq: int, observations) -> None:
+        """Add a version-2 step's observations to ``partition``'s week states (as if
+        its owner had published them as states)."""
+        by_week: dict[str, list] = {}
+        for obs in observations:
+            week = obs.week if isinstance(obs, (FormalExportSeen, PaymentSeen)) else obs.stratum[0]
+            by_week.setdefault(week, []).append(obs)
+        state = PartitionState(*partition)
+        for week, (_, parts) in self._weeks.get(partition, {}).items():
+            if week in by_week:
+                self.invalid += state.restore_weeks(parts)
+        self.put(partition, seq, state._add_to_weeks([o for obs in by_week.values() for o in obs]))
+
+    def has_states(self) -> bool:
+        return bool(self._weeks) or bool(self._direct.strata or self._direct.formal or self._direct.payments)
+
+    def week_states(self, partition: tuple) -> dict[str, tuple[int, list[WeekStates]]]:
+        """week -> (seq, parts) of the newest step of ``partition`` that carried it."""
+        return dict(self._weeks.get(partition, {}))
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _decode(self, partition: tuple, key, raw: bytes, cls):
+        cached = self._decoded.get((partition, key))
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        try:
+            state = decode_state(raw, cls)
+        except ValueError:
+            self.invalid += 1
+            log.error("skipped a week state of %s that does not decode", partition)
+            return None
+        self._decoded[(partition, key)] = (raw, state)
+        return state
+
+    def _merge_week(self, week: str) -> None:
+        merged, direct = self._merged, self._direct
+        strata: dict[Stratum, list] = {}
+        formal, payments = [], []
+        for s, st in direct.strata.items():
+            if s.week == week:
+                strata.setdefault(s, []).append(st)
+        if week in direct.formal:
+            formal.append(direct.formal[week])
+        if week in direct.payments:
+            payments.append(direct.payments[week])
+        for partition in sorted(self._holders.get(week, ())):
+            for part in self._weeks[partition][week][1]:
+                for post, group, raw in part.strata:
+                    key = Stratum(week, post, group)
+                    st = self._decode(partition, key, raw, StratumState)
+                    if st is not None:
+                        strata.setdefault(key, []).append(st)
+                if part.formal is not None:
+                    st = self._decode(partition, ("formal", week), part.formal, FormalExports)
+                    if st is not None:
+                        formal.append(st)
+                if part.payments is not None:
+                    st = self._decode(partition, ("payments", week), part.payments, WeekPayments)
+                    if st is not None:
+                        payments.append(st)
+        for s in [s for s in merged.strata if s.week == week and s not in strata]:
+            del merged.strata[s]
+        for key, states in strata.items():
+            merged.strata[key] = _sum(StratumState, states)
+        for table, states, cls in ((merged.formal, formal, FormalExports), (merged.payments, payments, WeekPayments)):
+            if states:
+                table[week] = _sum(cls, states)
+            else:
+                table.pop(week, None)
+
+    @property
+    def tables(self):
+        """The merged states of every lane partition (and of :meth:`update`)."""
+        if self._dirty:
+            for week in sorted(self._dirty):
+                self._merge_week(week)
+            self._dirty = set()
+        return self._merged
 
     @property
     def strata(self) -> dict:
@@ -646,16 +890,12 @@ class Summaries:
     def payments(self) -> dict:
         return self.tables.payments
 
-    def update(self, obs) -> None:
-        """Add one observation (the single place where live state meets the estimators)."""
-        self.tables.update(obs)
-        self.version += 1
-
     def estimate(self):
         """The estimate table (the batch output's columns) of every week seen."""
         from estimators.estimate import estimate_weeks
 
-        return estimate_weeks(self.strata, self.formal, self.payments)
+        tables = self.tables
+        return estimate_weeks(tables.strata, tables.formal, tables.payments)
 
     def departures(self, week: str) -> dict[tuple[str, str], int]:
         """(border_post, group) -> departures of ``week``."""
@@ -673,3 +913,10 @@ class Summaries:
             if s.week == week
         }
 
+
+def _sum(cls, states: list):
+    """A new state, the sum of ``states`` (never one of them: they stay as decoded)."""
+    out = cls()
+    for st in states:
+        out += st
+    return out
