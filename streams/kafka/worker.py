@@ -11,17 +11,26 @@ Data flow (see :mod:`streams.pipeline.partition` for the state, :mod:`streams.ka
    force at its event time whenever the feed published that rate before the amount, as
    the batch path does; an amount with no rate at all is *held* in the partition state
    and retried every second and on every batch, never dropped.
-3. Each partition of the batch makes one state update (:meth:`PartitionState.process`);
-   its changelog segment, which carries the step's observations too (one write, so a
-   kill -9 loses or doubles nothing; see :mod:`streams.pipeline.partition`), goes to the
+3. Each partition of the batch makes one state update (:meth:`PartitionState.process`),
+   which also adds the step's observations to the partition's own estimator states. Its
+   changelog segment carries the state change *and* the partition's whole mergeable
+   states (census, sample with its sparse replicate rows, formal exports, payments) of
+   each week the step touched (:class:`estimators.encoding.WeekStates`; only the states
+   the step changed are encoded anew): one write per step, never per event, so a kill -9
+   loses or doubles nothing (see :mod:`streams.pipeline.partition`). It goes to the
    ``partition-state`` table, its refusals to ``suitcase.deadletter``.
-4. Every worker reads the whole state changelog (group-less, every partition) and merges
-   the observations of each partition's complete steps, in order, each once, into one
-   :class:`Summaries` (the estimators' mergeable states of all partitions). Records that
-   do not decode are counted (``suitcase_internal_records_invalid_total``) and skipped.
-   The leader, the holder of changelog partition 0 (one rule in both consumer modes),
-   recomputes the estimate table at most once per publish interval when something
-   changed and publishes the rows that changed.
+4. Every worker reads the state changelog (group-less, every partition) and keeps, per
+   (lane partition, week), the states of the newest complete step that carried them
+   (:class:`Summaries`): a record supersedes the one before for its key, so a step read
+   twice or redone is harmless, and nobody re-applies anyone's observations. Records
+   that do not decode, and states that do not (decoded only when merged), are counted
+   (``suitcase_internal_records_invalid_total``) and skipped. The leader, the holder of
+   changelog partition 0 (one rule), merges the partitions' states of the weeks that
+   changed, recomputes the estimate table at most once per publish interval when
+   something changed and publishes the rows that changed. A worker that gets a
+   partition (start, reassignment) rebuilds its join state from the newest snapshot and
+   the steps after it, and its week states from the newest record of each week, then
+   continues them.
 5. Every long-running task is supervised (:meth:`LiveWorker._supervise`): one that fails
    is logged with its traceback, ``suitcase_worker_healthy`` drops to 0 and
    ``suitcase worker`` exits non-zero, so an orchestrator restarts it.

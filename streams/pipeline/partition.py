@@ -33,24 +33,29 @@ dead-lettered as ``internal_error:<Type>`` with nothing of it kept.
 Processing a batch mutates the state and returns a :class:`Step` whose *segment*
 (:class:`streams.pipeline.encoding.Segment`, versioned MessagePack, never pickle) carries both
 what changed (new id digests, changed crossings, held changes, offsets, watermarks,
-tallies) **and the observations the step released**. That is the design that makes a
-kill -9 exact: one write carries the state change and its observations, so they land
-together or not at all (a step too large for one record is written in parts sharing a
-random ``attempt`` id, and counts only when every part of one attempt is there). A
-worker killed before its write lands restarts from the previous step and redoes it; a
-step that landed is recovered with its offsets and never redone. The estimate is thus a
-function of the set of complete steps in the changelog, which every worker reads (see
-:mod:`streams.kafka.worker`).
+tallies) **and the partition's whole estimator states of every week the step touched**
+(``weeks``: :class:`estimators.encoding.WeekStates`; the state adds the step's
+observations to ``weeks`` first). That is the design that makes a kill -9 exact: one
+write carries the state change and the states it led to, so they land together or not
+at all (a step too large for one record is written in parts sharing a random
+``attempt`` id, and counts only when every part of one attempt is there). A worker
+killed before its write lands restarts from the previous step and redoes it; a step
+that landed is recovered with its offsets and never redone. Since each record holds a
+week's states whole, the newest complete step of a (partition, week) supersedes every
+earlier one: the estimate is a function of the newest complete steps in the changelog,
+which every worker reads (see :mod:`streams.kafka.worker`), and reading one twice
+changes nothing.
 
 The worker writes segments to the changelogged ``partition-state`` table under
 ``lane|p|seq|part``; every ``COMPACT_EVERY`` steps it writes a snapshot (a base segment,
-no observations) under ``lane|p|base|seq|part``. Segments are never deleted from the
-topic (their observations are what a starting worker merges); only the in-memory table
-forgets those a snapshot covers. Recovery is :meth:`PartitionState.restore`.
+no observations, no week states) under ``lane|p|base|seq|part``. Segments are not deleted
+from the topic (a week's newest states may be in any of them); only the in-memory table
+forgets those a snapshot covers. Recovery is :meth:`PartitionState.restore` /
+:meth:`PartitionState.rebuild` (the week states from the newest record of each week).
 
-The observations (never ids: the inspection's ``unit_key`` is a digest) are the only
-thing that leaves a partition; :class:`Summaries` adds them into the estimators' mergeable
-states, whichever worker, partition or order they come from.
+Only states leave a partition (never ids: the inspection's ``unit_key``, the traveller
+keys and the sketches' hashes are keyed digests); :class:`Summaries` keeps the newest
+per (partition, week) and merges them into the estimators' states.
 """
 
 from __future__ import annotations
