@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 
 import msgspec
@@ -127,8 +128,12 @@ def invalid(obs) -> str | None:
 
 # ---------------------------------------------------------------------- mergeable states
 
-#: Version of the state encoding below (a stratum's, a week's formal exports or payments).
-STATE_VERSION = 1
+#: Version of the state encoding below (a stratum's, a week's formal exports or payments):
+#: 1 the MessagePack body as is, 2 (written) the same body deflated (zlib level 1: the
+#: sparse replicate sums and exact sums are mostly small numbers, ~12x smaller).
+STATE_VERSION = 2
+#: Largest inflated state body read (a stratum's is ~6 KB; refused beyond: no bombs).
+_MAX_STATE_BYTES = 1 << 22
 _INT64 = np.dtype("<i8")
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
@@ -154,6 +159,11 @@ def _big(values) -> list:
 def _unbig(values, n: int) -> list[int]:
     if not isinstance(values, list) or len(values) != n:
         raise ValueError("bad length")
+    kinds = set(map(type, values))
+    if kinds <= {int}:
+        return values
+    if not kinds <= {int, str}:
+        raise ValueError("not an integer")
     out = []
     for v in values:
         if type(v) is str:
@@ -227,8 +237,14 @@ def _fields(state) -> list:
     return out
 
 
+_TEMPLATES: dict = {}
+
+
 def _unfields(raw, cls):
-    state = cls()
+    template = _TEMPLATES.get(cls)
+    if template is None:
+        template = _TEMPLATES[cls] = cls()
+    state = cls.__new__(cls)
     if not isinstance(raw, list) or len(raw) != len(cls._FIELDS):
         raise ValueError("bad field count")
     for f, value in zip(cls._FIELDS, raw):
@@ -242,7 +258,7 @@ def _unfields(raw, cls):
             values.flags.writeable = False
             state._rep_rows, state._rep_values, state._rep_index = np.asarray(rows, dtype=np.intp), values, None
         else:
-            setattr(state, f, _decode_field(value, getattr(state, f)))
+            setattr(state, f, _decode_field(value, getattr(template, f)))
     return state
 
 
@@ -253,23 +269,29 @@ def encode_state(state) -> bytes:
         body = [_fields(state.census), _fields(state.sample)]
     else:
         body = _fields(state)
-    return bytes((STATE_VERSION,)) + _state_encoder.encode(body)
+    return bytes((STATE_VERSION,)) + zlib.compress(_state_encoder.encode(body), 1)
 
 
 def decode_state(raw: bytes, cls):
     """The state ``encode_state`` wrote, of class ``cls``; ValueError when it is not one."""
-    if not raw or raw[0] != STATE_VERSION:
+    if not raw or raw[0] not in (1, 2):
         raise ValueError("unknown state version")
     try:
-        body = _state_decoder.decode(raw[1:])
+        body = raw[1:]
+        if raw[0] == 2:
+            inflate = zlib.decompressobj()
+            body = inflate.decompress(body, _MAX_STATE_BYTES)
+            if inflate.unconsumed_tail or not inflate.eof:
+                raise ValueError("state too large or cut")
+        body = _state_decoder.decode(body)
         if cls is StratumState:
             if not isinstance(body, list) or len(body) != 2:
                 raise ValueError("bad stratum")
-            state = StratumState()
+            state = StratumState.__new__(StratumState)
             state.census = _unfields(body[0], CensusState)
             state.sample = _unfields(body[1], SampleState)
             state.sample._check()
             return state
         return _unfields(body, cls)
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, msgspec.DecodeError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, msgspec.DecodeError, zlib.error) as error:
         raise ValueError(f"bad state: {error}") from None

@@ -3,6 +3,8 @@ weeks it touched; a reader keeps the newest per (partition, week) and merges the
 
 from __future__ import annotations
 
+import zlib
+
 import msgspec
 
 from estimators import Tables
@@ -53,6 +55,9 @@ def test_a_state_that_does_not_decode_is_counted_and_skipped(tmp_path):
     week = step.segment.weeks[0]
     live.put(("payments", 0), 1, [msgspec.structs.replace(week, payments=b"\x01garbage")])
     assert not live.tables.payments and live.invalid == 1
+    bomb = b"\x02" + zlib.compress(b"\x00" * (8 << 20))  # inflates past any real state
+    live.put(("payments", 0), 2, [msgspec.structs.replace(week, payments=bomb)])
+    assert not live.tables.payments and live.invalid == 2
 
 
 def test_a_version_2_step_of_observations_still_reads(tmp_path):

@@ -773,6 +773,7 @@ class Summaries:
         self._direct = Tables()
         self._decoded: dict[tuple, tuple[bytes, object]] = {}  # (lane partition, state key) -> (bytes, state)
         self._merged = Tables()
+        self._sums: dict = {}  # state key -> (ids of the states summed, those states, their sum)
         self._dirty: set[str] = set()  # weeks to merge again
         self.version = 0
         self.invalid = 0  # states that did not decode (skipped)
@@ -866,13 +867,29 @@ class Summaries:
                         payments.append(st)
         for s in [s for s in merged.strata if s.week == week and s not in strata]:
             del merged.strata[s]
+        sums = self._sums
         for key, states in strata.items():
-            merged.strata[key] = _sum(StratumState, states)
-        for table, states, cls in ((merged.formal, formal, FormalExports), (merged.payments, payments, WeekPayments)):
+            merged.strata[key] = self._sum(key, StratumState, states)
+        for table, states, cls, kind in ((merged.formal, formal, FormalExports, "formal"),
+                                         (merged.payments, payments, WeekPayments, "payments")):
             if states:
-                table[week] = _sum(cls, states)
+                table[week] = self._sum((kind, week), cls, states)
             else:
                 table.pop(week, None)
+                sums.pop((kind, week), None)
+
+    def _sum(self, key, cls, states: list):
+        """The sum of ``states``, kept while the very same states are summed again (a
+        state whose bytes did not change is the same decoded object)."""
+        ids = tuple(map(id, states))
+        cached = self._sums.get(key)
+        if cached is not None and cached[0] == ids:
+            return cached[2]
+        out = cls()
+        for st in states:
+            out += st
+        self._sums[key] = (ids, states, out)  # the states held too: their ids stay theirs
+        return out
 
     @property
     def tables(self):
@@ -917,11 +934,3 @@ class Summaries:
             for s, st in self.strata.items()
             if s.week == week
         }
-
-
-def _sum(cls, states: list):
-    """A new state, the sum of ``states`` (never one of them: they stay as decoded)."""
-    out = cls()
-    for st in states:
-        out += st
-    return out
