@@ -294,6 +294,7 @@ class PartitionState:
         self.weeks = Tables()
         self._week_keys: dict[str, list] = {}  # week -> its state keys in self.weeks
         self._encoded: dict = {}  # state key -> its encoding (kept until the state changes)
+        self._undecoded: dict = {}  # state key -> its class: restored, decoded when first updated
         self.state_errors = 0  # observations a state refused (logged once; never expected)
         self._reset_step()
 
@@ -511,6 +512,8 @@ class PartitionState:
                 key = Stratum(*obs.stratum)
                 week = key.week
             try:
+                if key in self._undecoded:
+                    self._decode_restored(key)
                 if key not in self._encoded and not self._has(key):
                     self._week_keys.setdefault(week, []).append(key)
                 tables.update(obs)
@@ -521,6 +524,22 @@ class PartitionState:
             self._encoded.pop(key, None)
             touched[week] = True
         return [self._week_states(week) for week in sorted(touched)]
+
+    def _decode_restored(self, key) -> None:
+        """Decode a restored state before its first update (one that does not decode
+        was counted by the readers that merged it: it starts again, empty)."""
+        cls = self._undecoded.pop(key)
+        try:
+            state = decode_state(self._encoded[key], cls)
+        except ValueError:
+            self.state_errors += 1
+            return
+        if isinstance(key, Stratum):
+            self.weeks.strata[key] = state
+        elif key[0] == "formal":
+            self.weeks.formal[key[1]] = state
+        else:
+            self.weeks.payments[key[1]] = state
 
     def _has(self, key) -> bool:
         if isinstance(key, Stratum):
@@ -555,9 +574,9 @@ class PartitionState:
         return out
 
     def restore_weeks(self, parts: list[WeekStates]) -> int:
-        """Take one week's states from a record (its parts, of one step); a state that
-        does not decode is skipped. Returns how many were skipped."""
-        bad = 0
+        """Take one week's states from a record (its parts, of one step). They are kept
+        as bytes, and each is decoded only when a step first updates it: a restart
+        decodes none of the weeks no event touches any more."""
         for part in parts:
             week = part.week
             items = [(Stratum(week, post, group), raw, StratumState) for post, group, raw in part.strata]
@@ -566,21 +585,11 @@ class PartitionState:
             if part.payments is not None:
                 items.append((("payments", week), part.payments, WeekPayments))
             for key, raw, cls in items:
-                try:
-                    state = decode_state(raw, cls)
-                except ValueError:
-                    bad += 1
-                    continue
-                if isinstance(key, Stratum):
-                    self.weeks.strata[key] = state
-                elif key[0] == "formal":
-                    self.weeks.formal[week] = state
-                else:
-                    self.weeks.payments[week] = state
-                if key not in self._encoded:
+                if key not in self._encoded and not self._has(key):
                     self._week_keys.setdefault(week, []).append(key)
                 self._encoded[key] = raw
-        return bad
+                self._undecoded[key] = cls
+        return 0
 
     def _segment(self, *, seen, crossings, closed, held_added, held_removed, observations, base=False) -> Segment:
         return Segment(
@@ -632,9 +641,9 @@ class PartitionState:
         """Replay one changelog record (recovery); a base's first part resets the state
         (but for the week states, which snapshots do not carry; see :meth:`rebuild`)."""
         if segment.base and segment.part == 0:
-            weeks, keys, encoded = self.weeks, self._week_keys, self._encoded
+            kept = self.weeks, self._week_keys, self._encoded, self._undecoded
             self.__init__(self.lane, self.partition, self.horizon / 86400.0)
-            self.weeks, self._week_keys, self._encoded = weeks, keys, encoded
+            self.weeks, self._week_keys, self._encoded, self._undecoded = kept
         if segment.base:
             self.base_seq = segment.seq
         self.seq = segment.seq
