@@ -178,8 +178,11 @@ def _unbig(values, n: int) -> list[int]:
 
 def _encode_field(value):
     if isinstance(value, np.ndarray):
-        if value.dtype == object:
-            return _big(value.ravel())
+        if value.dtype == object:  # exact sums: int64 bytes while they fit, else integers
+            try:
+                return np.asarray(value, dtype=_INT64).tobytes()
+            except OverflowError:
+                return _big(value.ravel())
         return np.ascontiguousarray(value, dtype=_INT64).tobytes()
     if isinstance(value, tuple):  # the traveller sketches: their hashes only (never their key)
         return [list(s.hashes()) for s in value]
@@ -191,6 +194,10 @@ def _encode_field(value):
 def _decode_field(raw, template):
     if isinstance(template, np.ndarray):
         if template.dtype == object:
+            if type(raw) is bytes:
+                if len(raw) != template.size * 8:
+                    raise ValueError("bad array")
+                return np.frombuffer(raw, dtype=_INT64).astype(object).reshape(template.shape)
             out = np.empty(template.size, dtype=object)
             out[:] = _unbig(raw, template.size)
             return out.reshape(template.shape)
