@@ -6,11 +6,13 @@ from __future__ import annotations
 import zlib
 
 import msgspec
+import pytest
 
 from estimators import Tables
 from estimators.encoding import WeekStates, decode_state, encode_state
 from estimators.state import FormalExports, StratumState, WeekPayments
 from streams.pipeline.encoding import decode_segment, encode_segment
+from streams.pipeline import partition
 from streams.pipeline.partition import PartitionState, Summaries, encode_parts
 from tests.test_live_state import records, tiny_archive
 
@@ -29,7 +31,9 @@ def test_states_round_trip_exactly(tmp_path):
         assert decode_state(encode_state(state), WeekPayments) == state
 
 
-def test_merged_week_states_equal_the_observations_whatever_the_steps_and_doubles(tmp_path):
+@pytest.mark.parametrize("decoded_weeks", [1, 6])
+def test_merged_week_states_equal_the_observations_whatever_the_steps_and_doubles(tmp_path, monkeypatch, decoded_weeks):
+    monkeypatch.setattr(partition, "DECODED_WEEKS", decoded_weeks)  # 1: weeks evicted to bytes, decoded again
     book, by_partition = records(tiny_archive(tmp_path / "tiny"))
     expected, live = Tables(), Summaries()
     for (lane, p), recs in by_partition.items():

@@ -129,6 +129,9 @@ TOO_LATE: Final = "too_late"
 TOMBSTONE: Final = "tombstone"
 #: Largest changelog record a step or snapshot part aims at (Kafka's default limit is ~1 MB).
 MAX_RECORD_BYTES: Final = 512 * 1024
+#: Weeks a partition keeps decoded (the most recently touched); the others as bytes only,
+#: decoded again if a late event touches them.
+DECODED_WEEKS: Final = 6
 #: The watermark of a topic-partition is its WATERMARK_RANK-th newest accepted event time.
 WATERMARK_RANK: Final = 16
 _WEEK: Final = 7 * 86400
@@ -295,6 +298,7 @@ class PartitionState:
         self._week_keys: dict[str, list] = {}  # week -> its state keys in self.weeks
         self._encoded: dict = {}  # state key -> its encoding (kept until the state changes)
         self._undecoded: dict = {}  # state key -> its class: restored, decoded when first updated
+        self._recent: dict[str, None] = {}  # weeks touched lately, oldest first (kept decoded)
         self.state_errors = 0  # observations a state refused (logged once; never expected)
         self._reset_step()
 
@@ -523,7 +527,30 @@ class PartitionState:
                 continue
             self._encoded.pop(key, None)
             touched[week] = True
-        return [self._week_states(week) for week in sorted(touched)]
+        out = [self._week_states(week) for week in sorted(touched)]
+        recent = self._recent
+        for week in touched:
+            recent.pop(week, None)
+            recent[week] = None
+        while len(recent) > DECODED_WEEKS:
+            self._evict(next(iter(recent)))
+        return out
+
+    def _evict(self, week: str) -> None:
+        """Keep a week no step touched lately as its encoded states only (memory)."""
+        del self._recent[week]
+        for key in self._week_keys.get(week, ()):
+            if key in self._undecoded or self._encoding(key) is None:
+                continue
+            if isinstance(key, Stratum):
+                self.weeks.strata.pop(key)
+                self._undecoded[key] = StratumState
+            elif key[0] == "formal":
+                self.weeks.formal.pop(week)
+                self._undecoded[key] = FormalExports
+            else:
+                self.weeks.payments.pop(week)
+                self._undecoded[key] = WeekPayments
 
     def _decode_restored(self, key) -> None:
         """Decode a restored state before its first update (one that does not decode
@@ -641,9 +668,9 @@ class PartitionState:
         """Replay one changelog record (recovery); a base's first part resets the state
         (but for the week states, which snapshots do not carry; see :meth:`rebuild`)."""
         if segment.base and segment.part == 0:
-            kept = self.weeks, self._week_keys, self._encoded, self._undecoded
+            kept = self.weeks, self._week_keys, self._encoded, self._undecoded, self._recent
             self.__init__(self.lane, self.partition, self.horizon / 86400.0)
-            self.weeks, self._week_keys, self._encoded, self._undecoded = kept
+            self.weeks, self._week_keys, self._encoded, self._undecoded, self._recent = kept
         if segment.base:
             self.base_seq = segment.seq
         self.seq = segment.seq
@@ -780,9 +807,8 @@ class Summaries:
         self._weeks: dict[tuple, dict[str, tuple[int, list[WeekStates]]]] = {}
         self._holders: dict[str, set] = {}  # week -> lane partitions with states of it
         self._direct = Tables()
-        self._decoded: dict[tuple, tuple[bytes, object]] = {}  # (lane partition, state key) -> (bytes, state)
         self._merged = Tables()
-        self._sums: dict = {}  # state key -> (ids of the states summed, those states, their sum)
+        self._sums: dict = {}  # state key -> ((partition, bytes) summed, their sum)
         self._dirty: set[str] = set()  # weeks to merge again
         self.version = 0
         self.invalid = 0  # states that did not decode (skipped)
@@ -835,70 +861,74 @@ class Summaries:
 
     # -- reading ---------------------------------------------------------------------
 
-    def _decode(self, partition: tuple, key, raw: bytes, cls):
-        cached = self._decoded.get((partition, key))
-        if cached is not None and cached[0] == raw:
-            return cached[1]
+    def _decode(self, partition: tuple, raw: bytes, cls):
         try:
-            state = decode_state(raw, cls)
+            return decode_state(raw, cls)
         except ValueError:
             self.invalid += 1
             log.error("skipped a week state of %s that does not decode", partition)
             return None
-        self._decoded[(partition, key)] = (raw, state)
-        return state
 
     def _merge_week(self, week: str) -> None:
+        """Merge the week's states of every lane partition again; a state whose inputs'
+        bytes are the same as at its last merge is kept, the others are decoded and
+        summed (no decoded state of a single partition is kept: memory)."""
         merged, direct = self._merged, self._direct
-        strata: dict[Stratum, list] = {}
-        formal, payments = [], []
-        for s, st in direct.strata.items():
-            if s.week == week:
-                strata.setdefault(s, []).append(st)
-        if week in direct.formal:
-            formal.append(direct.formal[week])
-        if week in direct.payments:
-            payments.append(direct.payments[week])
+        inputs: dict = {}  # state key -> [(partition, bytes)]
         for partition in sorted(self._holders.get(week, ())):
             for part in self._weeks[partition][week][1]:
                 for post, group, raw in part.strata:
-                    key = Stratum(week, post, group)
-                    st = self._decode(partition, key, raw, StratumState)
-                    if st is not None:
-                        strata.setdefault(key, []).append(st)
+                    inputs.setdefault(Stratum(week, post, group), []).append((partition, raw))
                 if part.formal is not None:
-                    st = self._decode(partition, ("formal", week), part.formal, FormalExports)
-                    if st is not None:
-                        formal.append(st)
+                    inputs.setdefault(("formal", week), []).append((partition, part.formal))
                 if part.payments is not None:
-                    st = self._decode(partition, ("payments", week), part.payments, WeekPayments)
-                    if st is not None:
-                        payments.append(st)
-        for s in [s for s in merged.strata if s.week == week and s not in strata]:
-            del merged.strata[s]
-        sums = self._sums
-        for key, states in strata.items():
-            merged.strata[key] = self._sum(key, StratumState, states)
-        for table, states, cls, kind in ((merged.formal, formal, FormalExports, "formal"),
-                                         (merged.payments, payments, WeekPayments, "payments")):
-            if states:
-                table[week] = self._sum((kind, week), cls, states)
+                    inputs.setdefault(("payments", week), []).append((partition, part.payments))
+        direct_states = {s: st for s, st in direct.strata.items() if s.week == week}
+        if week in direct.formal:
+            direct_states[("formal", week)] = direct.formal[week]
+        if week in direct.payments:
+            direct_states[("payments", week)] = direct.payments[week]
+        for key in direct_states:
+            inputs.setdefault(key, [])
+        gone = []
+        for key, raws in inputs.items():
+            cls = StratumState if isinstance(key, Stratum) else (FormalExports if key[0] == "formal" else WeekPayments)
+            signature = tuple(raws)
+            cached = self._sums.get(key)
+            if cached is not None and cached[0] == signature and key not in direct_states:
+                out = cached[1]
             else:
-                table.pop(week, None)
-                sums.pop((kind, week), None)
-
-    def _sum(self, key, cls, states: list):
-        """The sum of ``states``, kept while the very same states are summed again (a
-        state whose bytes did not change is the same decoded object)."""
-        ids = tuple(map(id, states))
-        cached = self._sums.get(key)
-        if cached is not None and cached[0] == ids:
-            return cached[2]
-        out = cls()
-        for st in states:
-            out += st
-        self._sums[key] = (ids, states, out)  # the states held too: their ids stay theirs
-        return out
+                out, n = cls(), 0
+                for partition, raw in raws:
+                    st = self._decode(partition, raw, cls)
+                    if st is not None:
+                        out += st
+                        n += 1
+                if key in direct_states:
+                    out += direct_states[key]
+                    n += 1
+                if not n:  # nothing decoded: no state (as if never seen)
+                    out = None
+                self._sums[key] = (signature, out)
+            if out is None:
+                gone.append(key)
+            elif isinstance(key, Stratum):
+                merged.strata[key] = out
+            elif key[0] == "formal":
+                merged.formal[week] = out
+            else:
+                merged.payments[week] = out
+        for key in gone:  # (their failed sums stay cached: counted once)
+            del inputs[key]
+        for s in [s for s in merged.strata if s.week == week and s not in inputs]:
+            del merged.strata[s]
+            if s not in gone:
+                self._sums.pop(s, None)
+        for table, kind in ((merged.formal, "formal"), (merged.payments, "payments")):
+            if (kind, week) not in inputs and week in table:
+                del table[week]
+                if (kind, week) not in gone:
+                    self._sums.pop((kind, week), None)
 
     @property
     def tables(self):
