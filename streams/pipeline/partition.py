@@ -72,7 +72,7 @@ from typing import Final, NamedTuple
 import msgspec
 
 from estimators.encoding import Observations, WeekStates, decode_state, encode_state
-from estimators.observations import DeclarationSeen, DepartureSeen, FormalExportSeen, InspectionSeen, PaymentSeen, Stratum
+from estimators.observations import FormalExportSeen, PaymentSeen, Stratum
 from estimators.state import FormalExports, StratumState, WeekPayments
 from estimators.tables import Tables
 from streams.pipeline.contract import (
@@ -803,7 +803,6 @@ class Summaries:
     def __init__(self) -> None:
         from estimators import Tables
 
-        self._Tables = Tables
         self._weeks: dict[tuple, dict[str, tuple[int, list[WeekStates]]]] = {}
         self._holders: dict[str, set] = {}  # week -> lane partitions with states of it
         self._direct = Tables()
