@@ -24,10 +24,13 @@ True
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 
 import msgspec
+import numpy as np
 
+from estimators.disclosure import DistinctSketch
 from estimators.observations import (
     DeclarationSeen,
     DepartureSeen,
@@ -35,9 +38,12 @@ from estimators.observations import (
     InspectionSeen,
     PaymentSeen,
 )
-from estimators.state import CARD_TYPES, POST_INDEX, REGION_INDEX, C
+from estimators.replicates import N_REPLICATES
+from estimators.state import (
+    CARD_TYPES, K_ALL, POST_INDEX, REGION_INDEX, C, CensusState, SampleState, StratumState, TopLoads,
+)
 
-__all__ = ["Observations", "invalid"]
+__all__ = ["Observations", "invalid", "WeekStates", "encode_state", "decode_state"]
 
 #: Largest absolute amount (US cents) an observation may carry on an internal topic:
 #: far above any real crossing, far below int64 overflow of a week's sums.
@@ -118,3 +124,181 @@ def invalid(obs) -> str | None:
     else:
         return "not_an_observation"
     return f"bad_{kind.__name__}" if bad else None
+
+
+# ---------------------------------------------------------------------- mergeable states
+
+#: Version of the state encoding below (a stratum's, a week's formal exports or payments):
+#: 1 the MessagePack body as is, 2 (written) the same body deflated (zlib level 1: the
+#: sparse replicate sums and exact sums are mostly small numbers, ~12x smaller).
+STATE_VERSION = 2
+#: Largest inflated state body read (a stratum's is ~6 KB; refused beyond: no bombs).
+_MAX_STATE_BYTES = 1 << 22
+_INT64 = np.dtype("<i8")
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+
+class WeekStates(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """The mergeable states of one week of one lane partition: every stratum's
+    (``(border_post, group, encoded StratumState)``), the formal exports' and the card
+    payments' (encoded, or None). Its size grows with the week's strata, never with its
+    events; each state is encoded apart, so a writer re-encodes only those a step changed
+    and a reader decodes only those whose bytes changed."""
+
+    week: str
+    strata: list[tuple[str, str, bytes]] = []
+    formal: bytes | None = None
+    payments: bytes | None = None
+
+
+def _big(values) -> list:
+    """Exact integers as msgpack integers, those beyond int64 as decimal strings."""
+    return [v if _I64_MIN <= v <= _I64_MAX else str(v) for v in (int(x) for x in values)]
+
+
+def _unbig(values, n: int) -> list[int]:
+    if not isinstance(values, list) or len(values) != n:
+        raise ValueError("bad length")
+    kinds = set(map(type, values))
+    if kinds <= {int}:
+        return values
+    if not kinds <= {int, str}:
+        raise ValueError("not an integer")
+    out = []
+    for v in values:
+        if type(v) is str:
+            if len(v) > 80:
+                raise ValueError("integer too long")
+            v = int(v)
+        elif type(v) is not int:
+            raise ValueError("not an integer")
+        out.append(v)
+    return out
+
+
+def _encode_field(value):
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:  # exact sums: int64 bytes while they fit, else integers
+            try:
+                return np.asarray(value, dtype=_INT64).tobytes()
+            except OverflowError:
+                return _big(value.ravel())
+        return np.ascontiguousarray(value, dtype=_INT64).tobytes()
+    if isinstance(value, tuple):  # the traveller sketches: their hashes only (never their key)
+        return [list(s.hashes()) for s in value]
+    if isinstance(value, TopLoads):
+        return [value.k, value.w_max, [[*_big(e[:3]), list(e[3])] for e in value.entries]]
+    return _big([value])[0]
+
+
+def _decode_field(raw, template):
+    if isinstance(template, np.ndarray):
+        if template.dtype == object:
+            if type(raw) is bytes:
+                if len(raw) != template.size * 8:
+                    raise ValueError("bad array")
+                return np.frombuffer(raw, dtype=_INT64).astype(object).reshape(template.shape)
+            out = np.empty(template.size, dtype=object)
+            out[:] = _unbig(raw, template.size)
+            return out.reshape(template.shape)
+        if type(raw) is not bytes or len(raw) != template.size * 8:
+            raise ValueError("bad array")
+        return np.frombuffer(raw, dtype=_INT64).astype(np.int64).reshape(template.shape)
+    if isinstance(template, tuple):
+        if not isinstance(raw, list) or len(raw) != len(template):
+            raise ValueError("bad sketches")
+        sketches = []
+        for hashes, t in zip(raw, template):
+            if not isinstance(hashes, list) or len(hashes) > t.k or any(
+                    type(h) is not int or not 0 <= h < 2**64 for h in hashes):
+                raise ValueError("bad sketch")
+            sketches.append(DistinctSketch.from_hashes(hashes, t.k, t.key))
+        return tuple(sketches)
+    if isinstance(template, TopLoads):
+        k, w_max, entries = raw
+        if k != template.k or type(w_max) is not int or not isinstance(entries, list) or len(entries) > k:
+            raise ValueError("bad top loads")
+        out = []
+        for e in entries:
+            score, unit, w = _unbig(e[:3], 3)
+            a = e[3]
+            if not isinstance(a, list) or len(a) != C or any(type(v) is not int for v in a):
+                raise ValueError("bad top load")
+            out.append((score, unit, w, tuple(a)))
+        return TopLoads(k, out, w_max)
+    return _unbig([raw], 1)[0]
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(list)
+
+
+def _fields(state) -> list:
+    out = []
+    for f in state._FIELDS:
+        if f == "replicates":
+            rows, values = state.replicate_rows()
+            out.append([rows.tolist(), np.ascontiguousarray(values, dtype=_INT64).tobytes()])
+        else:
+            out.append(_encode_field(getattr(state, f)))
+    return out
+
+
+_TEMPLATES: dict = {}
+
+
+def _unfields(raw, cls):
+    template = _TEMPLATES.get(cls)
+    if template is None:
+        template = _TEMPLATES[cls] = cls()
+    state = cls.__new__(cls)
+    if not isinstance(raw, list) or len(raw) != len(cls._FIELDS):
+        raise ValueError("bad field count")
+    for f, value in zip(cls._FIELDS, raw):
+        if f == "replicates":
+            rows, values = value
+            if (not isinstance(rows, list) or any(type(r) is not int or not 0 <= r < K_ALL for r in rows)
+                    or rows != sorted(set(rows)) or type(values) is not bytes
+                    or len(values) != len(rows) * N_REPLICATES * 8):
+                raise ValueError("bad replicate rows")
+            values = np.frombuffer(values, dtype=_INT64).astype(np.int64).reshape(len(rows), N_REPLICATES)
+            values.flags.writeable = False
+            state._rep_rows, state._rep_values, state._rep_index = np.asarray(rows, dtype=np.intp), values, None
+        else:
+            setattr(state, f, _decode_field(value, getattr(template, f)))
+    return state
+
+
+def encode_state(state) -> bytes:
+    """A :class:`StratumState`, :class:`FormalExports` or :class:`WeekPayments` as bytes
+    (``STATE_VERSION``, then MessagePack of its fields; integers exact, no pickle)."""
+    if isinstance(state, StratumState):
+        body = [_fields(state.census), _fields(state.sample)]
+    else:
+        body = _fields(state)
+    return bytes((STATE_VERSION,)) + zlib.compress(_state_encoder.encode(body), 1)
+
+
+def decode_state(raw: bytes, cls):
+    """The state ``encode_state`` wrote, of class ``cls``; ValueError when it is not one."""
+    if not raw or raw[0] not in (1, 2):
+        raise ValueError("unknown state version")
+    try:
+        body = raw[1:]
+        if raw[0] == 2:
+            inflate = zlib.decompressobj()
+            body = inflate.decompress(body, _MAX_STATE_BYTES)
+            if inflate.unconsumed_tail or not inflate.eof:
+                raise ValueError("state too large or cut")
+        body = _state_decoder.decode(body)
+        if cls is StratumState:
+            if not isinstance(body, list) or len(body) != 2:
+                raise ValueError("bad stratum")
+            state = StratumState.__new__(StratumState)
+            state.census = _unfields(body[0], CensusState)
+            state.sample = _unfields(body[1], SampleState)
+            state.sample._check()
+            return state
+        return _unfields(body, cls)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, msgspec.DecodeError, zlib.error) as error:
+        raise ValueError(f"bad state: {error}") from None

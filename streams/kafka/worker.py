@@ -11,17 +11,26 @@ Data flow (see :mod:`streams.pipeline.partition` for the state, :mod:`streams.ka
    force at its event time whenever the feed published that rate before the amount, as
    the batch path does; an amount with no rate at all is *held* in the partition state
    and retried every second and on every batch, never dropped.
-3. Each partition of the batch makes one state update (:meth:`PartitionState.process`);
-   its changelog segment, which carries the step's observations too (one write, so a
-   kill -9 loses or doubles nothing; see :mod:`streams.pipeline.partition`), goes to the
+3. Each partition of the batch makes one state update (:meth:`PartitionState.process`),
+   which also adds the step's observations to the partition's own estimator states. Its
+   changelog segment carries the state change *and* the partition's whole mergeable
+   states (census, sample with its sparse replicate rows, formal exports, payments) of
+   each week the step touched (:class:`estimators.encoding.WeekStates`; only the states
+   the step changed are encoded anew): one write per step, never per event, so a kill -9
+   loses or doubles nothing (see :mod:`streams.pipeline.partition`). It goes to the
    ``partition-state`` table, its refusals to ``suitcase.deadletter``.
-4. Every worker reads the whole state changelog (group-less, every partition) and merges
-   the observations of each partition's complete steps, in order, each once, into one
-   :class:`Summaries` (the estimators' mergeable states of all partitions). Records that
-   do not decode are counted (``suitcase_internal_records_invalid_total``) and skipped.
-   The leader, the holder of changelog partition 0 (one rule in both consumer modes),
-   recomputes the estimate table at most once per publish interval when something
-   changed and publishes the rows that changed.
+4. Every worker reads the state changelog (group-less, every partition) and keeps, per
+   (lane partition, week), the states of the newest complete step that carried them
+   (:class:`Summaries`): a record supersedes the one before for its key, so a step read
+   twice or redone is harmless, and nobody re-applies anyone's observations. Records
+   that do not decode, and states that do not (decoded only when merged), are counted
+   (``suitcase_internal_records_invalid_total``) and skipped. The leader, the holder of
+   changelog partition 0 (one rule), merges the partitions' states of the weeks that
+   changed, recomputes the estimate table at most once per publish interval when
+   something changed and publishes the rows that changed. A worker that gets a
+   partition (start, reassignment) rebuilds its join state from the newest snapshot and
+   the steps after it, and its week states from the newest record of each week, then
+   continues them.
 5. Every long-running task is supervised (:meth:`LiveWorker._supervise`): one that fails
    is logged with its traceback, ``suitcase_worker_healthy`` drops to 0 and
    ``suitcase worker`` exits non-zero, so an orchestrator restarts it.
@@ -418,7 +427,10 @@ class LiveWorker:
         job.result()
 
     def invalid_records(self) -> dict[str, int]:
-        return dict(self._invalid)
+        out = dict(self._invalid)
+        if self.summaries.invalid:  # week states that did not decode (decoded when merged)
+            out[self.changelog_topic] = out.get(self.changelog_topic, 0) + self.summaries.invalid
+        return out
 
     async def stop(self) -> None:
         self._stopping = True
@@ -522,7 +534,8 @@ class LiveWorker:
         while not await self.steps.sync():
             log.warning("still reading the state changelog before recovering partitions")
         self.states = {
-            key: PartitionState.rebuild(key[0], key[1], self._latest.get(key, []), self.settings.horizon_days)
+            key: PartitionState.rebuild(key[0], key[1], self._latest.get(key, []), self.settings.horizon_days,
+                                        weeks=self.summaries.week_states(key))
             for key in assigned
         }
         log.info("recovered %d partition states", len(self.states))
@@ -647,7 +660,8 @@ class LiveWorker:
 
     def _keep(self, key: tuple[str, int], segment) -> None:
         """Keep what rebuilding this partition's state needs: the newest complete
-        snapshot and the records after it (without their observations)."""
+        snapshot and the records after it (without their observations; a week's states
+        only in the newest record that carries them, the others are superseded)."""
         kept = self._latest.setdefault(key, [])
         if not segment.base:
             segment = msgspec.structs.replace(segment, observations=_NO_OBSERVATIONS, stamps=None)
@@ -657,12 +671,25 @@ class LiveWorker:
             if len(parts) == segment.parts:
                 self._latest[key] = parts + [s for s in kept if not s.base and s.seq > segment.seq]
 
+    def _supersede(self, key: tuple[str, int], seq: int, weeks: set[str]) -> None:
+        """Drop ``weeks``' states from the kept records before step ``seq`` (complete)."""
+        kept = self._latest.get(key, [])
+        for i, old in enumerate(kept):
+            if old.weeks and old.seq < seq and any(w.week in weeks for w in old.weeks):
+                kept[i] = msgspec.structs.replace(old, weeks=[w for w in old.weeks if w.week not in weeks])
+
     def _merge(self, key: tuple[str, int], parts: list) -> None:
+        """A complete step: its week states supersede the partition's earlier ones
+        (a version-2 step carried observations instead: added to them)."""
         try:
-            update = self.summaries.update
+            weeks = [w for part in parts for w in part.weeks]
+            if weeks:
+                self.summaries.put(key, parts[0].seq, weeks)
+                self._supersede(key, parts[0].seq, {w.week for w in weeks})
+            observations = [o for part in parts for o in part.observations]
+            if observations:
+                self.summaries.fold(key, parts[0].seq, observations)
             for part in parts:
-                for observation in part.observations:
-                    update(observation)
                 if part.stamps:
                     self._pending_stamps.extend(part.stamps)
                     if self.settings.track_latency:
@@ -744,7 +771,7 @@ class LiveWorker:
         """
         version = self.summaries.version
         complete = force or self._app_lag == 0
-        if (version == self._computed_version and complete == self._computed_complete) or not self.summaries.strata:
+        if (version == self._computed_version and complete == self._computed_complete) or not self.summaries.has_states():
             if self._pending_stamps:  # steps that changed nothing: already estimated
                 now = time.time()
                 self.estimate_latencies.extend(now - ts for ts in self._pending_stamps)

@@ -13,6 +13,9 @@ is refused. One record on the wire is::
   the topic but does not hold the key is refused; without one it is a checksum.
 - the body of version 2 is a :class:`Segment` (a tagged array: ``segment`` or ``base``); version 1
   (before unjoined counts and crossing posts) is read and upgraded (:func:`_upgrade`).
+  Version 3 is version 2 plus ``weeks``, the lane partition's mergeable estimator states
+  of each week the step touched (:class:`estimators.encoding.WeekStates`); a record
+  without them is still written as version 2, byte for byte, so older readers read it.
 
 :func:`decode_segment` never raises: it returns a :class:`Segment` or an
 :class:`Invalid` with a short, bounded reason (``not_ours``, ``unknown_version:<n>``,
@@ -24,24 +27,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Final, NamedTuple
 
 import msgspec
 
-from estimators.encoding import Observations, invalid
-from estimators.observations import Stratum
+from estimators.encoding import Observations, WeekStates, invalid
+
+from estimators.observations import GROUPS, Stratum
+from estimators.state import POST_INDEX
 from streams.pipeline.crossings import PricedDeclaration, PricedInspection
 
 __all__ = [
     "VERSION", "Segment", "TallyRecord", "CrossingRecord", "HeldRecord", "Invalid",
-    "encode_segment", "decode_segment",
+    "encode_segment", "decode_segment", "WeekStates",
 ]
 
+#: Version of a record without week states (see above); with them: STATES_VERSION.
 VERSION: Final = 2
+STATES_VERSION: Final = 3
 _MAGIC: Final = b"SC"
 _MAC_BYTES: Final = 16
 #: Longest string or list a record may hold (refused beyond: no huge allocations).
 _MAX_ITEMS: Final = 1 << 22
+_WEEK: Final = re.compile(r"\A\d{4}-W\d{2}\Z")
 
 
 class TallyRecord(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
@@ -104,6 +113,32 @@ class Segment(msgspec.Struct, array_like=True, forbid_unknown_fields=True, tag_f
     observations: Observations
     stamps: list[float] | None = None  # benchmarks: record timestamps of the step
     base: bool = False  # a snapshot: replaces everything before ``seq`` (no observations)
+    #: Since version 3: the partition's estimator states of every week this step touched,
+    #: whole (each supersedes the one before for its week); a step in parts spreads a
+    #: week's strata over its parts.
+    weeks: list[WeekStates] = []
+
+
+class _SegmentV2(msgspec.Struct, array_like=True, forbid_unknown_fields=True, tag_field="kind", tag="segment"):
+    """Version 2's layout (a :class:`Segment` without ``weeks``), for writing."""
+
+    lane: str
+    partition: int
+    seq: int
+    attempt: int
+    part: int
+    parts: int
+    offsets: dict[str, int]
+    watermark: dict[str, list[float]]
+    tally: TallyRecord
+    seen: list[tuple[str, bytes, float]]
+    crossings: list[CrossingRecord]
+    closed: list[bytes]
+    held_added: list[HeldRecord]
+    held_removed: list[tuple[str, int]]
+    observations: Observations
+    stamps: list[float] | None = None
+    base: bool = False
 
 
 # ---------------------------------------------------------------------- version 1 (read only)
@@ -170,12 +205,17 @@ def _mac(version: int, body: bytes) -> bytes:
 
 
 _encoder = msgspec.msgpack.Encoder()
-_DECODERS: Final = {1: msgspec.msgpack.Decoder(_SegmentV1), 2: msgspec.msgpack.Decoder(Segment)}
+_DECODERS: Final = {1: msgspec.msgpack.Decoder(_SegmentV1), 2: msgspec.msgpack.Decoder(Segment),
+                     3: msgspec.msgpack.Decoder(Segment)}
 
 
 def encode_segment(segment: Segment) -> bytes:
-    body = _encoder.encode(segment)
-    return _MAGIC + bytes((VERSION,)) + _mac(VERSION, body) + body
+    if segment.weeks:
+        version, body = STATES_VERSION, _encoder.encode(segment)
+    else:
+        version = VERSION
+        body = _encoder.encode(_SegmentV2(*msgspec.structs.astuple(segment)[:-1]))
+    return _MAGIC + bytes((version,)) + _mac(version, body) + body
 
 
 def _upgrade(version: int, segment):
@@ -207,4 +247,8 @@ def decode_segment(raw: bytes | None) -> Segment | Invalid:
     for observation in segment.observations:
         if invalid(observation) is not None:
             return Invalid("bad_observation")
+    for week in segment.weeks:  # the states themselves are checked when decoded
+        if not _WEEK.match(week.week) or any(
+                post not in POST_INDEX or group not in GROUPS for post, group, _ in week.strata):
+            return Invalid("bad_week_states")
     return segment

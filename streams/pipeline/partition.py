@@ -33,24 +33,29 @@ dead-lettered as ``internal_error:<Type>`` with nothing of it kept.
 Processing a batch mutates the state and returns a :class:`Step` whose *segment*
 (:class:`streams.pipeline.encoding.Segment`, versioned MessagePack, never pickle) carries both
 what changed (new id digests, changed crossings, held changes, offsets, watermarks,
-tallies) **and the observations the step released**. That is the design that makes a
-kill -9 exact: one write carries the state change and its observations, so they land
-together or not at all (a step too large for one record is written in parts sharing a
-random ``attempt`` id, and counts only when every part of one attempt is there). A
-worker killed before its write lands restarts from the previous step and redoes it; a
-step that landed is recovered with its offsets and never redone. The estimate is thus a
-function of the set of complete steps in the changelog, which every worker reads (see
-:mod:`streams.kafka.worker`).
+tallies) **and the partition's whole estimator states of every week the step touched**
+(``weeks``: :class:`estimators.encoding.WeekStates`; the state adds the step's
+observations to ``weeks`` first). That is the design that makes a kill -9 exact: one
+write carries the state change and the states it led to, so they land together or not
+at all (a step too large for one record is written in parts sharing a random
+``attempt`` id, and counts only when every part of one attempt is there). A worker
+killed before its write lands restarts from the previous step and redoes it; a step
+that landed is recovered with its offsets and never redone. Since each record holds a
+week's states whole, the newest complete step of a (partition, week) supersedes every
+earlier one: the estimate is a function of the newest complete steps in the changelog,
+which every worker reads (see :mod:`streams.kafka.worker`), and reading one twice
+changes nothing.
 
 The worker writes segments to the changelogged ``partition-state`` table under
 ``lane|p|seq|part``; every ``COMPACT_EVERY`` steps it writes a snapshot (a base segment,
-no observations) under ``lane|p|base|seq|part``. Segments are never deleted from the
-topic (their observations are what a starting worker merges); only the in-memory table
-forgets those a snapshot covers. Recovery is :meth:`PartitionState.restore`.
+no observations, no week states) under ``lane|p|base|seq|part``. Segments are not deleted
+from the topic (a week's newest states may be in any of them); only the in-memory table
+forgets those a snapshot covers. Recovery is :meth:`PartitionState.restore` /
+:meth:`PartitionState.rebuild` (the week states from the newest record of each week).
 
-The observations (never ids: the inspection's ``unit_key`` is a digest) are the only
-thing that leaves a partition; :class:`Summaries` adds them into the estimators' mergeable
-states, whichever worker, partition or order they come from.
+Only states leave a partition (never ids: the inspection's ``unit_key``, the traveller
+keys and the sketches' hashes are keyed digests); :class:`Summaries` keeps the newest
+per (partition, week) and merges them into the estimators' states.
 """
 
 from __future__ import annotations
@@ -66,7 +71,10 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from estimators.encoding import Observations
+from estimators.encoding import Observations, WeekStates, decode_state, encode_state
+from estimators.observations import FormalExportSeen, PaymentSeen, Stratum
+from estimators.state import FormalExports, StratumState, WeekPayments
+from estimators.tables import Tables
 from streams.pipeline.contract import (
     DECLARATIONS,
     DEPARTURES,
@@ -121,6 +129,9 @@ TOO_LATE: Final = "too_late"
 TOMBSTONE: Final = "tombstone"
 #: Largest changelog record a step or snapshot part aims at (Kafka's default limit is ~1 MB).
 MAX_RECORD_BYTES: Final = 512 * 1024
+#: Weeks a partition keeps decoded (the most recently touched); the others as bytes only,
+#: decoded again if a late event touches them.
+DECODED_WEEKS: Final = 6
 #: The watermark of a topic-partition is its WATERMARK_RANK-th newest accepted event time.
 WATERMARK_RANK: Final = 16
 _WEEK: Final = 7 * 86400
@@ -229,6 +240,8 @@ def encode_parts(segment: Segment, max_bytes: int = MAX_RECORD_BYTES) -> list[by
                 crossings=segment.crossings[k::parts], closed=segment.closed[k::parts],
                 held_added=segment.held_added[k::parts], held_removed=segment.held_removed[k::parts],
                 observations=pieces[k], stamps=segment.stamps if k == parts - 1 else None,
+                weeks=[WeekStates(w.week, w.strata[k::parts], w.formal if k == 0 else None,
+                                  w.payments if k == 0 else None) for w in segment.weeks],
             ))
             for k in range(parts)
         ]
@@ -279,6 +292,14 @@ class PartitionState:
         self.held: dict[tuple[str, int], tuple[bytes, float, float]] = {}
         self._expired_at = 0.0
         self._swept_complete = False
+        #: The estimators' mergeable states of this partition's observations, all weeks
+        #: (what each step publishes, for the weeks it touched, in its segment).
+        self.weeks = Tables()
+        self._week_keys: dict[str, list] = {}  # week -> its state keys in self.weeks
+        self._encoded: dict = {}  # state key -> its encoding (kept until the state changes)
+        self._undecoded: dict = {}  # state key -> its class: restored, decoded when first updated
+        self._recent: dict[str, None] = {}  # weeks touched lately, oldest first (kept decoded)
+        self.state_errors = 0  # observations a state refused (logged once; never expected)
         self._reset_step()
 
     # ------------------------------------------------------------------ processing
@@ -470,11 +491,132 @@ class PartitionState:
                            for k in self._dirty if k in self.crossings],
                 closed=[k for k in self._dirty if k not in self.crossings],
                 held_added=self._held_added, held_removed=self._held_removed,
-                observations=Observations.of(self._obs),
+                observations=Observations(),
             )
+            segment.weeks = self._add_to_weeks(self._obs)
         step = Step(segment, self._obs, self._dead, self._lags)
         self._reset_step()
         return step
+
+    # ------------------------------------------------------------------ week states
+
+    def _add_to_weeks(self, observations: list) -> list[WeekStates]:
+        """Add the step's observations to the partition's states; the whole states of
+        every week they touched (only the changed states are encoded anew)."""
+        tables, touched = self.weeks, {}
+        for obs in observations:
+            kind = type(obs)
+            if kind is FormalExportSeen:
+                week = obs.week
+                key = ("formal", week)
+            elif kind is PaymentSeen:
+                week = obs.week
+                key = ("payments", week)
+            else:
+                key = Stratum(*obs.stratum)
+                week = key.week
+            try:
+                if key in self._undecoded:
+                    self._decode_restored(key)
+                if key not in self._encoded and not self._has(key):
+                    self._week_keys.setdefault(week, []).append(key)
+                tables.update(obs)
+            except Exception as error:  # noqa: BLE001 -- checked on decode: a bug, logged
+                self.state_errors += 1
+                _log_once(f"state_error:{type(error).__name__}", error)
+                continue
+            self._encoded.pop(key, None)
+            touched[week] = True
+        out = [self._week_states(week) for week in sorted(touched)]
+        recent = self._recent
+        for week in touched:
+            recent.pop(week, None)
+            recent[week] = None
+        while len(recent) > DECODED_WEEKS:
+            self._evict(next(iter(recent)))
+        return out
+
+    def _evict(self, week: str) -> None:
+        """Keep a week no step touched lately as its encoded states only (memory)."""
+        del self._recent[week]
+        for key in self._week_keys.get(week, ()):
+            if key in self._undecoded or self._encoding(key) is None:
+                continue
+            if isinstance(key, Stratum):
+                self.weeks.strata.pop(key)
+                self._undecoded[key] = StratumState
+            elif key[0] == "formal":
+                self.weeks.formal.pop(week)
+                self._undecoded[key] = FormalExports
+            else:
+                self.weeks.payments.pop(week)
+                self._undecoded[key] = WeekPayments
+
+    def _decode_restored(self, key) -> None:
+        """Decode a restored state before its first update (one that does not decode
+        was counted by the readers that merged it: it starts again, empty)."""
+        cls = self._undecoded.pop(key)
+        try:
+            state = decode_state(self._encoded[key], cls)
+        except ValueError:
+            self.state_errors += 1
+            return
+        if isinstance(key, Stratum):
+            self.weeks.strata[key] = state
+        elif key[0] == "formal":
+            self.weeks.formal[key[1]] = state
+        else:
+            self.weeks.payments[key[1]] = state
+
+    def _has(self, key) -> bool:
+        if isinstance(key, Stratum):
+            return key in self.weeks.strata
+        return key[1] in (self.weeks.formal if key[0] == "formal" else self.weeks.payments)
+
+    def _encoding(self, key) -> bytes | None:
+        raw = self._encoded.get(key)
+        if raw is None:
+            if isinstance(key, Stratum):
+                state = self.weeks.strata.get(key)
+            else:
+                state = (self.weeks.formal if key[0] == "formal" else self.weeks.payments).get(key[1])
+            if state is None:
+                return None
+            raw = self._encoded[key] = encode_state(state)
+        return raw
+
+    def _week_states(self, week: str) -> WeekStates:
+        out = WeekStates(week, [], None, None)
+        for key in self._week_keys.get(week, ()):
+            raw = self._encoding(key)
+            if raw is None:
+                continue
+            if isinstance(key, Stratum):
+                out.strata.append((key.border_post, key.group, raw))
+            elif key[0] == "formal":
+                out.formal = raw
+            else:
+                out.payments = raw
+        out.strata.sort()
+        return out
+
+    def restore_weeks(self, parts: list[WeekStates]) -> int:
+        """Take one week's states from a record (its parts, of one step). They are kept
+        as bytes, and each is decoded only when a step first updates it: a restart
+        decodes none of the weeks no event touches any more."""
+        for part in parts:
+            week = part.week
+            items = [(Stratum(week, post, group), raw, StratumState) for post, group, raw in part.strata]
+            if part.formal is not None:
+                items.append((("formal", week), part.formal, FormalExports))
+            if part.payments is not None:
+                items.append((("payments", week), part.payments, WeekPayments))
+            for key, raw, cls in items:
+                if key not in self._encoded and not self._has(key):
+                    self._week_keys.setdefault(week, []).append(key)
+                self._encoded[key] = raw
+                self._undecoded[key] = cls
+        return 0
 
     def _segment(self, *, seen, crossings, closed, held_added, held_removed, observations, base=False) -> Segment:
         return Segment(
@@ -523,9 +665,12 @@ class PartitionState:
         )
 
     def apply(self, segment: Segment) -> None:
-        """Replay one changelog record (recovery); a base's first part resets the state."""
+        """Replay one changelog record (recovery); a base's first part resets the state
+        (but for the week states, which snapshots do not carry; see :meth:`rebuild`)."""
         if segment.base and segment.part == 0:
+            kept = self.weeks, self._week_keys, self._encoded, self._undecoded, self._recent
             self.__init__(self.lane, self.partition, self.horizon / 86400.0)
+            self.weeks, self._week_keys, self._encoded, self._undecoded, self._recent = kept
         if segment.base:
             self.base_seq = segment.seq
         self.seq = segment.seq
@@ -569,11 +714,13 @@ class PartitionState:
 
     @classmethod
     def rebuild(
-        cls, lane: str, partition: int, segments: list[Segment], horizon_days: float = HORIZON_DAYS
+        cls, lane: str, partition: int, segments: list[Segment], horizon_days: float = HORIZON_DAYS,
+        weeks: dict[str, tuple[int, list[WeekStates]]] | None = None,
     ) -> "PartitionState":
         """The state from decoded changelog records of this partition: the newest
         complete snapshot, then each complete step after it, in order, up to the first
-        missing one."""
+        missing one; the week states of ``weeks`` (week -> (seq, parts) of the step
+        that last wrote them) and of those segments."""
         state = cls(lane, partition, horizon_days)
         steps = complete_steps(segments)
         start = max((seq for base, seq in steps if base), default=0)
@@ -586,6 +733,25 @@ class PartitionState:
             for part in steps[(False, seq)]:
                 state.apply(part)
             seq += 1
+        # Each week's states from the newest step that touched it, among the steps up to
+        # the restored one: those of ``weeks`` (the reader's, for steps before the
+        # snapshot), then those the segments carry.
+        newest: dict[str, tuple[int, list]] = {}
+        for week, (at, parts) in (weeks or {}).items():
+            if at <= state.seq:
+                newest[week] = (at, parts)
+        for (base, at), parts in steps.items():
+            if base or at > state.seq:
+                continue
+            by_week: dict[str, list] = {}
+            for part in parts:
+                for w in part.weeks:
+                    by_week.setdefault(w.week, []).append(w)
+            for week, ws in by_week.items():
+                if at >= newest.get(week, (-1, None))[0]:
+                    newest[week] = (at, ws)
+        for week in sorted(newest):
+            state.invalid += state.restore_weeks(newest[week][1])
         return state
 
     invalid = 0  # records restore could not decode
@@ -621,18 +787,156 @@ def base_key(lane: str, partition: int, seq: int, part: int = 0) -> bytes:
 
 
 class Summaries:
-    """The estimators' mergeable states, fed with observations from any partition.
+    """The estimators' mergeable states of every lane partition, merged.
 
-    A thin wrapper over :class:`estimators.Tables`, the very accumulator the batch path
-    (``streams.pipeline.batch``) feeds, so :meth:`estimate` gives the batch table; ``version``
-    counts updates so the publisher knows when to recompute.
+    Each lane partition's owner publishes, with every step, the whole states of each
+    week the step touched (:class:`estimators.encoding.WeekStates`); :meth:`put` keeps
+    the newest per (lane partition, week), superseding the one before, so a step read
+    twice or redone changes nothing. :attr:`tables` is their merge (an
+    :class:`estimators.Tables`, the very accumulator the batch path feeds, so
+    :meth:`estimate` gives the batch table), recomputed only for the states whose bytes
+    changed, decoded only then. :meth:`update` adds one observation directly (tests, and
+    the steps of version-2 records, which carried observations). ``version`` counts
+    changes so the publisher knows when to recompute.
     """
 
     def __init__(self) -> None:
         from estimators import Tables
 
-        self.tables = Tables()
+        self._weeks: dict[tuple, dict[str, tuple[int, list[WeekStates]]]] = {}
+        self._holders: dict[str, set] = {}  # week -> lane partitions with states of it
+        self._direct = Tables()
+        self._merged = Tables()
+        self._sums: dict = {}  # state key -> ((partition, bytes) summed, their sum)
+        self._dirty: set[str] = set()  # weeks to merge again
         self.version = 0
+        self.invalid = 0  # states that did not decode (skipped)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def put(self, partition: tuple, seq: int, weeks: list[WeekStates]) -> None:
+        """The states a complete step ``seq`` of ``partition`` carried (all its parts)."""
+        if not weeks:
+            return
+        by_week: dict[str, list[WeekStates]] = {}
+        for w in weeks:
+            by_week.setdefault(w.week, []).append(w)
+        mine = self._weeks.setdefault(partition, {})
+        for week, parts in by_week.items():
+            old = mine.get(week)
+            if old is not None and old[0] > seq:
+                continue  # an older step read late: superseded already
+            mine[week] = (seq, parts)
+            self._holders.setdefault(week, set()).add(partition)
+            self._dirty.add(week)
+        self.version += 1
+
+    def update(self, obs) -> None:
+        """Add one observation directly."""
+        self._direct.update(obs)
+        week = obs.week if isinstance(obs, (FormalExportSeen, PaymentSeen)) else obs.stratum[0]
+        self._dirty.add(week)
+        self.version += 1
+
+    def fold(self, partition: tuple, seq: int, observations) -> None:
+        """Add a version-2 step's observations to ``partition``'s week states (as if
+        its owner had published them as states)."""
+        by_week: dict[str, list] = {}
+        for obs in observations:
+            week = obs.week if isinstance(obs, (FormalExportSeen, PaymentSeen)) else obs.stratum[0]
+            by_week.setdefault(week, []).append(obs)
+        state = PartitionState(*partition)
+        for week, (_, parts) in self._weeks.get(partition, {}).items():
+            if week in by_week:
+                self.invalid += state.restore_weeks(parts)
+        self.put(partition, seq, state._add_to_weeks([o for obs in by_week.values() for o in obs]))
+
+    def has_states(self) -> bool:
+        return bool(self._weeks) or bool(self._direct.strata or self._direct.formal or self._direct.payments)
+
+    def week_states(self, partition: tuple) -> dict[str, tuple[int, list[WeekStates]]]:
+        """week -> (seq, parts) of the newest step of ``partition`` that carried it."""
+        return dict(self._weeks.get(partition, {}))
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _decode(self, partition: tuple, raw: bytes, cls):
+        try:
+            return decode_state(raw, cls)
+        except ValueError:
+            self.invalid += 1
+            log.error("skipped a week state of %s that does not decode", partition)
+            return None
+
+    def _merge_week(self, week: str) -> None:
+        """Merge the week's states of every lane partition again; a state whose inputs'
+        bytes are the same as at its last merge is kept, the others are decoded and
+        summed (no decoded state of a single partition is kept: memory)."""
+        merged, direct = self._merged, self._direct
+        inputs: dict = {}  # state key -> [(partition, bytes)]
+        for partition in sorted(self._holders.get(week, ())):
+            for part in self._weeks[partition][week][1]:
+                for post, group, raw in part.strata:
+                    inputs.setdefault(Stratum(week, post, group), []).append((partition, raw))
+                if part.formal is not None:
+                    inputs.setdefault(("formal", week), []).append((partition, part.formal))
+                if part.payments is not None:
+                    inputs.setdefault(("payments", week), []).append((partition, part.payments))
+        direct_states = {s: st for s, st in direct.strata.items() if s.week == week}
+        if week in direct.formal:
+            direct_states[("formal", week)] = direct.formal[week]
+        if week in direct.payments:
+            direct_states[("payments", week)] = direct.payments[week]
+        for key in direct_states:
+            inputs.setdefault(key, [])
+        gone = []
+        for key, raws in inputs.items():
+            cls = StratumState if isinstance(key, Stratum) else (FormalExports if key[0] == "formal" else WeekPayments)
+            signature = tuple(raws)
+            cached = self._sums.get(key)
+            if cached is not None and cached[0] == signature and key not in direct_states:
+                out = cached[1]
+            else:
+                out, n = cls(), 0
+                for partition, raw in raws:
+                    st = self._decode(partition, raw, cls)
+                    if st is not None:
+                        out += st
+                        n += 1
+                if key in direct_states:
+                    out += direct_states[key]
+                    n += 1
+                if not n:  # nothing decoded: no state (as if never seen)
+                    out = None
+                self._sums[key] = (signature, out)
+            if out is None:
+                gone.append(key)
+            elif isinstance(key, Stratum):
+                merged.strata[key] = out
+            elif key[0] == "formal":
+                merged.formal[week] = out
+            else:
+                merged.payments[week] = out
+        for key in gone:  # (their failed sums stay cached: counted once)
+            del inputs[key]
+        for s in [s for s in merged.strata if s.week == week and s not in inputs]:
+            del merged.strata[s]
+            if s not in gone:
+                self._sums.pop(s, None)
+        for table, kind in ((merged.formal, "formal"), (merged.payments, "payments")):
+            if (kind, week) not in inputs and week in table:
+                del table[week]
+                if (kind, week) not in gone:
+                    self._sums.pop((kind, week), None)
+
+    @property
+    def tables(self):
+        """The merged states of every lane partition (and of :meth:`update`)."""
+        if self._dirty:
+            for week in sorted(self._dirty):
+                self._merge_week(week)
+            self._dirty = set()
+        return self._merged
 
     @property
     def strata(self) -> dict:
@@ -646,16 +950,12 @@ class Summaries:
     def payments(self) -> dict:
         return self.tables.payments
 
-    def update(self, obs) -> None:
-        """Add one observation (the single place where live state meets the estimators)."""
-        self.tables.update(obs)
-        self.version += 1
-
     def estimate(self):
         """The estimate table (the batch output's columns) of every week seen."""
         from estimators.estimate import estimate_weeks
 
-        return estimate_weeks(self.strata, self.formal, self.payments)
+        tables = self.tables
+        return estimate_weeks(tables.strata, tables.formal, tables.payments)
 
     def departures(self, week: str) -> dict[tuple[str, str], int]:
         """(border_post, group) -> departures of ``week``."""
@@ -672,4 +972,3 @@ class Summaries:
             for s, st in self.strata.items()
             if s.week == week
         }
-

@@ -1,0 +1,80 @@
+"""States, not events: each step carries its partition's whole estimator states of the
+weeks it touched; a reader keeps the newest per (partition, week) and merges them."""
+
+from __future__ import annotations
+
+import zlib
+
+import msgspec
+import pytest
+
+from estimators import Tables
+from estimators.encoding import WeekStates, decode_state, encode_state
+from estimators.state import FormalExports, StratumState, WeekPayments
+from streams.pipeline.encoding import decode_segment, encode_segment
+from streams.pipeline import partition
+from streams.pipeline.partition import PartitionState, Summaries, encode_parts
+from tests.test_live_state import records, tiny_archive
+
+
+def test_states_round_trip_exactly(tmp_path):
+    book, by_partition = records(tiny_archive(tmp_path / "tiny"))
+    tables = Tables()
+    for (lane, p), recs in by_partition.items():
+        for o in PartitionState(lane, p).process(recs, book).observations:
+            tables.update(o)
+    for state in tables.strata.values():
+        assert decode_state(encode_state(state), StratumState) == state
+    for state in tables.formal.values():
+        assert decode_state(encode_state(state), FormalExports) == state
+    for state in tables.payments.values():
+        assert decode_state(encode_state(state), WeekPayments) == state
+
+
+@pytest.mark.parametrize("decoded_weeks", [1, 6])
+def test_merged_week_states_equal_the_observations_whatever_the_steps_and_doubles(tmp_path, monkeypatch, decoded_weeks):
+    monkeypatch.setattr(partition, "DECODED_WEEKS", decoded_weeks)  # 1: weeks evicted to bytes, decoded again
+    book, by_partition = records(tiny_archive(tmp_path / "tiny"))
+    expected, live = Tables(), Summaries()
+    for (lane, p), recs in by_partition.items():
+        state = PartitionState(lane, p)
+        for i in range(0, len(recs), 23):
+            step = state.process(recs[i:i + 23], book)
+            for o in step.observations:
+                expected.update(o)
+            if step.segment is None:
+                continue
+            for raw in encode_parts(step.segment, 3_000):  # in parts, as the worker writes them
+                part = decode_segment(raw)
+                assert not len(part.observations)  # states, not events
+                live.put((lane, p), part.seq, part.weeks)
+            live.put((lane, p), step.segment.seq, step.segment.weeks)  # a doubled step: harmless
+    assert live.tables == expected
+
+
+def test_a_state_that_does_not_decode_is_counted_and_skipped(tmp_path):
+    book, by_partition = records(tiny_archive(tmp_path / "tiny"))
+    step = PartitionState("payments", 0).process(by_partition[("payments", 0)], book)
+    live = Summaries()
+    week = step.segment.weeks[0]
+    live.put(("payments", 0), 1, [msgspec.structs.replace(week, payments=b"\x01garbage")])
+    assert not live.tables.payments and live.invalid == 1
+    bomb = b"\x02" + zlib.compress(b"\x00" * (8 << 20))  # inflates past any real state
+    live.put(("payments", 0), 2, [msgspec.structs.replace(week, payments=bomb)])
+    assert not live.tables.payments and live.invalid == 2
+
+
+def test_a_version_2_step_of_observations_still_reads(tmp_path):
+    book, by_partition = records(tiny_archive(tmp_path / "tiny"))
+    step = PartitionState("crossings", 0).process(by_partition[("crossings", 0)], book)
+    old = msgspec.structs.replace(step.segment, weeks=[])
+    old.observations = type(old.observations).of(step.observations)
+    raw = encode_segment(old)
+    assert raw[2] == 2
+    decoded = decode_segment(raw)
+    live, expected = Summaries(), Tables()
+    live.fold(("crossings", 0), decoded.seq, list(decoded.observations))
+    for o in step.observations:
+        expected.update(o)
+    assert live.tables == expected
+    assert isinstance(step.segment.weeks[0], WeekStates)
