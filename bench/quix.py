@@ -28,6 +28,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+from queue import Empty
 import sys
 import tempfile
 import time
@@ -121,7 +122,15 @@ def quix(bootstrap: str, total: int) -> dict:
     proc = ctx.Process(target=_quix_process, args=(bootstrap, list(TOPICS), total, queue))
     proc.start()
     try:
-        result = queue.get(timeout=600)
+        deadline = time.monotonic() + 600
+        while True:  # a child that died (Quix not installed, a crash) ends the wait at once
+            try:
+                result = queue.get(timeout=1)
+                break
+            except Empty:
+                if not proc.is_alive() or time.monotonic() > deadline:
+                    raise SystemExit(f"bench.quix: the Quix Streams process ended without a result "
+                                     f"(exit code {proc.exitcode}); is it installed? pip install -e .[bench]")
     finally:
         proc.join(60)
         if proc.is_alive():
