@@ -87,14 +87,8 @@ class HeldRecord(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     event_time: float
 
 
-class Segment(msgspec.Struct, array_like=True, forbid_unknown_fields=True, tag_field="kind", tag="segment"):
-    """One changelog record of a lane partition: what one step changed *and* the
-    observations it released, in one write (see :mod:`streams.pipeline.partition`).
-
-    A step too large for one Kafka record is written as ``parts`` records sharing
-    ``seq`` and ``attempt`` (a random id per write); it counts only once every part of
-    one attempt is there, so a writer killed half-way leaves nothing applied.
-    """
+class _SegmentV2(msgspec.Struct, array_like=True, forbid_unknown_fields=True, tag_field="kind", tag="segment"):
+    """Version 2's layout: a :class:`Segment` without ``weeks`` (written for steps without week states)."""
 
     lane: str
     partition: int
@@ -113,32 +107,21 @@ class Segment(msgspec.Struct, array_like=True, forbid_unknown_fields=True, tag_f
     observations: Observations
     stamps: list[float] | None = None  # benchmarks: record timestamps of the step
     base: bool = False  # a snapshot: replaces everything before ``seq`` (no observations)
+
+
+class Segment(_SegmentV2):
+    """One changelog record of a lane partition: what one step changed *and* the
+    observations it released, in one write (see :mod:`streams.pipeline.partition`).
+
+    A step too large for one Kafka record is written as ``parts`` records sharing
+    ``seq`` and ``attempt`` (a random id per write); it counts only once every part of
+    one attempt is there, so a writer killed half-way leaves nothing applied.
+    """
+
     #: Since version 3: the partition's estimator states of every week this step touched,
     #: whole (each supersedes the one before for its week); a step in parts spreads a
     #: week's strata over its parts.
     weeks: list[WeekStates] = []
-
-
-class _SegmentV2(msgspec.Struct, array_like=True, forbid_unknown_fields=True, tag_field="kind", tag="segment"):
-    """Version 2's layout (a :class:`Segment` without ``weeks``), for writing."""
-
-    lane: str
-    partition: int
-    seq: int
-    attempt: int
-    part: int
-    parts: int
-    offsets: dict[str, int]
-    watermark: dict[str, list[float]]
-    tally: TallyRecord
-    seen: list[tuple[str, bytes, float]]
-    crossings: list[CrossingRecord]
-    closed: list[bytes]
-    held_added: list[HeldRecord]
-    held_removed: list[tuple[str, int]]
-    observations: Observations
-    stamps: list[float] | None = None
-    base: bool = False
 
 
 # ---------------------------------------------------------------------- version 1 (read only)
