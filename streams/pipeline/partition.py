@@ -223,6 +223,44 @@ def _crossing_record(key: bytes, c: Crossing, expiry: float) -> CrossingRecord:
     return CrossingRecord(key, c.stratum, c.region, c.declared, list(c.waiting), expiry, c.post)
 
 
+def _state_key(obs):
+    """Where an observation's state lives: its stratum, or ``("formal"|"payments", week)``."""
+    kind = type(obs)
+    if kind is FormalExportSeen:
+        return ("formal", obs.week)
+    if kind is PaymentSeen:
+        return ("payments", obs.week)
+    return Stratum(*obs.stratum)
+
+
+def _key_week(key) -> str:
+    return key.week if isinstance(key, Stratum) else key[1]
+
+
+def _slot(tables: Tables, key) -> tuple[dict, object]:
+    """The dict of ``tables`` that holds ``key``'s state, and its key in that dict."""
+    if isinstance(key, Stratum):
+        return tables.strata, key
+    return (tables.formal if key[0] == "formal" else tables.payments), key[1]
+
+
+_STATE_CLASSES: Final = {"formal": FormalExports, "payments": WeekPayments}
+
+
+def _state_class(key) -> type:
+    return StratumState if isinstance(key, Stratum) else _STATE_CLASSES[key[0]]
+
+
+def _week_items(part: WeekStates):
+    """(state key, encoded state) of every state a record's week part carries."""
+    for post, group, raw in part.strata:
+        yield Stratum(part.week, post, group), raw
+    if part.formal is not None:
+        yield ("formal", part.week), part.formal
+    if part.payments is not None:
+        yield ("payments", part.week), part.payments
+
+
 def encode_parts(segment: Segment, max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
     """A segment as records of at most ~``max_bytes`` each (Kafka refuses records above
     ~1 MB by default): one record, or ``parts`` records with the same ``seq`` and
@@ -505,16 +543,8 @@ class PartitionState:
         every week they touched (only the changed states are encoded anew)."""
         tables, touched = self.weeks, {}
         for obs in observations:
-            kind = type(obs)
-            if kind is FormalExportSeen:
-                week = obs.week
-                key = ("formal", week)
-            elif kind is PaymentSeen:
-                week = obs.week
-                key = ("payments", week)
-            else:
-                key = Stratum(*obs.stratum)
-                week = key.week
+            key = _state_key(obs)
+            week = _key_week(key)
             try:
                 if key in self._undecoded:
                     self._decode_restored(key)
@@ -542,15 +572,9 @@ class PartitionState:
         for key in self._week_keys.get(week, ()):
             if key in self._undecoded or self._encoding(key) is None:
                 continue
-            if isinstance(key, Stratum):
-                self.weeks.strata.pop(key)
-                self._undecoded[key] = StratumState
-            elif key[0] == "formal":
-                self.weeks.formal.pop(week)
-                self._undecoded[key] = FormalExports
-            else:
-                self.weeks.payments.pop(week)
-                self._undecoded[key] = WeekPayments
+            table, at = _slot(self.weeks, key)
+            del table[at]
+            self._undecoded[key] = _state_class(key)
 
     def _decode_restored(self, key) -> None:
         """Decode a restored state before its first update (one that does not decode
@@ -561,25 +585,18 @@ class PartitionState:
         except ValueError:
             self.state_errors += 1
             return
-        if isinstance(key, Stratum):
-            self.weeks.strata[key] = state
-        elif key[0] == "formal":
-            self.weeks.formal[key[1]] = state
-        else:
-            self.weeks.payments[key[1]] = state
+        table, at = _slot(self.weeks, key)
+        table[at] = state
 
     def _has(self, key) -> bool:
-        if isinstance(key, Stratum):
-            return key in self.weeks.strata
-        return key[1] in (self.weeks.formal if key[0] == "formal" else self.weeks.payments)
+        table, at = _slot(self.weeks, key)
+        return at in table
 
     def _encoding(self, key) -> bytes | None:
         raw = self._encoded.get(key)
         if raw is None:
-            if isinstance(key, Stratum):
-                state = self.weeks.strata.get(key)
-            else:
-                state = (self.weeks.formal if key[0] == "formal" else self.weeks.payments).get(key[1])
+            table, at = _slot(self.weeks, key)
+            state = table.get(at)
             if state is None:
                 return None
             raw = self._encoded[key] = encode_state(state)
@@ -606,16 +623,11 @@ class PartitionState:
         decodes none of the weeks no event touches any more."""
         for part in parts:
             week = part.week
-            items = [(Stratum(week, post, group), raw, StratumState) for post, group, raw in part.strata]
-            if part.formal is not None:
-                items.append((("formal", week), part.formal, FormalExports))
-            if part.payments is not None:
-                items.append((("payments", week), part.payments, WeekPayments))
-            for key, raw, cls in items:
+            for key, raw in _week_items(part):
                 if key not in self._encoded and not self._has(key):
                     self._week_keys.setdefault(week, []).append(key)
                 self._encoded[key] = raw
-                self._undecoded[key] = cls
+                self._undecoded[key] = _state_class(key)
         return 0
 
     def _segment(self, *, seen, crossings, closed, held_added, held_removed, observations, base=False) -> Segment:
@@ -834,8 +846,7 @@ class Summaries:
     def update(self, obs) -> None:
         """Add one observation directly."""
         self._direct.update(obs)
-        week = obs.week if isinstance(obs, (FormalExportSeen, PaymentSeen)) else obs.stratum[0]
-        self._dirty.add(week)
+        self._dirty.add(_key_week(_state_key(obs)))
         self.version += 1
 
     def fold(self, partition: tuple, seq: int, observations) -> None:
@@ -843,8 +854,7 @@ class Summaries:
         its owner had published them as states)."""
         by_week: dict[str, list] = {}
         for obs in observations:
-            week = obs.week if isinstance(obs, (FormalExportSeen, PaymentSeen)) else obs.stratum[0]
-            by_week.setdefault(week, []).append(obs)
+            by_week.setdefault(_key_week(_state_key(obs)), []).append(obs)
         state = PartitionState(*partition)
         for week, (_, parts) in self._weeks.get(partition, {}).items():
             if week in by_week:
@@ -876,12 +886,8 @@ class Summaries:
         inputs: dict = {}  # state key -> [(partition, bytes)]
         for partition in sorted(self._holders.get(week, ())):
             for part in self._weeks[partition][week][1]:
-                for post, group, raw in part.strata:
-                    inputs.setdefault(Stratum(week, post, group), []).append((partition, raw))
-                if part.formal is not None:
-                    inputs.setdefault(("formal", week), []).append((partition, part.formal))
-                if part.payments is not None:
-                    inputs.setdefault(("payments", week), []).append((partition, part.payments))
+                for key, raw in _week_items(part):
+                    inputs.setdefault(key, []).append((partition, raw))
         direct_states = {s: st for s, st in direct.strata.items() if s.week == week}
         if week in direct.formal:
             direct_states[("formal", week)] = direct.formal[week]
@@ -891,7 +897,7 @@ class Summaries:
             inputs.setdefault(key, [])
         gone = []
         for key, raws in inputs.items():
-            cls = StratumState if isinstance(key, Stratum) else (FormalExports if key[0] == "formal" else WeekPayments)
+            cls = _state_class(key)
             signature = tuple(raws)
             cached = self._sums.get(key)
             if cached is not None and cached[0] == signature and key not in direct_states:
@@ -911,12 +917,9 @@ class Summaries:
                 self._sums[key] = (signature, out)
             if out is None:
                 gone.append(key)
-            elif isinstance(key, Stratum):
-                merged.strata[key] = out
-            elif key[0] == "formal":
-                merged.formal[week] = out
             else:
-                merged.payments[week] = out
+                table, at = _slot(merged, key)
+                table[at] = out
         for key in gone:  # (their failed sums stay cached: counted once)
             del inputs[key]
         for s in [s for s in merged.strata if s.week == week and s not in inputs]:
