@@ -867,19 +867,23 @@ def observe(
                     else:
                         sink(seen)
         spend: list | None = [] if traveller_strata else None
-        if traveller_strata and PAYMENTS in files:  # card spend is known before departures
+
+        def observe_payments() -> None:
             frame, weeks, rejected = reader.read(PAYMENTS)
             unpriced[PAYMENTS] += _observe_payments(frame, weeks, rates, sink, payments, tallies[PAYMENTS], spend)
             tallies[PAYMENTS].rejected.update(rejected)
+
+        # Payments after departures (their reading is the shorter tail), unless the
+        # departures' classes need the card spend first.
+        if traveller_strata and PAYMENTS in files:
+            observe_payments()
         if DEPARTURES in files:
             frame, weeks, rejected = reader.read(DEPARTURES)
             classes = _observe_departures(frame, weeks, crossings, sink, departures, tallies[DEPARTURES], spend,
                                           traveller_window)
             tallies[DEPARTURES].rejected.update(rejected)
         if PAYMENTS in files and not traveller_strata:
-            frame, weeks, rejected = reader.read(PAYMENTS)
-            unpriced[PAYMENTS] += _observe_payments(frame, weeks, rates, sink, payments, tallies[PAYMENTS])
-            tallies[PAYMENTS].rejected.update(rejected)
+            observe_payments()
     finally:
         reader.close()
     if not unpriced[PAYMENTS]:
