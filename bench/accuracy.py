@@ -163,11 +163,12 @@ def state_version() -> str:
 
 
 def world_tables(d: Path, traveller_strata: bool = False, window: str = "past"):
-    """The states of a cached world, built from its archive on first use, then pickled
-    (``traveller_strata``: post-stratified by trip frequency, cached apart)."""
+    """The states of a cached world, built from its archive on first use, then kept in
+    the versioned state encoding (never a pickle; ``traveller_strata``: post-stratified
+    by trip frequency, cached apart)."""
     import hashlib
-    import pickle
 
+    from estimators.encoding import decode_tables, encode_tables
     from streams.pipeline.batch import build_tables
 
     version = state_version()
@@ -177,12 +178,15 @@ def world_tables(d: Path, traveller_strata: bool = False, window: str = "past"):
         for f in ("streams/pipeline/archive.py", "streams/pipeline/travellers.py", "streams/pipeline/canonical.py"):
             h.update((root / f).read_bytes())
         version = "ts-" + ("" if window == "past" else window + "-") + h.hexdigest()
-    path = d / f"tables-{version}.pkl"
+    path = d / f"tables-{version}.states"
     if path.exists():
-        return pickle.loads(path.read_bytes())
+        try:
+            return decode_tables(path.read_bytes())
+        except ValueError:
+            path.unlink()  # a cut or foreign file: built again below
     tables, _ = build_tables(d, traveller_strata=traveller_strata, traveller_window=window)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
+    tmp.write_bytes(encode_tables(tables))
     tmp.rename(path)
     return tables
 

@@ -37,13 +37,16 @@ from estimators.observations import (
     FormalExportSeen,
     InspectionSeen,
     PaymentSeen,
+    Stratum,
 )
 from estimators.replicates import N_REPLICATES
 from estimators.state import (
-    CARD_TYPES, K_ALL, POST_INDEX, REGION_INDEX, C, CensusState, SampleState, StratumState, TopLoads,
+    CARD_TYPES, K_ALL, POST_INDEX, REGION_INDEX, C, CensusState, FormalExports, SampleState, StratumState, TopLoads,
+    WeekPayments,
 )
+from estimators.tables import Tables
 
-__all__ = ["Observations", "invalid", "WeekStates", "encode_state", "decode_state"]
+__all__ = ["Observations", "invalid", "WeekStates", "encode_state", "decode_state", "encode_tables", "decode_tables"]
 
 #: Largest absolute amount (US cents) an observation may carry on an internal topic:
 #: far above any real crossing, far below int64 overflow of a week's sums.
@@ -302,3 +305,44 @@ def decode_state(raw: bytes, cls):
         return _unfields(body, cls)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, msgspec.DecodeError, zlib.error) as error:
         raise ValueError(f"bad state: {error}") from None
+
+
+_tables_encoder = msgspec.msgpack.Encoder()
+_tables_decoder = msgspec.msgpack.Decoder(list[WeekStates])
+
+
+def encode_tables(tables) -> bytes:
+    """Whole :class:`~estimators.tables.Tables` as bytes: one :class:`WeekStates` per week,
+    each state in the versioned state encoding (a cache on disk, never a pickle)."""
+    weeks: dict[str, WeekStates] = {}
+
+    def week(label: str) -> WeekStates:
+        part = weeks.get(label)
+        if part is None:
+            part = weeks[label] = WeekStates(label, [], None, None)
+        return part
+
+    for key, state in tables.strata.items():
+        week(key.week).strata.append((key.border_post, key.group, encode_state(state)))
+    for label, state in tables.formal.items():
+        week(label).formal = encode_state(state)
+    for label, state in tables.payments.items():
+        week(label).payments = encode_state(state)
+    return _tables_encoder.encode([weeks[w] for w in sorted(weeks)])
+
+
+def decode_tables(raw: bytes):
+    """The tables :func:`encode_tables` wrote; ValueError when the bytes are not that."""
+    try:
+        parts = _tables_decoder.decode(raw)
+    except msgspec.DecodeError as error:
+        raise ValueError(f"bad tables: {error}") from None
+    tables = Tables()
+    for part in parts:
+        for post, group, body in part.strata:
+            tables.strata[Stratum(part.week, post, group)] = decode_state(body, StratumState)
+        if part.formal is not None:
+            tables.formal[part.week] = decode_state(part.formal, FormalExports)
+        if part.payments is not None:
+            tables.payments[part.week] = decode_state(part.payments, WeekPayments)
+    return tables

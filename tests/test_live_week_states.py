@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from estimators import Tables
-from estimators.encoding import WeekStates, decode_state, encode_state
+from estimators.encoding import WeekStates, decode_state, decode_tables, encode_state, encode_tables
 from estimators.state import FormalExports, StratumState, WeekPayments
 from streams.pipeline.encoding import decode_segment, encode_segment
 from streams.pipeline import partition
@@ -29,6 +29,22 @@ def test_states_round_trip_exactly(tmp_path):
         assert decode_state(encode_state(state), FormalExports) == state
     for state in tables.payments.values():
         assert decode_state(encode_state(state), WeekPayments) == state
+
+
+def test_whole_tables_round_trip_and_a_cut_file_is_refused(tmp_path):
+    """The benchmark's cache of a world's states: the state encoding, never a pickle."""
+    book, by_partition = records(tiny_archive(tmp_path / "tiny"))
+    tables = Tables()
+    for (lane, p), recs in by_partition.items():
+        for o in PartitionState(lane, p).process(recs, book).observations:
+            tables.update(o)
+    raw = encode_tables(tables)
+    back = decode_tables(raw)
+    assert back.strata == tables.strata and back.formal == tables.formal and back.payments == tables.payments
+    assert len(tables.strata) > 1 and tables.formal and tables.payments
+    for bad in (raw[: len(raw) // 2], b"\x80\x04\x95" + raw[3:], b""):
+        with pytest.raises(ValueError):
+            decode_tables(bad)
 
 
 @pytest.mark.parametrize("decoded_weeks", [1, 6])
