@@ -36,6 +36,7 @@ processes; archives and states cached under ``--cache``)
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import tempfile
 import time
@@ -399,7 +400,14 @@ def nowcast_days(cache: Path, seed: int, weeks: int, scale: float, prior: bool =
             tables, _ = build_tables(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        out.append(tables.estimate().filter(domain="total").with_columns(day=pl.lit(day)))
+        by_day: dict[str, list[int]] = {}
+        for key, state in tables.strata.items():
+            counts = by_day.setdefault(key.week, [0] * 7)
+            for k, n in enumerate(state.census.departures_by_day.tolist()):
+                counts[k] += n
+        days = pl.DataFrame({"week": list(by_day), "departures_by_day": list(by_day.values())},
+                            schema={"week": pl.Utf8, "departures_by_day": pl.List(pl.Int64)})
+        out.append(tables.estimate().filter(domain="total").with_columns(day=pl.lit(day)).join(days, on="week", how="left"))
     rows = pl.concat(out)
     rows.write_parquet(out_path)
     return rows
@@ -421,13 +429,13 @@ def nowcast_world(args) -> pl.DataFrame:
     out = []
     for day, rows in nowcast_days(cache, seed, weeks, scale, prior).sort("week").group_by("day"):
         tot = [(r["week"], r["estimate_usd"], r["std_error_usd"], r["n_departures"],
-                r["tourist_handicraft_card_usd"]) for r in rows.iter_rows(named=True)]
+                r["tourist_handicraft_card_usd"], r["departures_by_day"]) for r in rows.iter_rows(named=True)]
         row = rows.filter(week=last).row(0, named=True)
-        *past, now = tot
-        for cards in (True, False):
+        for cards, days in itertools.product((True, False), (True, False)):
+            *past, now = tot if days else [t[:5] for t in tot]
             nc = nowcast_week(past, now, cards=cards)
             out.append({
-                "seed": seed, "day": day[0], "cards": cards, "card_drop": card_drop, "truth_usd": target,
+                "seed": seed, "day": day[0], "cards": cards, "days": days, "card_drop": card_drop, "truth_usd": target,
                 "nowcast_usd": nc and nc.usd, "lo": nc and nc.ci_low_usd, "hi": nc and nc.ci_high_usd,
                 "model_usd": nc and nc.model_usd, "week_to_date_usd": row["estimate_usd"],
                 "sd_usd": nc and (nc.ci_high_usd - nc.ci_low_usd) / 2,
@@ -451,10 +459,12 @@ def nowcast_report(rows: pl.DataFrame) -> str:
     rows = rows.filter(pl.col("nowcast_usd").is_not_null())
     both = pl.concat([rows.with_columns(pl.col("day").cast(pl.Utf8)),
                       rows.filter(pl.col("day") >= 3).with_columns(day=pl.lit("3-7"))])
-    out = [table(agg(both, ["cards", "day"])), "", "Card-share-drop worlds:", "",
-           table(agg(both.filter("card_drop"), ["cards", "day"]))]
+    out = ["``days``: departures still to come from the week's complete days and the past weeks'"
+           " day-of-week shares (estimators.nowcast; false: from the forecast of past weeks' counts alone).", "",
+           table(agg(both, ["days", "cards", "day"])), "", "Card-share-drop worlds:", "",
+           table(agg(both.filter("card_drop"), ["days", "cards", "day"]))]
     # variance reduction of the card series: squared half-widths, matched (seed, day) pairs
-    w = rows.pivot(on="cards", index=["seed", "day"], values="sd_usd")
+    w = rows.filter("days").pivot(on="cards", index=["seed", "day"], values="sd_usd")
     if {"true", "false"} <= set(w.columns):
         by = w.group_by("day").agg(((pl.col("true") / pl.col("false")) ** 2).median().alias("var_ratio")).sort("day")
         out += ["", "Nowcast variance with cards / without (median over worlds):", "", table(by)]

@@ -23,9 +23,11 @@ True
 
 from __future__ import annotations
 
+import copy
 import re
 import zlib
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
@@ -54,10 +56,19 @@ MAX_CENTS = 10**15
 _WEEK = re.compile(r"\A\d{4}-W\d{2}\Z")
 
 
-class Observations(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
-    """The observations a step released, one list per kind."""
+class _DepartureV2(NamedTuple):
+    """A departure as version-2 records carry it: before departures had a day of the week."""
 
-    departures: list[DepartureSeen] = []
+    stratum: Stratum
+    region: str
+
+
+class Observations(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+    """The observations a step released, one list per kind: the body of version-2 records
+    only (since version 3 steps carry their week states instead), so its layout stays that
+    of version 2, departures without their day (they read as Monday's)."""
+
+    departures: list[_DepartureV2] = []
     declarations: list[DeclarationSeen] = []
     inspections: list[InspectionSeen] = []
     formal: list[FormalExportSeen] = []
@@ -71,11 +82,12 @@ class Observations(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
             InspectionSeen: out.inspections, FormalExportSeen: out.formal, PaymentSeen: out.payments,
         }
         for o in observations:
-            lists[type(o)].append(o)
+            lists[type(o)].append(_DepartureV2(o.stratum, o.region) if type(o) is DepartureSeen else o)
         return out
 
     def __iter__(self) -> Iterator:
-        yield from self.departures
+        for d in self.departures:
+            yield DepartureSeen(d.stratum, d.region)
         yield from self.declarations
         yield from self.inspections
         yield from self.formal
@@ -108,7 +120,7 @@ def invalid(obs) -> str | None:
     """Why a state would refuse this observation (None: it takes it)."""
     kind = type(obs)
     if kind is DepartureSeen:
-        bad = _stratum_bad(obs.stratum) or obs.region not in REGION_INDEX
+        bad = _stratum_bad(obs.stratum) or obs.region not in REGION_INDEX or obs.day not in range(7)
     elif kind is DeclarationSeen:
         bad = (_stratum_bad(obs.stratum) or obs.region not in REGION_INDEX
                or _cents_bad(obs.declared_cents) or not 0 <= obs.traveller_key < 2**64)
@@ -132,9 +144,13 @@ def invalid(obs) -> str | None:
 # ---------------------------------------------------------------------- mergeable states
 
 #: Version of the state encoding below (a stratum's, a week's formal exports or payments):
-#: 1 the MessagePack body as is, 2 (written) the same body deflated (zlib level 1: the
-#: sparse replicate sums and exact sums are mostly small numbers, ~12x smaller).
-STATE_VERSION = 2
+#: 1 the MessagePack body as is, 2 the same body deflated (zlib level 1: the sparse
+#: replicate sums and exact sums are mostly small numbers, ~12x smaller), 3 (written) as 2
+#: with the census's departures by day of the week (read from 1 and 2 as zeros).
+STATE_VERSION = 3
+#: Fields a state gained after version 1, with the version that added them: an older body
+#: ends before them, and they are read as their empty value.
+_ADDED = {"departures_by_day": 3}
 #: Largest inflated state body read (a stratum's is ~6 KB; refused beyond: no bombs).
 _MAX_STATE_BYTES = 1 << 22
 _INT64 = np.dtype("<i8")
@@ -250,14 +266,17 @@ def _fields(state) -> list:
 _TEMPLATES: dict = {}
 
 
-def _unfields(raw, cls):
+def _unfields(raw, cls, version: int = STATE_VERSION):
     template = _TEMPLATES.get(cls)
     if template is None:
         template = _TEMPLATES[cls] = cls()
     state = cls.__new__(cls)
-    if not isinstance(raw, list) or len(raw) != len(cls._FIELDS):
+    fields = [f for f in cls._FIELDS if _ADDED.get(f, 1) <= version]
+    if not isinstance(raw, list) or len(raw) != len(fields):
         raise ValueError("bad field count")
-    for f, value in zip(cls._FIELDS, raw):
+    for f in cls._FIELDS[len(fields):]:
+        setattr(state, f, copy.deepcopy(getattr(template, f)))
+    for f, value in zip(fields, raw):
         if f == "replicates":
             rows, values = value
             if (not isinstance(rows, list) or any(type(r) is not int or not 0 <= r < K_ALL for r in rows)
@@ -284,11 +303,12 @@ def encode_state(state) -> bytes:
 
 def decode_state(raw: bytes, cls):
     """The state ``encode_state`` wrote, of class ``cls``; ValueError when it is not one."""
-    if not raw or raw[0] not in (1, 2):
+    if not raw or raw[0] not in (1, 2, 3):
         raise ValueError("unknown state version")
+    version = raw[0]
     try:
         body = raw[1:]
-        if raw[0] == 2:
+        if version >= 2:
             inflate = zlib.decompressobj()
             body = inflate.decompress(body, _MAX_STATE_BYTES)
             if inflate.unconsumed_tail or not inflate.eof:
@@ -298,11 +318,11 @@ def decode_state(raw: bytes, cls):
             if not isinstance(body, list) or len(body) != 2:
                 raise ValueError("bad stratum")
             state = StratumState.__new__(StratumState)
-            state.census = _unfields(body[0], CensusState)
-            state.sample = _unfields(body[1], SampleState)
+            state.census = _unfields(body[0], CensusState, version)
+            state.sample = _unfields(body[1], SampleState, version)
             state.sample._check()
             return state
-        return _unfields(body, cls)
+        return _unfields(body, cls, version)
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, msgspec.DecodeError, zlib.error) as error:
         raise ValueError(f"bad state: {error}") from None
 

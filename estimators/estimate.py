@@ -825,7 +825,7 @@ class _Acc:
 
     __slots__ = (
         "point", "reps", "vpred", "n_dep", "n_insp", "n_decl", "declared", "n_targ",
-        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers", "vfloor", "vsyn",
+        "targ_assessed", "n_pooled", "level", "ok", "var_parts", "travellers", "vfloor", "vsyn", "by_day",
     )
 
     def __init__(self, B: int):
@@ -841,6 +841,7 @@ class _Acc:
         self.travellers = DistinctSketch(SKETCH_K)
         self.vfloor = 0.0
         self.vsyn = 0.0  # synthetic-model error (USD), summed linearly: alike in every stratum
+        self.by_day = None  # departures by day of the week (total rows only), for the nowcast
 
 
 def _domain_keys():
@@ -862,6 +863,8 @@ def _add_counts(accs, week, post, st: StratumState):
         a.n_insp += n_insp
         a.n_decl += n_decl
         a.n_targ += n_targ
+        if key[0] == "total":
+            a.by_day = cen.departures_by_day.copy() if a.by_day is None else a.by_day + cen.departures_by_day
         if key[0] == "category":
             c = CATEGORIES.index(key[1])
             a.travellers += cen.travellers[1 + c]
@@ -963,7 +966,12 @@ def _rows(accs, weeks, formal, payments, alpha, method, window, interval, open_w
             *past, now = totals
             fields = [COLUMNS.index(c) for c in
                       ("week", "estimate_usd", "std_error_usd", "n_departures", "tourist_handicraft_card_usd")]
-            nc = nowcast_week([tuple(r[i] for i in fields) for r in past], tuple(now[i] for i in fields), alpha)
+
+            def measured(r) -> tuple:
+                by_day = accs[(r[0], "total", "all")].by_day
+                return (*(r[i] for i in fields), None if by_day is None else tuple(int(n) for n in by_day))
+
+            nc = nowcast_week([measured(r) for r in past], measured(now), alpha)
             if nc is not None:  # None: no past week yet, nothing to scale the week up by
                 rows[rows.index(now)] = now[: -len(NOWCAST_COLUMNS)] + nc.columns()
     return pl.DataFrame(rows, schema=schema, orient="row")

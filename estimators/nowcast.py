@@ -19,7 +19,13 @@ and in the Arbaeen walk (the 14 days before Arbaeen). ``s2_irr, s2_level, s2_tre
 maximum likelihood over a small grid (scaled to the series); ``X_m = Z_t a_t|t-1``,
 ``F = Z_t P_t|t-1 Z_t' + s2_irr``. The same model forecasts the week's departures
 ``N_hat`` (variance ``V_N``) from past weeks' counts (with fewer than 4 past weeks: their
-mean, variance their scatter plus (0.1 mean)^2).
+mean, variance their scatter plus (0.1 mean)^2). Once a day of the week is complete, the
+week so far says how many are to come too: with ``N_c`` the departures of the days before
+the newest day seen (that one may still be under way) and ``phi`` the geometric mean share
+those days had of the last 8 past weeks' departures (at least 3 weeks), ``N_ext = N_c /
+phi``, ``Var(N_ext) = N_ext^2 Var(log phi_s) (1 + 1/m)``; the week's expected departures
+``N_exp`` combine ``N_hat`` and ``N_ext`` by precision (variance ``V_exp``; without a
+complete day, ``N_exp = N_hat``).
 
 **The week so far** ``W`` (the value of the ``N_wtd`` departures so far), measured twice:
 
@@ -47,10 +53,10 @@ mean, variance their scatter plus (0.1 mean)^2).
   ``W = a W_i + (1 - a) W_c``, ``a = Var(W_c) / (Var(W_i) + Var(W_c))``,
   ``Var(W) = a^2 Var(W_i) + (1 - a)^2 Var(W_c)``.
 
-**Scaled to the whole week**: with ``N_tot = max(N_hat, N_wtd)`` and ``s = N_tot / N_wtd``
+**Scaled to the whole week**: with ``N_tot = max(N_exp, N_wtd)`` and ``s = N_tot / N_wtd``
 (the departures still to come valued like those so far, ``v = W / N_wtd``),
 
-    X_d = s W,    V_d = s^2 Var(W) + v^2 V_N 1[N_hat > N_wtd].
+    X_d = s W,    V_d = s^2 Var(W) + v^2 V_exp 1[N_exp > N_wtd].
 
 The nowcast is ``Y = X_m + k (X_d - X_m)``, ``k = F / (F + V_d)``, variance
 ``V = k V_d + s^2 B_w`` (the shared error is in every measurement, so no combination
@@ -279,6 +285,56 @@ def card_share(y, se, c) -> tuple[float, float, float] | None:
     return float(out[4][-1]), float(out[5][-1]) - tau2, tau2
 
 
+#: Past weeks whose day-of-week profile the week so far is extrapolated with (the latest).
+PROFILE_WEEKS = 8
+
+
+def _by_day(entry) -> np.ndarray | None:
+    """A week's departures by day of the week, when it carries them and they add up to
+    its departures (states restored from before the field hold zeros there)."""
+    if len(entry) <= 5 or entry[5] is None:
+        return None
+    days = np.asarray(entry[5], dtype=float)
+    if days.shape != (7,) or (days < 0).any() or days.sum() != float(entry[3]) or days.sum() <= 0:
+        return None
+    return days
+
+
+def _extrapolated(history, current) -> tuple[float, float] | None:
+    """The week's departures from its complete days so far and the share of a week's
+    departures those days had in past weeks: ``(N_c / phi, N_c^2 / phi^2 Var(log phi))``.
+
+    The newest day with departures may still be under way (live), so only the days before
+    it count: ``N_c`` their departures, ``phi`` the mean of the past weeks' shares
+    ``phi_s`` of the same days (the last :data:`PROFILE_WEEKS` weeks that carry days),
+    ``Var(log phi)`` the scatter of ``log phi_s`` plus its mean's error. None before a
+    complete day, or with fewer than 3 such past weeks."""
+    days = _by_day(current)
+    if days is None:
+        return None
+    seen = np.flatnonzero(days > 0)
+    first_open = int(seen[-1])  # the newest day with departures: perhaps not over yet
+    if first_open == 0:
+        return None
+    n_c = float(days[:first_open].sum())
+    shares = []
+    for entry in reversed(history):
+        past = _by_day(entry)
+        if past is not None:
+            share = float(past[:first_open].sum() / past.sum())
+            if share > 0:
+                shares.append(share)
+            if len(shares) == PROFILE_WEEKS:
+                break
+    if len(shares) < 3 or n_c <= 0:
+        return None
+    logs = np.log(shares)
+    phi = float(np.exp(logs.mean()))
+    var_log = float(logs.var(ddof=1)) * (1 + 1 / len(logs))
+    n_ext = n_c / phi
+    return n_ext, n_ext * n_ext * var_log
+
+
 def _departures(nd, X, xn) -> tuple[float, float] | None:
     """Forecast (mean, variance) of the week's departures from past weeks' counts: the trend
     model from 4 weeks on; before that the mean of the weeks there are, with their scatter
@@ -320,8 +376,8 @@ def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True, s
     """Nowcast of the current week from past weeks' totals and the week so far.
 
     ``history``: past weeks in order, tuples ``(week, estimate_usd, std_error_usd,
-    n_departures[, tourist_handicraft_card_usd])``; ``current``: the same tuple for the week
-    so far. ``cards=False`` leaves the card series out. None without a past week (nothing
+    n_departures[, tourist_handicraft_card_usd[, departures by day of the week (7, Monday
+    first, or None)]])``; ``current``: the same tuple for the week so far. ``cards=False`` leaves the card series out. None without a past week (nothing
     says how much of the week is still to come).
     """
     if not history:
@@ -340,7 +396,16 @@ def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True, s
     c = np.array([_num(h[4]) if len(h) > 4 else np.nan for h in history], dtype=float)
     model = fit_and_forecast(y, se, X, xn)
     n_hat, var_n = _departures(nd, X, xn)
-    n_tot = max(n_hat, float(n_wtd))
+    n_exp, var_exp = n_hat, var_n  # departures expected in the whole week
+    ext = _extrapolated(history, current)
+    if ext is not None:  # and the week so far, by the days' usual shares of a week
+        n_ext, var_ext = ext
+        if var_ext <= 0:
+            n_exp, var_exp = n_ext, 0.0
+        elif var_n > 0:
+            n_exp = (n_hat / var_n + n_ext / var_ext) / (1 / var_n + 1 / var_ext)
+            var_exp = 1 / (1 / var_n + 1 / var_ext)
+    n_tot = max(n_exp, float(n_wtd))
     s = n_tot / n_wtd if n_wtd > 0 else 1.0
     # the week so far W, from inspections (W_i) and from card spending (W_c)
     # the part of the week-to-date error shared with past weeks: at most their relative error
@@ -373,7 +438,7 @@ def nowcast_week(history, current, alpha: float = 0.05, *, cards: bool = True, s
     var_w = wt_i**2 * var_i + (wt_c**2 * var_c if w_c is not None else 0.0)
     v = w / n_wtd if n_wtd > 0 else 0.0
     x_d = w * s
-    v_d = var_w * s * s + (v * v * var_n if n_hat > n_wtd else 0.0)
+    v_d = var_w * s * s + (v * v * var_exp if n_exp > n_wtd else 0.0)
     if n_wtd <= 0:  # nobody has left yet: the week so far says nothing
         v_d = math.inf
     if model is None:

@@ -62,10 +62,14 @@ class Stratum(NamedTuple):
 
 
 class DepartureSeen(NamedTuple):
-    """One departing traveller (the census of N). ``region``: destination region code."""
+    """One departing traveller (the census of N). ``region``: destination region code;
+    ``day``: the departure's day of its week, 0 = Monday .. 6 = Sunday in Asia/Tehran
+    (``date.weekday()`` of its Tehran date), so a nowcast knows how much of a week
+    has passed by the departures' own clock."""
 
     stratum: Stratum
     region: str
+    day: int = 0
 
 
 class DeclarationSeen(NamedTuple):

@@ -137,6 +137,12 @@ def _region(region: str) -> int:
         raise ValueError(f"unknown destination region {region!r}") from None
 
 
+def _day(day) -> int:
+    if type(day) is not int or not 0 <= day < 7:
+        raise ValueError(f"day of the week must be an integer 0..6, got {day!r}")
+    return day
+
+
 def _cents(values: tuple[int, ...], what: str) -> np.ndarray:
     if len(values) != C:
         raise ValueError(f"{what} must have {C} categories, got {len(values)}")
@@ -331,12 +337,16 @@ class CensusState(_Summary):
     travellers : tuple of DistinctSketch
         Distinct declarers with a positive declared value, per cell (total, categories,
         regions; see ``N_SKETCHES``).
+    departures_by_day : int64[7]
+        Departures by day of the week (Monday first, Asia/Tehran): how far a week has got,
+        for the nowcast. Sums to ``departures`` (except in states restored from an encoding
+        older than the field, which hold zeros here).
     """
 
     _FIELDS = (
         "departures", "declarations", "declarations_by_category", "declared_cents",
         "resale_declarations", "resale_declarations_by_category", "resale_declared_cents",
-        "travellers",
+        "travellers", "departures_by_day",
     )
     _SKETCHES = ("travellers",)
 
@@ -349,12 +359,15 @@ class CensusState(_Summary):
         self.resale_declarations_by_category = _zeros((R, C))
         self.resale_declared_cents = _zeros((R, C))
         self.travellers = _sketches()
+        self.departures_by_day = _zeros(7)
 
     def update(self, obs: DepartureSeen | DeclarationSeen) -> None:
         """Count one departure or one declaration."""
         r = _region(obs.region)
         if isinstance(obs, DepartureSeen):
+            day = _day(obs.day)
             self.departures[r] += 1
+            self.departures_by_day[day] += 1
         elif isinstance(obs, DeclarationSeen):
             d = _cents(obs.declared_cents, "declared_cents")
             self.declarations[r] += 1
@@ -380,6 +393,7 @@ class CensusState(_Summary):
         """A function adding ``obs`` in bulk, or None if one-at-a-time updates would fail."""
         try:
             deps = np.array([REGION_INDEX[o.region] for o in obs if type(o) is DepartureSeen], dtype=np.intp)
+            days = np.array([_day(o.day) for o in obs if type(o) is DepartureSeen], dtype=np.intp)
             decl = [o for o in obs if type(o) is DeclarationSeen]
             if len(deps) + len(decl) != len(obs):
                 raise TypeError("not a census observation")
@@ -392,6 +406,7 @@ class CensusState(_Summary):
 
         def apply() -> None:
             np.add.at(self.departures, deps, 1)
+            np.add.at(self.departures_by_day, days, 1)
             if not decl:
                 return
             np.add.at(self.declarations, r, 1)
@@ -405,11 +420,14 @@ class CensusState(_Summary):
 
         return apply
 
-    def add_departures(self, region: str, count: int) -> None:
-        """Count ``count`` departures to ``region`` at once: the same as as many updates."""
+    def add_departures(self, region: str, count: int, day: int = 0) -> None:
+        """Count ``count`` departures to ``region`` on ``day`` of the week at once: the same
+        as as many updates."""
         if count < 0:
             raise ValueError(f"count must not be negative, got {count}")
-        self.departures[_region(region)] += count
+        r, d = _region(region), _day(day)
+        self.departures[r] += count
+        self.departures_by_day[d] += count
 
     def __repr__(self) -> str:
         return (

@@ -198,12 +198,18 @@ def test_read_unit_equals_decode_line_by_line(tmp_path, monkeypatch, data, topic
 
 
 def test_week_of_whole_seconds():
-    """Whole epoch seconds get week_of's label, across Tehran midnights and years."""
+    """Whole epoch seconds get week_of's label and their Tehran day of the week, across
+    Tehran midnights, summer time (before 2022) and years."""
     import numpy as np
 
+    from streams.pipeline.crossings import tehran_date
+
     at = np.array([0, 1_772_400_000, 1_772_400_000 + 20 * 3600 + 1800, 1_772_400_000 + 20 * 3600 + 1799,
-                   1_640_000_000, 1_900_000_000, 946_684_800], dtype=np.int64)
+                   1_640_000_000, 1_900_000_000, 946_684_800, 1_600_000_000, 1_600_000_000 + 7 * 3600],
+                  dtype=np.int64)
     labels: dict[str, int] = {}
-    codes = archive._week_codes_of_seconds(at, labels)
+    codes, days = archive._week_codes_of_seconds(at, labels)
     names = list(labels)
-    assert [names[k] for k in codes] == [week_of(datetime.fromtimestamp(int(t), timezone.utc)) for t in at]
+    instants = [datetime.fromtimestamp(int(t), timezone.utc) for t in at]
+    assert [names[k] for k in codes] == [week_of(t) for t in instants]
+    assert days.tolist() == [tehran_date(t).weekday() for t in instants]

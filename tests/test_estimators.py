@@ -42,7 +42,7 @@ regions = st.sampled_from(DESTINATION_REGIONS)
 cents = st.tuples(*[st.integers(0, 5_000_000)] * C)
 sparse_cents = st.one_of(st.just((0,) * C), cents)
 
-departures = st.builds(DepartureSeen, strata, regions)
+departures = st.builds(DepartureSeen, strata, regions, st.integers(0, 6))
 traveller_keys = st.integers(0, 40)  # few distinct travellers, so repeats happen
 declarations = st.builds(DeclarationSeen, strata, regions, sparse_cents, st.booleans(), traveller_keys)
 
@@ -183,6 +183,11 @@ def test_bad_inputs_are_refused():
     st_ = StratumState()
     with pytest.raises(ValueError):
         st_.update(DepartureSeen(s, "mars"))
+    for day in (7, -1, True, 2.0):
+        with pytest.raises(ValueError):
+            st_.update(DepartureSeen(s, "gulf", day))
+        with pytest.raises(ValueError):
+            st_.census.add_departures("gulf", 3, day)
     with pytest.raises(ValueError):
         st_.update(DeclarationSeen(s, "gulf", (1,) * (C - 1)))
     with pytest.raises(ValueError):
@@ -483,3 +488,20 @@ def test_bulk_trips_the_replicate_overflow_guard_like_single_updates():
     with pytest.raises(OverflowError):
         bulk.update_many([huge] * 3)
     assert bulk == one
+
+
+@given(st.lists(departures, max_size=40), st.lists(st.tuples(regions, st.integers(0, 6), st.integers(0, 5)), max_size=5))
+def test_departures_by_day_add_up_to_departures_whichever_way_they_are_counted(deps, bulk):
+    """Each departure counts once on its day of the week; bulk counts and bulk updates the same."""
+    one, many = CensusState(), CensusState()
+    for d in deps:
+        one.update(d)
+    many.update_many(deps)
+    for region, day, n in bulk:
+        one.add_departures(region, n, day)
+        for _ in range(n):
+            many.update(DepartureSeen(Stratum("2026-W07", "IKA", "visitor"), region, day))
+    assert one == many
+    assert one.departures_by_day.sum() == one.departures.sum() == len(deps) + sum(n for *_, n in bulk)
+    for day in range(7):
+        assert one.departures_by_day[day] == sum(d.day == day for d in deps) + sum(n for _, k, n in bulk if k == day)

@@ -215,3 +215,57 @@ def test_before_anyone_has_left_the_nowcast_is_the_model():
     assert nc.usd == nc.model_usd > 0 and nc.ci_low_usd < nc.usd < nc.ci_high_usd
     assert nc.news_value_usd == nc.news_card_usd == nc.news_departures_usd == 0.0
     assert nowcast_week(hist[:2], (WEEKS[2], 0.0, 0.0, 0)) is None
+
+
+PROFILE = (0.12, 0.14, 0.15, 0.15, 0.16, 0.14, 0.14)  # a week's departures by day, Monday first
+
+
+def _with_days(hist, rng=None):
+    """The history with each week's departures by day of the week (the profile, scattered)."""
+    out = []
+    for week, y, se, dep in hist:
+        shares = np.array(PROFILE) * (1 if rng is None else np.exp(rng.normal(0, 0.05, 7)))
+        days = np.floor(dep * shares / shares.sum()).astype(int)
+        days[-1] += dep - days.sum()
+        out.append((week, y, se, dep, None, tuple(int(d) for d in days)))
+    return out
+
+
+def test_a_busy_week_is_seen_in_its_complete_days_not_left_at_the_forecast():
+    """Departures 30% above every past week, three days in: the complete days, through the
+    days' usual shares, say the week will be busier; the forecast of counts alone does
+    not (the week so far is still below it), so it would leave the rest of the week at
+    the usual traffic."""
+    from estimators.nowcast import _extrapolated
+
+    hist = _with_days(_history(), np.random.default_rng(1))
+    busy = [round(1.3 * 40_000 * p) for p in PROFILE]
+    days = busy[:3] + [busy[3] // 3, 0, 0, 0]  # Thursday under way
+    n_wtd = sum(days)
+    y_wtd = (150e3 + 2e3 * 12) * n_wtd / 40_000  # each departure carries the usual value
+    n_ext, var_ext = _extrapolated(hist, (WEEKS[12], y_wtd, 0.06 * y_wtd, n_wtd, None, tuple(days)))
+    assert abs(n_ext / (1.3 * 40_000) - 1) < 0.05 and var_ext > 0  # from Monday-Wednesday alone
+    with_days = nowcast_week(hist, (WEEKS[12], y_wtd, 0.06 * y_wtd, n_wtd, None, tuple(days)))
+    without = nowcast_week([h[:5] for h in hist], (WEEKS[12], y_wtd, 0.06 * y_wtd, n_wtd, None))
+    assert without.news_departures_usd == 0.0  # N_tot = N_hat: "nobody more than usual"
+    assert with_days.news_departures_usd > 0.1 * with_days.model_usd
+    truth = 1.3 * (150e3 + 2e3 * 12)
+    assert abs(with_days.usd - truth) < 0.6 * abs(without.usd - truth)
+    assert with_days.ci_high_usd > without.ci_high_usd
+    assert math.isclose(with_days.usd - with_days.model_usd,
+                        with_days.news_value_usd + with_days.news_departures_usd, rel_tol=1e-9)
+
+
+def test_days_that_do_not_add_up_or_an_unfinished_first_day_change_nothing():
+    """Days are used only when they add up to the week's departures (a state restored from
+    before they were kept holds zeros) and once a day is complete (the newest may be under
+    way); otherwise the nowcast is the one from the forecast of counts."""
+    hist = _with_days(_history())
+    plain = [h[:5] for h in hist]
+    now = (WEEKS[12], 60e3, 6e3, 16_000, None)
+    base = nowcast_week(plain, now + (None,))
+    for days in ((16_000, 0, 0, 0, 0, 0, 0), (0, 0, 0, 0, 0, 0, 0), (9_000, 6_000, 0, 0, 0, 0, 0)):
+        assert nowcast_week(hist, now + (days,)) == base
+    assert nowcast_week(hist, now + ((9_000, 7_000, 0, 0, 0, 0, 0),)) != base  # Monday complete
+    stale = [h[:5] + ((0,) * 7,) for h in hist]  # past weeks restored without their days
+    assert nowcast_week(stale, now + ((9_000, 7_000, 0, 0, 0, 0, 0),)) == base

@@ -150,8 +150,8 @@ def _brute_force(archive: Path):
         n = sum(1 for e in deps if e.traveller_id == d.traveller_id and t - 90 * DAY < e.event_time.timestamp() <= t)
         cls = "1" if n == 1 else "2-4" if n <= 4 else "5+"
         card = sum(v for who, at, v in spend if who == d.traveller_id and t - 14 * DAY <= at < t)
-        stratum, region = departure_stratum(d)
-        out[Stratum(stratum.week, stratum.border_post, f"{stratum.group}|{cls}"), region] += 1
+        stratum, region, day = departure_stratum(d)
+        out[Stratum(stratum.week, stratum.border_post, f"{stratum.group}|{cls}"), region, day] += 1
         summary[cls][0] += 1
         summary[cls][1] += card != 0
         summary[cls][2] += card
@@ -166,10 +166,10 @@ def test_archive_classes_equal_a_loop_over_decoded_lines(archive, workers):
 
     def sink(o):
         if isinstance(o, DepartureSeen):
-            got[o.stratum, o.region] += 1
+            got[o.stratum, o.region, o.day] += 1
 
-    def bulk(stratum, region, n):
-        got[stratum, region] += n
+    def bulk(stratum, region, day, n):
+        got[stratum, region, day] += n
 
     report = observe(archive, sink, departures=bulk, workers=workers, traveller_strata=True)
     want, summary = _brute_force(archive)

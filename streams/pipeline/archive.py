@@ -351,14 +351,15 @@ def validate(events_dir: Path) -> dict[str, TopicTally]:
 _HALF_HOUR = 1800
 _EDGE = 1e-3  # seconds; event times this close to a half hour get week_of itself
 _UTC_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_half_hour_weeks: dict[int, str | None] = {}
+_half_hour_days: dict[int, tuple[str, int] | None] = {}
 
 
-def _half_hour_week(k: int) -> str | None:
-    """The Tehran ISO week of every instant of the ``k``-th half hour since the epoch, or
-    None when the half hour holds a local midnight or an offset change (or is out of range)."""
+def _half_hour_day(k: int) -> tuple[str, int] | None:
+    """The Tehran ISO week and day of the week (0 = Monday) of every instant of the
+    ``k``-th half hour since the epoch, or None when the half hour holds a local midnight
+    or an offset change (or is out of range)."""
     try:
-        return _half_hour_weeks[k]
+        return _half_hour_days[k]
     except KeyError:
         pass
     from streams.pipeline.crossings import TEHRAN, week_of
@@ -367,11 +368,17 @@ def _half_hour_week(k: int) -> str | None:
         first = _UTC_EPOCH + timedelta(seconds=k * _HALF_HOUR)
         last = first + timedelta(seconds=_HALF_HOUR, microseconds=-1)
         a, b = first.astimezone(TEHRAN), last.astimezone(TEHRAN)
-        week = week_of(first) if a.utcoffset() == b.utcoffset() and a.date() == b.date() else None
+        day = (week_of(first), a.weekday()) if a.utcoffset() == b.utcoffset() and a.date() == b.date() else None
     except (OverflowError, ValueError):
-        week = None
-    _half_hour_weeks[k] = week
-    return week
+        day = None
+    _half_hour_days[k] = day
+    return day
+
+
+def _half_hour_week(k: int) -> str | None:
+    """The Tehran ISO week of every instant of the ``k``-th half hour (see :func:`_half_hour_day`)."""
+    day = _half_hour_day(k)
+    return None if day is None else day[0]
 
 
 def _week_codes(events: list, stamps: list[float], labels: dict[str, int]):
@@ -448,12 +455,14 @@ def _week_codes_by_day(events: list, labels: dict[str, int]):
     return codes
 
 
-#: Departure cells: (week, border post, resident, destination region) in one integer.
+#: Departure cells: (week, day of the week, border post, resident, destination region) in
+#: one integer.
 _POSTS = tuple(typing.get_args(BorderPost))
 _POST_INDEX = {p: i for i, p in enumerate(_POSTS)}
 _REGIONS = tuple(DESTINATION_REGIONS)
 _REGION_INDEX = {r: i for i, r in enumerate(_REGIONS)}
-_DEPARTURE_CELLS = len(_POSTS) * 2 * len(_REGIONS)  # cells per week
+_DAY_CELLS = len(_POSTS) * 2 * len(_REGIONS)  # cells per day
+_DEPARTURE_CELLS = 7 * _DAY_CELLS  # cells per week
 _PAYMENT_CELLS = 4  # (tourist, handicraft) per week
 _CARD_TYPES = ("domestic", "tourist")
 
@@ -463,12 +472,13 @@ _CLASS_STRIDE = 1 << 40
 
 
 def _departure_cell(cell: int, weeks: list[str]) -> tuple:
-    """(Stratum, region) of a departure cell, as ``departure_stratum`` gives them (with
-    a frequency class, the group ``"<group>|<class>"``)."""
+    """(Stratum, region, day) of a departure cell, as ``departure_stratum`` gives them
+    (with a frequency class, the group ``"<group>|<class>"``)."""
     from estimators.observations import Stratum
 
     cls, cell = divmod(cell, _CLASS_STRIDE)
     week, rest = divmod(cell, _DEPARTURE_CELLS)
+    day, rest = divmod(rest, _DAY_CELLS)
     post, rest = divmod(rest, 2 * len(_REGIONS))
     resident, region = divmod(rest, len(_REGIONS))
     group = "resident" if resident else "visitor"
@@ -476,7 +486,7 @@ def _departure_cell(cell: int, weeks: list[str]) -> tuple:
         from streams.pipeline.travellers import CLASSES
 
         group = f"{group}|{CLASSES[cls - 1]}"
-    return Stratum(weeks[week], _POSTS[post], group), _REGIONS[region]
+    return Stratum(weeks[week], _POSTS[post], group), _REGIONS[region], day
 
 
 def _payment_cell(cell: int, weeks: list[str]) -> tuple[str, str, bool]:
@@ -486,8 +496,15 @@ def _payment_cell(cell: int, weeks: list[str]) -> tuple[str, str, bool]:
     return weeks[week], _CARD_TYPES[tourist], bool(handicraft)
 
 
+def _departure_cells(weeks, days, post, resident, region):
+    """The departure cell of each row's (week code, day, post, resident, region index)."""
+    return (((weeks * 7 + days) * len(_POSTS) + post) * 2 + resident) * len(_REGIONS) + region
+
+
 def _departure_columns(events: list, weeks) -> dict:
     import numpy as np
+
+    from streams.pipeline.crossings import tehran_date
 
     regions: dict[str, int] = {}
 
@@ -500,10 +517,11 @@ def _departure_columns(events: list, weeks) -> dict:
     post = np.array([_POST_INDEX[e.border_post] for e in events], dtype=np.int64)
     resident = np.array([e.resident for e in events], dtype=np.int64)
     dest = np.array([region(e.destination_country) for e in events], dtype=np.int64)
+    days = np.array([tehran_date(e.event_time).weekday() for e in events], dtype=np.int64)
     return {
         "event_id": [e.event_id for e in events],
         "crossing_id": [e.crossing_id for e in events],
-        "cell": ((weeks * len(_POSTS) + post) * 2 + resident) * len(_REGIONS) + dest,
+        "cell": _departure_cells(weeks, days, post, resident, dest),
     }
 
 
@@ -609,7 +627,7 @@ def _canonical_columns(topic: str, fast, labels: dict[str, int], travellers: boo
     import polars as pl
 
     at = fast["at"].to_numpy()
-    weeks = _week_codes_of_seconds(at, labels)
+    weeks, days = _week_codes_of_seconds(at, labels)
     if topic == DEPARTURES:
         country = fast["country"].to_numpy()
         keys, where = np.unique(country, return_inverse=True)
@@ -619,7 +637,7 @@ def _canonical_columns(topic: str, fast, labels: dict[str, int], travellers: boo
         )[where.ravel()] if len(keys) else country
         post = fast["post"].to_numpy()
         resident = fast["resident"].to_numpy().astype(np.int64)
-        cell = ((weeks * len(_POSTS) + post) * 2 + resident) * len(_REGIONS) + regions
+        cell = _departure_cells(weeks, days, post, resident, regions)
         out = pl.DataFrame({
             "event_id": fast["event_id"], "crossing_id": fast["crossing_id"],
             "cell": pl.Series(cell, dtype=pl.Int64), "line": fast["line"],
@@ -644,18 +662,23 @@ _HANDICRAFT_MCC_NUMBERS = np.array(
 
 
 def _week_codes_of_seconds(at, labels: dict[str, int]):
-    """The ``week_of`` label index of each whole epoch second in ``at`` (int64)."""
-    from streams.pipeline.crossings import week_of
+    """The ``week_of`` label index and the Tehran day of the week (0 = Monday) of each
+    whole epoch second in ``at`` (int64), as two arrays."""
+    from streams.pipeline.crossings import tehran_date, week_of
 
     halves, where = np.unique(at // _HALF_HOUR, return_inverse=True)
-    of_half = []
+    of_half, day_of_half = [], []
     for h in halves.tolist():
-        week = _half_hour_week(h)
-        of_half.append(-1 if week is None else labels.setdefault(week, len(labels)))
+        day = _half_hour_day(h)
+        of_half.append(-1 if day is None else labels.setdefault(day[0], len(labels)))
+        day_of_half.append(-1 if day is None else day[1])
     codes = np.asarray(of_half, dtype=np.int64)[where.ravel()]
+    days = np.asarray(day_of_half, dtype=np.int64)[where.ravel()]
     for i in np.flatnonzero(codes < 0).tolist():
-        codes[i] = labels.setdefault(week_of(datetime.fromtimestamp(int(at[i]), timezone.utc)), len(labels))
-    return codes
+        at_i = datetime.fromtimestamp(int(at[i]), timezone.utc)
+        codes[i] = labels.setdefault(week_of(at_i), len(labels))
+        days[i] = tehran_date(at_i).weekday()
+    return codes, days
 
 
 def _units(path: Path, size: int) -> list[tuple[int, int | None]]:
@@ -947,12 +970,12 @@ def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, ta
             sink(observation)
     counts = kept.filter(~joined).group_by("cell").len()
     for cell, n in sorted(counts.iter_rows()):
-        stratum, region = _departure_cell(cell, weeks)
+        stratum, region, day = _departure_cell(cell, weeks)
         if bulk is not None:
-            bulk(stratum, region, n)
+            bulk(stratum, region, day, n)
         else:
             for _ in range(n):
-                sink(DepartureSeen(stratum, region))
+                sink(DepartureSeen(stratum, region, day))
     return summary
 
 

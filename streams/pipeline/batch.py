@@ -40,11 +40,11 @@ def build_tables(events_dir: Path, *, workers: int | None = None,
 
     tables = Tables()
 
-    def departures(stratum, region: str, count: int) -> None:
+    def departures(stratum, region: str, day: int, count: int) -> None:
         state = tables.strata.get(stratum)
         if state is None:
             state = tables.strata[stratum] = StratumState()
-        state.census.add_departures(region, count)
+        state.census.add_departures(region, count, day)
 
     def payments(week: str, card_type: str, handicraft: bool, count: int, cents: int) -> None:
         state = tables.payments.get(week)

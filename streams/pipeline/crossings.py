@@ -48,12 +48,15 @@ def week_of(at: datetime) -> str:
     return iso_week_label(tehran_date(at))
 
 
-def departure_stratum(departure: Departure) -> tuple[Stratum, str]:
-    """The stratum (week, post, group) and destination region of a departure."""
+def departure_stratum(departure: Departure) -> tuple[Stratum, str, int]:
+    """The stratum (week, post, group), destination region and day of the week (0 =
+    Monday, Asia/Tehran) of a departure."""
     group = "resident" if departure.resident else "visitor"
+    day = tehran_date(departure.event_time)
     return (
-        Stratum(week_of(departure.event_time), departure.border_post, group),
+        Stratum(iso_week_label(day), departure.border_post, group),
         destination_region(departure.destination_country),
+        day.weekday(),
     )
 
 
@@ -264,11 +267,11 @@ class Crossing:
         self.declared: PricedDeclaration | None = None
         self.waiting: list[PricedInspection] = []
 
-    def add_departure(self, stratum: Stratum, region: str) -> list[Observation]:
+    def add_departure(self, stratum: Stratum, region: str, day: int) -> list[Observation]:
         if self.stratum is not None:
             return []
         self.stratum, self.region = stratum, region
-        out: list[Observation] = [DepartureSeen(stratum, region)]
+        out: list[Observation] = [DepartureSeen(stratum, region, day)]
         if self.declared is not None:
             out.append(DeclarationSeen(stratum, region, *self.declared))
         return out + self._release()
