@@ -17,12 +17,18 @@ from streams.pipeline.partition import PartitionState, Summaries, encode_parts
 from tests.test_live_state import records, tiny_archive
 
 
-def test_states_round_trip_exactly(tmp_path):
+def _tiny_tables(tmp_path) -> Tables:
+    """The states of a small archive, as the partitions' steps release them."""
     book, by_partition = records(tiny_archive(tmp_path / "tiny"))
     tables = Tables()
     for (lane, p), recs in by_partition.items():
         for o in PartitionState(lane, p).process(recs, book).observations:
             tables.update(o)
+    return tables
+
+
+def test_states_round_trip_exactly(tmp_path):
+    tables = _tiny_tables(tmp_path)
     for state in tables.strata.values():
         assert decode_state(encode_state(state), StratumState) == state
     for state in tables.formal.values():
@@ -33,11 +39,7 @@ def test_states_round_trip_exactly(tmp_path):
 
 def test_whole_tables_round_trip_and_a_cut_file_is_refused(tmp_path):
     """The benchmark's cache of a world's states: the state encoding, never a pickle."""
-    book, by_partition = records(tiny_archive(tmp_path / "tiny"))
-    tables = Tables()
-    for (lane, p), recs in by_partition.items():
-        for o in PartitionState(lane, p).process(recs, book).observations:
-            tables.update(o)
+    tables = _tiny_tables(tmp_path)
     raw = encode_tables(tables)
     back = decode_tables(raw)
     assert back.strata == tables.strata and back.formal == tables.formal and back.payments == tables.payments
@@ -102,11 +104,7 @@ def test_a_state_written_before_departures_had_days_reads_with_zero_days(tmp_pat
     nowcast, whose days no longer add up, falls back to the forecast of counts)."""
     from estimators import encoding
 
-    book, by_partition = records(tiny_archive(tmp_path / "tiny"))
-    tables = Tables()
-    for (lane, p), recs in by_partition.items():
-        for o in PartitionState(lane, p).process(recs, book).observations:
-            tables.update(o)
+    tables = _tiny_tables(tmp_path)
     state = next(s for s in tables.strata.values() if s.census.departures.sum())
     census = encoding._fields(state.census)
     assert len(census) == len(type(state.census)._FIELDS)
