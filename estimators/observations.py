@@ -13,7 +13,7 @@ Examples
 --------
 >>> s = Stratum("2026-W07", "IKA", "visitor")
 >>> DepartureSeen(s, "gulf")
-DepartureSeen(stratum=Stratum(week='2026-W07', border_post='IKA', group='visitor'), region='gulf')
+DepartureSeen(stratum=Stratum(week='2026-W07', border_post='IKA', group='visitor'), region='gulf', day=0)
 >>> unit_key("c-000001") == unit_key("c-000001")
 True
 >>> 0 <= unit_key("c-000001") < 2**64
@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 from typing import NamedTuple
 
@@ -183,6 +184,7 @@ def traveller_key(traveller_id: str, key: bytes = b"") -> int:
     )
 
 
+@functools.lru_cache(maxsize=1 << 12)  # every event asks; a few dates are asked again and again
 def iso_week_label(day: datetime.date) -> str:
     """ISO week label ``YYYY-Www`` of a (local, Asia/Tehran) calendar date.
 

@@ -70,6 +70,7 @@ from estimators.reference import BORDER_POSTS, CATEGORIES, DESTINATION_REGIONS
 
 __all__ = [
     "WEIGHT_SCALE",
+    "update_isolated",
     "CensusState",
     "SampleState",
     "StratumState",
@@ -204,6 +205,25 @@ def _exact(a: np.ndarray) -> np.ndarray:
     """Python-int (object) copy of an integer array, for sums that must not wrap."""
     return a.astype(object)
 
+
+
+def update_isolated(state, observations: list) -> list[Exception]:
+    """Add ``observations`` to ``state``, in bulk when the state would take every one of
+    them, else one at a time, leaving out those it refuses: their errors are returned, the
+    others are in the state (a live partition's states must not lose a step's good
+    observations to one bad one)."""
+    bulk = getattr(state, "_bulk", None)
+    apply = bulk(observations) if bulk is not None else None
+    if apply is not None:
+        apply()
+        return []
+    errors = []
+    for o in observations:
+        try:
+            state.update(o)
+        except Exception as error:  # noqa: BLE001 -- returned to the caller, who counts it
+            errors.append(error)
+    return errors
 
 
 def _bulk_or_each(state, observations) -> None:
@@ -934,14 +954,25 @@ class StratumState:
     def update_many(self, observations) -> None:
         """Add many observations of this stratum in bulk: the same state as one update each."""
         obs = list(observations)
-        census = self.census._bulk([o for o in obs if not isinstance(o, InspectionSeen)])
-        sample = self.sample._bulk([o for o in obs if isinstance(o, InspectionSeen)])
-        if census is None or sample is None:
+        apply = self._bulk(obs)
+        if apply is None:
             for o in obs:  # one at a time: the same error at the same observation
                 self.update(o)
         else:
+            apply()
+
+    def _bulk(self, obs: list):
+        """A function adding ``obs`` in bulk, or None if one-at-a-time updates would fail."""
+        census = self.census._bulk([o for o in obs if not isinstance(o, InspectionSeen)])
+        sample = self.sample._bulk([o for o in obs if isinstance(o, InspectionSeen)])
+        if census is None or sample is None:
+            return None
+
+        def apply() -> None:
             census()
             sample()
+
+        return apply
 
     def __iadd__(self, other: StratumState) -> StratumState:
         if not isinstance(other, StratumState):

@@ -73,7 +73,7 @@ import msgspec
 
 from estimators.encoding import Observations, WeekStates, decode_state, encode_state
 from estimators.observations import FormalExportSeen, PaymentSeen, Stratum
-from estimators.state import FormalExports, StratumState, WeekPayments
+from estimators.state import FormalExports, StratumState, WeekPayments, update_isolated
 from estimators.tables import Tables
 from streams.pipeline.contract import (
     DECLARATIONS,
@@ -310,6 +310,59 @@ class Step:
     lags: list[tuple[str, float]]  # (topic, record timestamp) of processed records
 
 
+class Expiring:
+    """Keys with an expiry time, forgotten in bulk once the clock passes it.
+
+    A dict (key -> expiry) beside buckets of keys by expiry: expiring costs what expires,
+    not a sweep over everything kept (expiry times are week ends plus the horizon, so
+    there are few buckets). A key set again, or removed, leaves a stale entry in its old
+    bucket, which expiring checks against the dict."""
+
+    __slots__ = ("_expiry", "_buckets")
+
+    def __init__(self) -> None:
+        self._expiry: dict = {}
+        self._buckets: dict[float, list] = {}
+
+    def __contains__(self, key) -> bool:
+        return key in self._expiry
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Expiring) and self._expiry == other._expiry
+
+    __hash__ = None
+
+    def get(self, key, default=None):
+        return self._expiry.get(key, default)
+
+    def items(self):
+        return self._expiry.items()
+
+    def __setitem__(self, key, expiry: float) -> None:
+        self._expiry[key] = expiry
+        bucket = self._buckets.get(expiry)
+        if bucket is None:
+            bucket = self._buckets[expiry] = []
+        bucket.append(key)
+
+    def pop(self, key, default=None):
+        return self._expiry.pop(key, default)
+
+    def expire(self, before: float) -> list:
+        """Forget the keys whose expiry is before ``before``; returns them."""
+        gone = []
+        expiry = self._expiry
+        for at in [at for at in self._buckets if at < before]:
+            for key in self._buckets.pop(at):
+                if expiry.get(key) == at:
+                    del expiry[key]
+                    gone.append(key)
+        return gone
+
+
 class PartitionState:
     """The state of one lane partition (see the module docstring)."""
 
@@ -324,9 +377,9 @@ class PartitionState:
         self.newest: dict[str, list[float]] = {}  # topic -> the WATERMARK_RANK newest event times
         self.watermark: dict[str, float] = {}  # topic -> the watermark those give
         self.tally = Tally()
-        self.seen: dict[str, dict[bytes, float]] = {}
+        self.seen: dict[str, Expiring] = {}  # topic -> id digests and their expiry
         self.crossings: dict[bytes, Crossing] = {}
-        self.crossing_expiry: dict[bytes, float] = {}
+        self.crossing_expiry = Expiring()
         self.held: dict[tuple[str, int], tuple[bytes, float, float]] = {}
         self._expired_at = 0.0
         self._swept_complete = False
@@ -442,7 +495,7 @@ class PartitionState:
             return
         seen = self.seen.get(topic)
         if seen is None:
-            seen = self.seen[topic] = {}
+            seen = self.seen[topic] = Expiring()
         key = id_digest(event.event_id)
         if key in seen:
             tally.duplicates[topic] += 1
@@ -541,22 +594,31 @@ class PartitionState:
     def _add_to_weeks(self, observations: list) -> list[WeekStates]:
         """Add the step's observations to the partition's states; the whole states of
         every week they touched (only the changed states are encoded anew)."""
-        tables, touched = self.weeks, {}
+        touched = {}
+        groups: dict = {}
         for obs in observations:
             key = _state_key(obs)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = []
+            group.append(obs)
+        for key, group in groups.items():  # each state's observations in bulk
             week = _key_week(key)
-            try:
-                if key in self._undecoded:
-                    self._decode_restored(key)
-                if key not in self._encoded and not self._has(key):
-                    self._week_keys.setdefault(week, []).append(key)
-                tables.update(obs)
-            except Exception as error:  # noqa: BLE001 -- checked on decode: a bug, logged
+            if key in self._undecoded:
+                self._decode_restored(key)
+            if key not in self._encoded and not self._has(key):
+                self._week_keys.setdefault(week, []).append(key)
+            table, at = _slot(self.weeks, key)
+            state = table.get(at)
+            if state is None:
+                state = table[at] = _state_class(key)()
+            errors = update_isolated(state, group)
+            for error in errors:  # checked on decode: a bug, logged
                 self.state_errors += 1
                 _log_once(f"state_error:{type(error).__name__}", error)
-                continue
-            self._encoded.pop(key, None)
-            touched[week] = True
+            if len(errors) < len(group):
+                self._encoded.pop(key, None)
+                touched[week] = True
         out = [self._week_states(week) for week in sorted(touched)]
         recent = self._recent
         for week in touched:
@@ -646,20 +708,15 @@ class PartitionState:
             return
         oldest = min(self.watermark.values())
         complete = self.lane != "crossings" or len(self.watermark) == len(LANES["crossings"])
-        # Expiry is a sweep over the sets: at most once per simulated day of event time, and
-        # once when the lane's last topic first appears (a backfill sends topic by topic).
+        # Expiry runs at most once per simulated day of event time (bucketed: it costs what
+        # expires), and once when the lane's last topic first appears (a backfill sends topic by topic).
         if oldest < self._expired_at + 86400 and complete == self._swept_complete:
             return
         self._expired_at, self._swept_complete = oldest, complete
         for topic, seen in self.seen.items():
-            wm = self.watermark.get(topic, float("-inf"))
-            stale = [i for i, exp in seen.items() if exp < wm]
-            for i in stale:
-                del seen[i]
+            seen.expire(self.watermark.get(topic, float("-inf")))
         if self.lane == "crossings" and len(self.watermark) == len(LANES["crossings"]):
-            stale = [c for c, exp in self.crossing_expiry.items() if exp < oldest]
-            for c in stale:
-                del self.crossing_expiry[c]
+            for c in self.crossing_expiry.expire(oldest):
                 gone = self.crossings.pop(c, None)
                 if gone is not None:  # pieces that never met their departure: a producer's partitioner?
                     self.tally.unjoined.update(gone.unjoined())
@@ -691,7 +748,10 @@ class PartitionState:
         self.watermark = {t: v[0] for t, v in self.newest.items() if len(v) >= WATERMARK_RANK}
         self.tally = _tally(segment.tally)
         for topic, key, expiry in segment.seen:
-            self.seen.setdefault(topic, {})[key] = expiry
+            seen = self.seen.get(topic)
+            if seen is None:
+                seen = self.seen[topic] = Expiring()
+            seen[key] = expiry
         for c in segment.crossings:
             crossing = Crossing()
             crossing.__setstate__((c.stratum, c.region, c.declared, c.waiting, c.post))
