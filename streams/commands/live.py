@@ -372,12 +372,21 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
     _attach_page(page, worker)
     stop = threading.Event()
     feed: asyncio.Future | None = None
-    await worker.start()
+    replaying: asyncio.Future | None = None
+    if replay_dir is not None:
+        # The replay needs only the topics, not the worker: it runs while the worker
+        # joins its group (seconds on Tansu), and the worker then reads from the start.
+        written = Written()
+        started = time.monotonic()
+        replaying = asyncio.ensure_future(asyncio.to_thread(replay_counts, replay_dir, bootstrap, None, stop, written))
     try:
-        if replay_dir is not None:
-            written = Written()
-            started = time.monotonic()
-            sent = await asyncio.to_thread(replay_counts, replay_dir, bootstrap, None, stop, written)
+        await worker.start()
+    except BaseException:
+        await _stopped(stop, replaying)
+        raise
+    try:
+        if replaying is not None:
+            sent = await replaying
             typer.echo(_sent_line(sent, time.monotonic() - started))
             if until_caught_up:
                 await worker.wait_caught_up(written.last)
@@ -401,11 +410,17 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
         await worker.until_failed(_summary_loop(worker, feed))  # a failed task: exit 70
         return None
     finally:
-        stop.set()
+        await _stopped(stop, replaying, feed)
+        await asyncio.wait_for(worker.stop(), STOP_GRACE_S / 2)
+
+
+async def _stopped(stop: threading.Event, *feeds: asyncio.Future | None) -> None:
+    """Tell the feeds (replay, simulator) to stop, and give each 5 s to do so."""
+    stop.set()
+    for feed in feeds:
         if feed is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(feed, 5)
-        await asyncio.wait_for(worker.stop(), STOP_GRACE_S / 2)
 
 
 def _in_daemon_thread(function, *args, **kwargs) -> asyncio.Future:
