@@ -391,7 +391,7 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
             if until_caught_up:
                 await worker.wait_caught_up(written.last)
                 await worker.publish(force=True)
-                table = worker.estimate_table()
+                table = worker.estimate_table()  # the one publish computed
                 typer.echo(f"caught up after {time.monotonic() - started:.1f} s: {len(table):,} estimate rows")
                 if estimates_out is not None:
                     _write_table(table, estimates_out)

@@ -334,6 +334,7 @@ class LiveWorker:
                 dt.timedelta(days=settings.flash_delay_days),
             )
         self._computed_version = -1
+        self._table = None  # the estimate table publish computed at _computed_version
         self._computed_complete = False
         self._app_lag: int | None = None  # see _measure_app_lag
         self._published = 0
@@ -783,7 +784,7 @@ class LiveWorker:
             if time.monotonic() < self._next_estimate:
                 return 0
         started = time.perf_counter()
-        table = self.summaries.estimate()
+        table = self._table = self.summaries.estimate()
         stamps, self._pending_stamps = self._pending_stamps, []
         self.estimate_seconds = time.perf_counter() - started
         share = ESTIMATE_SHARE if sum(self._lag.values()) < CATCHING_UP_RECORDS else ESTIMATE_SHARE_CATCHING_UP
@@ -820,7 +821,10 @@ class LiveWorker:
         return len(changed)
 
     def estimate_table(self):
-        """The estimate table of the merged state now (the batch output's format)."""
+        """The estimate table of the merged state now (the batch output's format): the
+        one :meth:`publish` computed last if nothing changed since (seconds at 12 weeks)."""
+        if self._table is not None and self._computed_version == self.summaries.version:
+            return self._table
         return self.summaries.estimate()
 
     def observed_through(self, last: dict[tuple[str, int], int]) -> bool:
