@@ -315,7 +315,9 @@ def up(
         raise CliError(str(err)) from err
     if warning:
         typer.echo(warning, err=True)
+    ran: list = []  # the worker, released once the page is shut down (see LiveWorker.release)
     with _Stops() as stops, contextlib.ExitStack() as stack:
+        stack.callback(_release, ran)
         try:
             watches = []
             if broker:
@@ -340,7 +342,7 @@ def up(
             tally = _run(stops, _guarded(_up(
                 bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
                 estimates_out, speed, dict(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults),
-                consumer, paused_feeds_file, page=server,
+                consumer, paused_feeds_file, page=server, ran=ran,
             ), watches, stops))
         except StopRequested:
             pass
@@ -361,7 +363,7 @@ def up(
 
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
-              estimates_out, speed, world, consumer, paused_feeds_file=None, page=None) -> None:
+              estimates_out, speed, world, consumer, paused_feeds_file=None, page=None, ran=None) -> None:
     from streams.kafka.feed import PausedFeeds, Written, replay_counts, simulated_feed
     from streams.kafka.worker import LiveWorker, WorkerSettings
 
@@ -369,6 +371,8 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir, registry=registry,
         consumer=consumer, **_publishing(data_dir),
     ))
+    if ran is not None:
+        ran.append(worker)
     _attach_page(page, worker)
     stop = threading.Event()
     feed: asyncio.Future | None = None
@@ -412,6 +416,13 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
     finally:
         await _stopped(stop, replaying, feed)
         await asyncio.wait_for(worker.stop(), STOP_GRACE_S / 2)
+
+
+def _release(workers: list) -> None:
+    """Drop what the stopped workers hold (after the page that shows them is shut down)."""
+    for worker in workers:
+        worker.release()
+    workers.clear()
 
 
 async def _stopped(stop: threading.Event, *feeds: asyncio.Future | None) -> None:
@@ -587,6 +598,7 @@ def worker(
         pseudonym.require()
     except pseudonym.PseudonymKeyError as err:
         raise CliError(str(err)) from err
+    ran: list = []  # the worker, released once the page is shut down (see LiveWorker.release)
     with _Stops() as stops:
         watch = None
         try:
@@ -597,9 +609,11 @@ def worker(
                 url = _metrics_url(metrics_host, port)
                 typer.echo(f"worker {app_id} on kafka://{bootstrap} ({security}); live page on {url}/ (metrics at {url}/metrics)")
                 watch = watch_data_loss(bootstrap, app_id)
-                _run(stops, _guarded(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=server), [watch], stops))
+                _run(stops, _guarded(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer,
+                                             page=server, ran=ran), [watch], stops))
             finally:
                 server.shutdown()
+                _release(ran)
         except StopRequested:
             pass
         except BrokerLost:  # its line is printed
@@ -611,13 +625,15 @@ def worker(
         typer.echo(f"stopped ({signal.Signals(stops.signum).name})")
 
 
-async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=None) -> None:
+async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=None, ran=None) -> None:
     from streams.kafka.worker import LiveWorker, WorkerSettings
 
     live = LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir,
         registry=registry, consumer=consumer, **_publishing(data_dir),
     ))
+    if ran is not None:
+        ran.append(live)
     _attach_page(page, live)
     await live.start()
     try:
