@@ -107,6 +107,10 @@ CATCHING_UP_RECORDS = 10_000
 STOP_TIMEOUT_S = 15.0
 #: Most records one fetch hands to the partition states.
 BATCH_MAX = 2000
+#: ... while the worker is more than CATCHING_UP_RECORDS behind: every step costs the
+#: same whatever its size (its changed week states encoded, its record written and read
+#: back, a snapshot every COMPACT_EVERY steps), and nobody waits on a single record then.
+BATCH_MAX_CATCHING_UP = 20_000
 #: Seconds between two retries of held events and two consumer-lag readings.
 HOUSEKEEPING_INTERVAL_S = 1.0
 #: Longest a fetch waits on the broker for data. faust fixes it at 1500 ms, and Tansu
@@ -589,7 +593,8 @@ class LiveWorker:
         await self._go.wait()
         while True:
             await self._raw_ready.wait()
-            batches = await raw.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=BATCH_MAX)
+            most = BATCH_MAX if sum(self._lag.values()) < CATCHING_UP_RECORDS else BATCH_MAX_CATCHING_UP
+            batches = await raw.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=most)
             if not batches or not self._raw_ready.is_set():
                 continue
             if self.first_record_at is None:
