@@ -315,7 +315,9 @@ def up(
         raise CliError(str(err)) from err
     if warning:
         typer.echo(warning, err=True)
+    ran: list = []  # the worker, released once the page is shut down (see LiveWorker.release)
     with _Stops() as stops, contextlib.ExitStack() as stack:
+        stack.callback(_release, ran)
         try:
             watches = []
             if broker:
@@ -340,7 +342,7 @@ def up(
             tally = _run(stops, _guarded(_up(
                 bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
                 estimates_out, speed, dict(seed=seed, start=first_day, weeks=weeks, scale=scale, faults=faults),
-                consumer, paused_feeds_file, page=server,
+                consumer, paused_feeds_file, page=server, ran=ran,
             ), watches, stops))
         except StopRequested:
             pass
@@ -361,7 +363,7 @@ def up(
 
 
 async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, until_caught_up,
-              estimates_out, speed, world, consumer, paused_feeds_file=None, page=None) -> None:
+              estimates_out, speed, world, consumer, paused_feeds_file=None, page=None, ran=None) -> None:
     from streams.kafka.feed import PausedFeeds, Written, replay_counts, simulated_feed
     from streams.kafka.worker import LiveWorker, WorkerSettings
 
@@ -369,20 +371,31 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir, registry=registry,
         consumer=consumer, **_publishing(data_dir),
     ))
+    if ran is not None:
+        ran.append(worker)
     _attach_page(page, worker)
     stop = threading.Event()
     feed: asyncio.Future | None = None
-    await worker.start()
+    replaying: asyncio.Future | None = None
+    if replay_dir is not None:
+        # The replay needs only the topics, not the worker: it runs while the worker
+        # joins its group (seconds on Tansu), and the worker then reads from the start.
+        written = Written()
+        started = time.monotonic()
+        replaying = asyncio.ensure_future(asyncio.to_thread(replay_counts, replay_dir, bootstrap, None, stop, written))
     try:
-        if replay_dir is not None:
-            written = Written()
-            started = time.monotonic()
-            sent = await asyncio.to_thread(replay_counts, replay_dir, bootstrap, None, stop, written)
+        await worker.start()
+    except BaseException:
+        await _stopped(stop, replaying)
+        raise
+    try:
+        if replaying is not None:
+            sent = await replaying
             typer.echo(_sent_line(sent, time.monotonic() - started))
             if until_caught_up:
                 await worker.wait_caught_up(written.last)
                 await worker.publish(force=True)
-                table = worker.estimate_table()
+                table = worker.estimate_table()  # the one publish computed
                 typer.echo(f"caught up after {time.monotonic() - started:.1f} s: {len(table):,} estimate rows")
                 if estimates_out is not None:
                     _write_table(table, estimates_out)
@@ -401,11 +414,24 @@ async def _up(bootstrap, app_id, partitions, data_dir, registry, replay_dir, unt
         await worker.until_failed(_summary_loop(worker, feed))  # a failed task: exit 70
         return None
     finally:
-        stop.set()
+        await _stopped(stop, replaying, feed)
+        await asyncio.wait_for(worker.stop(), STOP_GRACE_S / 2)
+
+
+def _release(workers: list) -> None:
+    """Drop what the stopped workers hold (after the page that shows them is shut down)."""
+    for worker in workers:
+        worker.release()
+    workers.clear()
+
+
+async def _stopped(stop: threading.Event, *feeds: asyncio.Future | None) -> None:
+    """Tell the feeds (replay, simulator) to stop, and give each 5 s to do so."""
+    stop.set()
+    for feed in feeds:
         if feed is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(feed, 5)
-        await asyncio.wait_for(worker.stop(), STOP_GRACE_S / 2)
 
 
 def _in_daemon_thread(function, *args, **kwargs) -> asyncio.Future:
@@ -572,6 +598,7 @@ def worker(
         pseudonym.require()
     except pseudonym.PseudonymKeyError as err:
         raise CliError(str(err)) from err
+    ran: list = []  # the worker, released once the page is shut down (see LiveWorker.release)
     with _Stops() as stops:
         watch = None
         try:
@@ -582,9 +609,11 @@ def worker(
                 url = _metrics_url(metrics_host, port)
                 typer.echo(f"worker {app_id} on kafka://{bootstrap} ({security}); live page on {url}/ (metrics at {url}/metrics)")
                 watch = watch_data_loss(bootstrap, app_id)
-                _run(stops, _guarded(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=server), [watch], stops))
+                _run(stops, _guarded(_worker(bootstrap, app_id, partitions, data_dir, registry, consumer,
+                                             page=server, ran=ran), [watch], stops))
             finally:
                 server.shutdown()
+                _release(ran)
         except StopRequested:
             pass
         except BrokerLost:  # its line is printed
@@ -596,13 +625,15 @@ def worker(
         typer.echo(f"stopped ({signal.Signals(stops.signum).name})")
 
 
-async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=None) -> None:
+async def _worker(bootstrap, app_id, partitions, data_dir, registry, consumer, page=None, ran=None) -> None:
     from streams.kafka.worker import LiveWorker, WorkerSettings
 
     live = LiveWorker(WorkerSettings(
         bootstrap=bootstrap, app_id=app_id, partitions=partitions, data_dir=data_dir,
         registry=registry, consumer=consumer, **_publishing(data_dir),
     ))
+    if ran is not None:
+        ran.append(live)
     _attach_page(page, live)
     await live.start()
     try:

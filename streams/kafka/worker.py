@@ -107,6 +107,10 @@ CATCHING_UP_RECORDS = 10_000
 STOP_TIMEOUT_S = 15.0
 #: Most records one fetch hands to the partition states.
 BATCH_MAX = 2000
+#: ... while the worker is more than CATCHING_UP_RECORDS behind: every step costs the
+#: same whatever its size (its changed week states encoded, its record written and read
+#: back, a snapshot every COMPACT_EVERY steps), and nobody waits on a single record then.
+BATCH_MAX_CATCHING_UP = 20_000
 #: Seconds between two retries of held events and two consumer-lag readings.
 HOUSEKEEPING_INTERVAL_S = 1.0
 #: Longest a fetch waits on the broker for data. faust fixes it at 1500 ms, and Tansu
@@ -321,6 +325,7 @@ class LiveWorker:
         self._own: dict[bytes, tuple[bytes, object]] = {}  # see _commit and _add_segment
         self.failure: asyncio.Future | None = None  # set with the exception of a failed task
         self._stopping = False
+        self._stopped = self._stop_timed_out = False  # see stop and release
         self._rows: dict[tuple[str, str, str], dict] = {}
         self._shown: dict[tuple[str, str, str], dict] = {}  # _rows after disclosure control
         self._first: dict[tuple[str, str, str], float] = {}
@@ -334,6 +339,7 @@ class LiveWorker:
                 dt.timedelta(days=settings.flash_delay_days),
             )
         self._computed_version = -1
+        self._table = None  # the estimate table publish computed at _computed_version
         self._computed_complete = False
         self._app_lag: int | None = None  # see _measure_app_lag
         self._published = 0
@@ -451,7 +457,20 @@ class LiveWorker:
             try:
                 await asyncio.wait_for(closing, STOP_TIMEOUT_S)
             except asyncio.TimeoutError:
+                self._stop_timed_out = True
                 log.error("stopping the worker timed out after %.0f s (broker unreachable?)", STOP_TIMEOUT_S)
+        self._stopped = True
+
+    def release(self) -> None:
+        """Drop everything the worker holds, once it is stopped and nothing shows it.
+
+        :meth:`start` freezes what exists then (``gc.freeze``), this worker included, so
+        its states (millions of objects after a 12-week backfill) would otherwise live
+        until the interpreter exits, whose teardown of them took 3-5 s; dropped here
+        they are freed in a fraction of a second. The worker is unusable afterwards; one
+        whose stop did not finish (a faust thread may still use it) is left as it is."""
+        if self._stopped and not self._stop_timed_out:
+            vars(self).clear()
 
     def resume(self) -> None:
         """Start processing (see ``WorkerSettings.start_paused``)."""
@@ -574,7 +593,8 @@ class LiveWorker:
         await self._go.wait()
         while True:
             await self._raw_ready.wait()
-            batches = await raw.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=BATCH_MAX)
+            most = BATCH_MAX if sum(self._lag.values()) < CATCHING_UP_RECORDS else BATCH_MAX_CATCHING_UP
+            batches = await raw.getmany(timeout_ms=FETCH_MAX_WAIT_MS, max_records=most)
             if not batches or not self._raw_ready.is_set():
                 continue
             if self.first_record_at is None:
@@ -783,7 +803,7 @@ class LiveWorker:
             if time.monotonic() < self._next_estimate:
                 return 0
         started = time.perf_counter()
-        table = self.summaries.estimate()
+        table = self._table = self.summaries.estimate()
         stamps, self._pending_stamps = self._pending_stamps, []
         self.estimate_seconds = time.perf_counter() - started
         share = ESTIMATE_SHARE if sum(self._lag.values()) < CATCHING_UP_RECORDS else ESTIMATE_SHARE_CATCHING_UP
@@ -820,7 +840,10 @@ class LiveWorker:
         return len(changed)
 
     def estimate_table(self):
-        """The estimate table of the merged state now (the batch output's format)."""
+        """The estimate table of the merged state now (the batch output's format): the
+        one :meth:`publish` computed last if nothing changed since (seconds at 12 weeks)."""
+        if self._table is not None and self._computed_version == self.summaries.version:
+            return self._table
         return self.summaries.estimate()
 
     def observed_through(self, last: dict[tuple[str, int], int]) -> bool:
