@@ -327,6 +327,34 @@ def decode_state(raw: bytes, cls):
         raise ValueError(f"bad state: {error}") from None
 
 
+# ---------------------------------------------------------------------- state keys
+# A state lives under its stratum, or under ``("formal"|"payments", week)``.
+
+_STATE_CLASSES = {"formal": FormalExports, "payments": WeekPayments}
+
+
+def state_slot(tables: Tables, key) -> tuple[dict, object]:
+    """The dict of ``tables`` that holds ``key``'s state, and its key in that dict."""
+    if isinstance(key, Stratum):
+        return tables.strata, key
+    return (tables.formal if key[0] == "formal" else tables.payments), key[1]
+
+
+def state_class(key) -> type:
+    """The class of the state under ``key``."""
+    return StratumState if isinstance(key, Stratum) else _STATE_CLASSES[key[0]]
+
+
+def week_items(part: WeekStates):
+    """(state key, encoded state) of every state a week part carries."""
+    for post, group, raw in part.strata:
+        yield Stratum(part.week, post, group), raw
+    if part.formal is not None:
+        yield ("formal", part.week), part.formal
+    if part.payments is not None:
+        yield ("payments", part.week), part.payments
+
+
 _tables_encoder = msgspec.msgpack.Encoder()
 _tables_decoder = msgspec.msgpack.Decoder(list[WeekStates])
 
@@ -359,10 +387,7 @@ def decode_tables(raw: bytes):
         raise ValueError(f"bad tables: {error}") from None
     tables = Tables()
     for part in parts:
-        for post, group, body in part.strata:
-            tables.strata[Stratum(part.week, post, group)] = decode_state(body, StratumState)
-        if part.formal is not None:
-            tables.formal[part.week] = decode_state(part.formal, FormalExports)
-        if part.payments is not None:
-            tables.payments[part.week] = decode_state(part.payments, WeekPayments)
+        for key, raw in week_items(part):
+            table, at = state_slot(tables, key)
+            table[at] = decode_state(raw, state_class(key))
     return tables

@@ -375,12 +375,6 @@ def _half_hour_day(k: int) -> tuple[str, int] | None:
     return day
 
 
-def _half_hour_week(k: int) -> str | None:
-    """The Tehran ISO week of every instant of the ``k``-th half hour (see :func:`_half_hour_day`)."""
-    day = _half_hour_day(k)
-    return None if day is None else day[0]
-
-
 def _week_codes(events: list, stamps: list[float], labels: dict[str, int]):
     """The ``week_of`` label of each event's time (``stamps``: its epoch seconds), as an
     index into ``labels`` (label -> index, extended as labels appear)."""
@@ -395,8 +389,8 @@ def _week_codes(events: list, stamps: list[float], labels: dict[str, int]):
     halves, where = np.unique(np.where(sure, k, 0).astype(np.int64), return_inverse=True)
     of_half = []
     for h in halves:
-        week = _half_hour_week(int(h))
-        of_half.append(-1 if week is None else labels.setdefault(week, len(labels)))
+        day = _half_hour_day(int(h))
+        of_half.append(-1 if day is None else labels.setdefault(day[0], len(labels)))
     codes = np.asarray(of_half, dtype=np.int64)[where.ravel()]
     for i in np.flatnonzero(~sure | (codes < 0)):
         codes[i] = labels.setdefault(week_of(events[i].event_time), len(labels))

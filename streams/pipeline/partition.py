@@ -71,9 +71,11 @@ from typing import Final, NamedTuple
 
 import msgspec
 
-from estimators.encoding import Observations, WeekStates, decode_state, encode_state
+from estimators.encoding import (
+    Observations, WeekStates, decode_state, encode_state, state_class, state_slot, week_items,
+)
 from estimators.observations import FormalExportSeen, PaymentSeen, Stratum
-from estimators.state import FormalExports, StratumState, WeekPayments, update_isolated
+from estimators.state import update_isolated
 from estimators.tables import Tables
 from streams.pipeline.contract import (
     DECLARATIONS,
@@ -235,30 +237,6 @@ def _state_key(obs):
 
 def _key_week(key) -> str:
     return key.week if isinstance(key, Stratum) else key[1]
-
-
-def _slot(tables: Tables, key) -> tuple[dict, object]:
-    """The dict of ``tables`` that holds ``key``'s state, and its key in that dict."""
-    if isinstance(key, Stratum):
-        return tables.strata, key
-    return (tables.formal if key[0] == "formal" else tables.payments), key[1]
-
-
-_STATE_CLASSES: Final = {"formal": FormalExports, "payments": WeekPayments}
-
-
-def _state_class(key) -> type:
-    return StratumState if isinstance(key, Stratum) else _STATE_CLASSES[key[0]]
-
-
-def _week_items(part: WeekStates):
-    """(state key, encoded state) of every state a record's week part carries."""
-    for post, group, raw in part.strata:
-        yield Stratum(part.week, post, group), raw
-    if part.formal is not None:
-        yield ("formal", part.week), part.formal
-    if part.payments is not None:
-        yield ("payments", part.week), part.payments
 
 
 def encode_parts(segment: Segment, max_bytes: int = MAX_RECORD_BYTES) -> list[bytes]:
@@ -608,10 +586,10 @@ class PartitionState:
                 self._decode_restored(key)
             if key not in self._encoded and not self._has(key):
                 self._week_keys.setdefault(week, []).append(key)
-            table, at = _slot(self.weeks, key)
+            table, at = state_slot(self.weeks, key)
             state = table.get(at)
             if state is None:
-                state = table[at] = _state_class(key)()
+                state = table[at] = state_class(key)()
             errors = update_isolated(state, group)
             for error in errors:  # checked on decode: a bug, logged
                 self.state_errors += 1
@@ -634,9 +612,9 @@ class PartitionState:
         for key in self._week_keys.get(week, ()):
             if key in self._undecoded or self._encoding(key) is None:
                 continue
-            table, at = _slot(self.weeks, key)
+            table, at = state_slot(self.weeks, key)
             del table[at]
-            self._undecoded[key] = _state_class(key)
+            self._undecoded[key] = state_class(key)
 
     def _decode_restored(self, key) -> None:
         """Decode a restored state before its first update (one that does not decode
@@ -647,17 +625,17 @@ class PartitionState:
         except ValueError:
             self.state_errors += 1
             return
-        table, at = _slot(self.weeks, key)
+        table, at = state_slot(self.weeks, key)
         table[at] = state
 
     def _has(self, key) -> bool:
-        table, at = _slot(self.weeks, key)
+        table, at = state_slot(self.weeks, key)
         return at in table
 
     def _encoding(self, key) -> bytes | None:
         raw = self._encoded.get(key)
         if raw is None:
-            table, at = _slot(self.weeks, key)
+            table, at = state_slot(self.weeks, key)
             state = table.get(at)
             if state is None:
                 return None
@@ -685,11 +663,11 @@ class PartitionState:
         decodes none of the weeks no event touches any more."""
         for part in parts:
             week = part.week
-            for key, raw in _week_items(part):
+            for key, raw in week_items(part):
                 if key not in self._encoded and not self._has(key):
                     self._week_keys.setdefault(week, []).append(key)
                 self._encoded[key] = raw
-                self._undecoded[key] = _state_class(key)
+                self._undecoded[key] = state_class(key)
         return 0
 
     def _segment(self, *, seen, crossings, closed, held_added, held_removed, observations, base=False) -> Segment:
@@ -946,7 +924,7 @@ class Summaries:
         inputs: dict = {}  # state key -> [(partition, bytes)]
         for partition in sorted(self._holders.get(week, ())):
             for part in self._weeks[partition][week][1]:
-                for key, raw in _week_items(part):
+                for key, raw in week_items(part):
                     inputs.setdefault(key, []).append((partition, raw))
         direct_states = {s: st for s, st in direct.strata.items() if s.week == week}
         if week in direct.formal:
@@ -957,7 +935,7 @@ class Summaries:
             inputs.setdefault(key, [])
         gone = []
         for key, raws in inputs.items():
-            cls = _state_class(key)
+            cls = state_class(key)
             signature = tuple(raws)
             cached = self._sums.get(key)
             if cached is not None and cached[0] == signature and key not in direct_states:
@@ -978,7 +956,7 @@ class Summaries:
             if out is None:
                 gone.append(key)
             else:
-                table, at = _slot(merged, key)
+                table, at = state_slot(merged, key)
                 table[at] = out
         for key in gone:  # (their failed sums stay cached: counted once)
             del inputs[key]
