@@ -234,19 +234,26 @@ def _odd_line(block: bytes) -> int | None:
     return at if data[at - 1] != 125 else at + 1  # the line ending here, else the next one
 
 
-def _long_or_deep_line(block: bytes) -> int | None:
+def _long_or_deep_line(block: bytes, n: int) -> int | None:
     """The start of a line that ``decode`` refuses before parsing (``line_too_long``), or
-    that holds more than ``MAX_DEPTH`` brackets (it may be ``too_deep``), or None."""
+    that holds more than ``MAX_DEPTH`` brackets (it may be ``too_deep``), or None.
+    ``block``: ``n`` lines, each starting with "{"."""
     import numpy as np
 
     from streams.pipeline.contract import BOUNDS, MAX_DEPTH
 
-    data = np.frombuffer(block, dtype=np.uint8)
-    opening = (data | 32) == 123  # "{" or "[", and no other byte
-    if len(block) <= BOUNDS.max_event_bytes and np.count_nonzero(opening) <= MAX_DEPTH:
+    # Each line holds one "{" at least, so no line can hold more than MAX_DEPTH brackets
+    # unless the block holds more than n - 1 + MAX_DEPTH (counted in C, no array).
+    shallow = block.count(b"{") + block.count(b"[") <= n - 1 + MAX_DEPTH
+    if shallow and len(block) <= BOUNDS.max_event_bytes:
         return None
+    data = np.frombuffer(block, dtype=np.uint8)
     starts = np.r_[0, np.flatnonzero(data == 10) + 1]
     ends = np.r_[starts[1:] - 1, len(data)]
+    if shallow:
+        long = np.flatnonzero(ends - starts > BOUNDS.max_event_bytes)
+        return int(starts[long[0]]) if len(long) else None
+    opening = (data | 32) == 123  # "{" or "[", and no other byte
     brackets = np.r_[0, np.cumsum(opening)]
     odd = (brackets[ends] - brackets[starts] > MAX_DEPTH) | (ends - starts > BOUNDS.max_event_bytes)
     hit = np.flatnonzero(odd)
@@ -262,7 +269,7 @@ def _fast(topic: str, block: bytes, n: int) -> tuple[list | None, int | None]:
         return None, len(block) - 1
     if block.count(b"}\n{") != n - 1:
         return None, _odd_line(block)
-    if (odd := _long_or_deep_line(block)) is not None:
+    if (odd := _long_or_deep_line(block, n)) is not None:
         return None, odd
     # Every line starts with "{" and ends with "}": a value cannot run over a line end
     # (after a nested "}" only "," "}" "]" may follow, and strings hold no raw newline),
@@ -819,8 +826,8 @@ def observe(
     Every observation (:mod:`estimators.observations`) goes to ``sink`` once, except that
     two kinds may go in bulk instead, if the caller takes them so:
 
-    - ``departures(stratum, region, count)``: ``count`` departures whose crossing has no
-      declaration and no inspection (each would be one ``DepartureSeen(stratum, region)``);
+    - ``departures(stratum, region, day, count)``: ``count`` departures of one cell, the
+      first of their crossings (each would be one ``DepartureSeen(stratum, region, day)``);
     - ``payments(week, card_type, handicraft, count, amount_cents)``: ``count`` payments
       with these three fields and these summed signed cents (each would be a
       ``PaymentSeen``).
@@ -915,22 +922,27 @@ def observe(
 
 def _first_distinct(values):
     """``values.is_first_distinct()`` (a String Series without nulls), cheaper: rows
-    compare by 64-bit hashes first, and only those whose hash repeats (duplicates, and
-    the rare collision) compare their text. An earlier equal value has the same hash, so
-    among the rows sharing a hash the answer is the whole column's."""
+    compare by 64-bit hashes first (one sort of the hashes finds the repeated ones), and
+    only rows whose hash repeats (duplicates, and the rare collision) compare their text.
+    An earlier equal value has the same hash, so among the rows sharing a hash the answer
+    is the whole column's."""
     import polars as pl
 
-    shared = values.hash().is_duplicated()
+    hashes = values.hash().to_numpy()
+    ordered = np.sort(hashes)
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     out = np.ones(len(values), dtype=bool)
-    if shared.any():
-        rows = shared.arg_true()
-        out[rows.to_numpy()] = values.gather(rows).is_first_distinct().to_numpy()
+    if len(repeated):
+        at = np.minimum(np.searchsorted(repeated, hashes), len(repeated) - 1)
+        rows = np.flatnonzero(repeated[at] == hashes)
+        out[rows] = values.gather(rows).is_first_distinct().to_numpy()
     return pl.Series(out)
 
 
 def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, tally: TopicTally,
                         spend: list | None = None, window: str = "past"):
-    """Departures after event-id dedup: joined ones through their Crossing, the rest counted.
+    """Departures after event-id dedup, counted per cell; a joined one also releases its
+    Crossing's declaration and inspections.
 
     A crossing takes only its first departure (``Crossing.add_departure`` ignores later
     ones), so only the first departure of each ``crossing_id`` counts here either.
@@ -954,22 +966,22 @@ def _observe_departures(frame, weeks: list[str], crossings: dict, sink, bulk, ta
     summary = None
     if spend is not None:
         kept, summary = _with_classes(kept, spend, window)
-    joined = kept["crossing_id"].is_in(pl.Series(list(crossings), dtype=pl.String).implode())
+    # Every departure is counted per cell in bulk; those whose crossing holds a
+    # declaration or inspection then release them through the Crossing.
+    counts = kept.group_by("cell").len()
     cells: dict[int, tuple] = {}
-    for crossing_id, cell in kept.filter(joined).select("crossing_id", "cell").iter_rows():
-        where = cells.get(cell)
-        if where is None:
-            where = cells[cell] = _departure_cell(cell, weeks)
-        for observation in crossings[crossing_id].add_departure(*where):
-            sink(observation)
-    counts = kept.filter(~joined).group_by("cell").len()
     for cell, n in sorted(counts.iter_rows()):
-        stratum, region, day = _departure_cell(cell, weeks)
+        stratum, region, day = cells[cell] = _departure_cell(cell, weeks)
         if bulk is not None:
             bulk(stratum, region, day, n)
         else:
             for _ in range(n):
                 sink(DepartureSeen(stratum, region, day))
+    joined = kept["crossing_id"].is_in(pl.Series(list(crossings), dtype=pl.String).implode())
+    rows = kept.filter(joined)
+    for crossing_id, cell in zip(rows["crossing_id"].to_list(), rows["cell"].to_list()):
+        for observation in crossings[crossing_id].add_departure(*cells[cell], counted=True):
+            sink(observation)
     return summary
 
 

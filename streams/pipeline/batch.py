@@ -30,7 +30,7 @@ def build_tables(events_dir: Path, *, workers: int | None = None,
     :func:`streams.pipeline.archive.observe`). Off by default (the live path has no
     traveller lane); ``Tables.collapsed()`` of the result equals the default tables.
 
-    Departures outside the join and payments reach the states in bulk (counts and sums
+    Departures and payments reach the states in bulk (counts and sums
     per state cell, :meth:`CensusState.add_departures`, :meth:`WeekPayments.add_payments`),
     the same as as many single updates; everything else in batches through
     ``Tables.update_many`` (the same as one ``Tables.update`` each).

@@ -267,11 +267,14 @@ class Crossing:
         self.declared: PricedDeclaration | None = None
         self.waiting: list[PricedInspection] = []
 
-    def add_departure(self, stratum: Stratum, region: str, day: int) -> list[Observation]:
+    def add_departure(self, stratum: Stratum, region: str, day: int, counted: bool = False) -> list[Observation]:
+        """The crossing's observations that its departure completes. ``counted``: the
+        caller counts the departure itself (the archive reader, per cell in bulk), so no
+        ``DepartureSeen`` is among them."""
         if self.stratum is not None:
             return []
         self.stratum, self.region = stratum, region
-        out: list[Observation] = [DepartureSeen(stratum, region, day)]
+        out: list[Observation] = [] if counted else [DepartureSeen(stratum, region, day)]
         if self.declared is not None:
             out.append(DeclarationSeen(stratum, region, *self.declared))
         return out + self._release()
@@ -300,6 +303,8 @@ class Crossing:
         return [(DECLARATIONS, self.post)] * (self.declared is not None) + [(INSPECTIONS, self.post)] * len(self.waiting)
 
     def _release(self) -> list[Observation]:
+        if not self.waiting:
+            return []
         ready = [i for i in self.waiting if not i.declared or self.declared is not None]
         if not ready:
             return []
