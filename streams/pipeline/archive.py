@@ -906,6 +906,7 @@ def observe(
             classes = _observe_departures(frame, weeks, crossings, sink, departures, tallies[DEPARTURES], spend,
                                           traveller_window)
             tallies[DEPARTURES].rejected.update(rejected)
+            del frame  # the departures' columns, before the payments' are taken
         if PAYMENTS in files and not traveller_strata:
             observe_payments()
     finally:
