@@ -30,7 +30,10 @@ Data flow (see :mod:`streams.pipeline.partition` for the state, :mod:`streams.ka
    something changed and publishes the rows that changed. A worker that gets a
    partition (start, reassignment) rebuilds its join state from the newest snapshot and
    the steps after it, and its week states from the newest record of each week, then
-   continues them.
+   continues them. The owner tombstones the step records that a snapshot covers and
+   whose weeks a later step carries (:class:`~streams.pipeline.partition.StepLedger`),
+   so the compacted changelog holds one record per week plus the steps since the last
+   snapshot, however long the worker runs.
 5. Every long-running task is supervised (:meth:`LiveWorker._supervise`): one that fails
    is logged with its traceback, ``suitcase_worker_healthy`` drops to 0 and
    ``suitcase worker`` exits non-zero, so an orchestrator restarts it.
@@ -78,6 +81,7 @@ from streams.pipeline.partition import (
     PartitionState,
     Record,
     Step,
+    StepLedger,
     Summaries,
     Tally,
     base_key,
@@ -319,6 +323,8 @@ class LiveWorker:
         self._applied: dict[tuple[str, int], dict[str, int]] = {}  # (lane, p) -> offsets merged
         self._applied_seq: dict[tuple[str, int], int] = {}
         self._pending: dict[tuple[str, int], list] = {}  # parts of steps not yet complete
+        self._ledgers: dict[tuple[str, int], StepLedger] = {}  # what the changelog still needs
+        self.tombstoned = 0  # obsolete step records tombstoned by this worker
         self._latest: dict[tuple[str, int], list] = {}  # (lane, p) -> what rebuilds its state
         self._invalid: Counter = Counter()  # internal topic -> records skipped
         self._invalid_logged: set[str] = set()
@@ -527,8 +533,9 @@ class LiveWorker:
                     self.instruments.observe_lag(topic, lags)
 
     def _compact(self, state: PartitionState) -> None:
-        """Write a snapshot and tombstone the one before. Steps stay in the changelog:
-        their observations are what a starting worker merges into its estimator state."""
+        """Write a snapshot and tombstone the one before. The steps it covers are
+        tombstoned once the reader has read the snapshot back and no week's newest
+        states are in them (see StepLedger and _tombstone)."""
         lane, p, seq = state.lane, state.partition, state.seq
         parts = encode_parts(state.snapshot(), MAX_RECORD_BYTES)
         for k, raw in enumerate(parts):
@@ -665,15 +672,18 @@ class LiveWorker:
         if segment.seq <= applied:
             return  # merged already
         pending = self._pending.get(key)
-        if segment.parts == 1 and segment.seq == applied + 1 and not pending:
+        if segment.parts == 1 and not pending:
             self._merge(key, [segment])
             return
         pending = self._pending.setdefault(key, [])
         pending.append(segment)
-        steps = complete_steps(pending)
-        while (False, applied + 1) in steps:
-            applied += 1
-            self._merge(key, steps[(False, applied)])
+        # Complete steps merge in seq order; a gap (the obsolete steps a compacted
+        # changelog no longer holds, see StepLedger) is not waited for: each record
+        # holds its weeks' states whole, the newest superseding the rest.
+        for (base, seq), parts in complete_steps(pending).items():
+            if not base and seq > applied:
+                self._merge(key, parts)
+                applied = seq
         self._pending[key] = [s for s in pending if s.seq > applied]
         if len(self._pending[key]) > 10_000:
             self._skip(message.topic, "gap", count=0)
@@ -690,6 +700,7 @@ class LiveWorker:
             parts = [s for s in kept if s.base and s.seq == segment.seq and s.attempt == segment.attempt]
             if len(parts) == segment.parts:
                 self._latest[key] = parts + [s for s in kept if not s.base and s.seq > segment.seq]
+                self._tombstone(key, self._ledger(key).snapshot(segment.seq))
 
     def _supersede(self, key: tuple[str, int], seq: int, weeks: set[str]) -> None:
         """Drop ``weeks``' states from the kept records before step ``seq`` (complete)."""
@@ -701,8 +712,8 @@ class LiveWorker:
     def _merge(self, key: tuple[str, int], parts: list) -> None:
         """A complete step: its week states supersede the partition's earlier ones
         (a version-2 step carried observations instead: added to them)."""
+        weeks = [w for part in parts for w in part.weeks]
         try:
-            weeks = [w for part in parts for w in part.weeks]
             if weeks:
                 self.summaries.put(key, parts[0].seq, weeks)
                 self._supersede(key, parts[0].seq, {w.week for w in weeks})
@@ -720,6 +731,24 @@ class LiveWorker:
             self._skip(self.changelog_topic, f"internal_error:{type(error).__name__}")
         self._applied_seq[key] = parts[0].seq
         self._applied[key] = dict(parts[0].offsets)
+        self._tombstone(key, self._ledger(key).step(parts[0].seq, len(parts), {w.week for w in weeks}))
+
+    def _ledger(self, key: tuple[str, int]) -> StepLedger:
+        ledger = self._ledgers.get(key)
+        if ledger is None:
+            ledger = self._ledgers[key] = StepLedger()
+        return ledger
+
+    def _tombstone(self, key: tuple[str, int], obsolete: list[tuple[int, int]]) -> None:
+        """Tombstone a partition's obsolete step records, if this worker owns it (any
+        worker's ledger would name the same ones; one writer is enough)."""
+        if not obsolete or key not in self.states:
+            return
+        lane, p = key
+        for seq, parts in obsolete:
+            for k in range(parts):
+                self._write(p, segment_key(lane, p, seq, k), None)
+        self.tombstoned += sum(parts for _, parts in obsolete)
 
     async def housekeeping(self) -> None:
         """Retry held events when the rate book grew; read the consumer lag."""

@@ -48,9 +48,10 @@ changes nothing.
 
 The worker writes segments to the changelogged ``partition-state`` table under
 ``lane|p|seq|part``; every ``COMPACT_EVERY`` steps it writes a snapshot (a base segment,
-no observations, no week states) under ``lane|p|base|seq|part``. Segments are not deleted
-from the topic (a week's newest states may be in any of them); only the in-memory table
-forgets those a snapshot covers. Recovery is :meth:`PartitionState.restore` /
+no observations, no week states) under ``lane|p|base|seq|part``. A step record that a
+snapshot covers and whose weeks a later step carries again is obsolete and tombstoned by
+the owner (:class:`StepLedger`), so the compacted topic grows with weeks, not with steps;
+readers merge complete steps in seq order without waiting for the gaps that leaves. Recovery is :meth:`PartitionState.restore` /
 :meth:`PartitionState.rebuild` (the week states from the newest record of each week).
 
 Only states leave a partition (never ids: the inspection's ``unit_key``, the traveller
@@ -276,6 +277,59 @@ def complete_steps(segments: list[Segment]) -> dict[tuple[bool, int], list[Segme
         if len(parts) == next(iter(parts.values())).parts:
             out.setdefault((base, seq), [parts[k] for k in sorted(parts)])
     return out
+
+
+class StepLedger:
+    """Which step records of one lane partition the state changelog still needs.
+
+    A step record (``lane|p|seq|part``) holds the partition's join-state change, needed
+    until a snapshot covers it (``seq <= base``), and the whole states of the weeks it
+    touched, each needed until a later step carries that week again. A record needed
+    for neither is obsolete: its owner tombstones it, so the compacted changelog keeps
+    one snapshot, the steps after it, and at most one step per week: its size grows with
+    weeks, not with steps (one per fetch, so with time). Every worker keeps a ledger per
+    partition from the complete steps it reads, so a new owner knows what the old one
+    left.
+    """
+
+    __slots__ = ("base", "_newest", "_steps")
+
+    def __init__(self) -> None:
+        self.base = 0  # seq of the newest complete snapshot
+        self._newest: dict[str, int] = {}  # week -> seq of the newest step carrying it
+        self._steps: dict[int, tuple[int, set[str]]] = {}  # seq -> (parts, weeks it is newest for)
+
+    def step(self, seq: int, parts: int, weeks) -> list[tuple[int, int]]:
+        """A complete step ``seq`` of ``parts`` records carrying ``weeks``; returns the
+        (seq, parts) of the records that became obsolete."""
+        if seq in self._steps:
+            return []  # read twice
+        newest_here = set()
+        for week in weeks:
+            old = self._newest.get(week, 0)
+            if old > seq:
+                continue  # a later step carries it already
+            if old in self._steps:
+                self._steps[old][1].discard(week)
+            self._newest[week] = seq
+            newest_here.add(week)
+        self._steps[seq] = (parts, newest_here)
+        return self._obsolete()
+
+    def snapshot(self, seq: int) -> list[tuple[int, int]]:
+        """A complete snapshot at ``seq``; returns the records it made obsolete."""
+        self.base = max(self.base, seq)
+        return self._obsolete()
+
+    def kept(self) -> list[int]:
+        """The seqs of the step records still needed, in order."""
+        return sorted(self._steps)
+
+    def _obsolete(self) -> list[tuple[int, int]]:
+        gone = [(seq, parts) for seq, (parts, weeks) in self._steps.items() if seq <= self.base and not weeks]
+        for seq, _ in gone:
+            del self._steps[seq]
+        return gone
 
 
 @dataclass
