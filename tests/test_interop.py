@@ -214,6 +214,53 @@ def test_confluent_kafka_with_every_codec_and_murmur2_gives_the_batch_estimate(f
 
 
 @pytest.mark.broker
+def test_the_changelog_tombstones_obsolete_steps_and_its_compaction_gives_the_same_estimates(
+        faulty_archive, broker, app_id, tmp_path, monkeypatch):
+    """The state changelog, read by librdkafka after a run of many small steps: obsolete
+    step records are tombstoned, and what compaction would keep (the newest record per
+    key, tombstoned keys gone) gives a new worker the batch estimate."""
+    from types import SimpleNamespace
+
+    import streams.kafka.worker as worker_module
+    from tests.test_live_kafka import assert_same_rows, batch_table
+
+    # many steps and snapshots (the defaults make them only in long runs)
+    monkeypatch.setattr(worker_module, "COMPACT_EVERY", 4)
+    monkeypatch.setattr(worker_module, "BATCH_MAX", 100)
+    monkeypatch.setattr(worker_module, "BATCH_MAX_CATCHING_UP", 100)
+
+    async def run():
+        live = _worker(broker.bootstrap, app_id, tmp_path)
+        await live.start()
+        try:
+            written = await asyncio.to_thread(_produce, faulty_archive, broker.bootstrap,
+                                              {t: "murmur2_random" for t in TOPICS})
+            await live.wait_caught_up(written)
+            await live.steps.sync()  # the last snapshots read back, their tombstones sent
+            await live.app.producer.flush()
+            return live.changelog_topic, live.estimate_table(), live.tombstoned
+        finally:
+            await live.stop()
+
+    topic, table, tombstoned = asyncio.run(run())
+    batch = batch_table(faulty_archive, tmp_path)
+    assert_same_rows(table, batch)
+    log = _consume_all(broker.bootstrap, topic)
+    tombstones = [m for m in log if m.value() is None]
+    assert tombstoned > 0 and len(tombstones) >= tombstoned
+    newest = {}
+    for m in sorted(log, key=lambda m: (m.partition(), m.offset())):
+        newest[m.partition(), m.key()] = m
+    kept = sorted((m for m in newest.values() if m.value() is not None), key=lambda m: (m.partition(), m.offset()))
+    steps = [m for m in log if m.value() is not None and b"|base|" not in m.key()]
+    assert len([m for m in kept if b"|base|" not in m.key()]) < len(steps) / 2
+    fresh = _worker("127.0.0.1:9", app_id + "-fresh", tmp_path)
+    for m in kept:
+        fresh._add_segment(SimpleNamespace(topic=topic, key=m.key(), value=m.value()))
+    assert_same_rows(fresh.estimate_table(), batch)
+
+
+@pytest.mark.broker
 @pytest.mark.servers
 def test_librdkafkas_default_partitioner_leaves_crossings_unjoined_and_the_alert_fires(broker, app_id, tmp_path):
     from prometheus_client import CollectorRegistry, start_http_server
