@@ -487,6 +487,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="region rows and widened posts without the between-area variance term")
     p.add_argument("--no-week-error", action="store_true",
                    help="post-week rows without the between-week variance term")
+    p.add_argument("--heavy-resale", action="store_true",
+                   help="heavy non-declarer loads allocated by the census of resale declarations"
+                        " (estimators.estimate_weeks heavy_resale=)")
     p.add_argument("--traveller-strata", action="store_true",
                    help="ours post-stratified by trip frequency (suitcase estimate --traveller-strata);"
                         " the textbook stays on the default strata")
@@ -509,6 +512,8 @@ def main(argv: list[str] | None = None) -> None:
     a.cache.mkdir(parents=True, exist_ok=True)
     options = {"window": a.window, "variance": a.variance, "interval": a.interval, "robust": a.robust,
                "synthetic_error": not a.no_synthetic_error, "week_error": not a.no_week_error}
+    if a.heavy_resale:
+        options["heavy_resale"] = True
     if a.traveller_strata:
         options["traveller_strata"] = True
         if a.traveller_window != "past":

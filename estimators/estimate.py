@@ -75,6 +75,12 @@ Two estimators read the same :class:`~estimators.state.StratumState` objects:
     loads are a quarter of the total, not outliers) and lost weekly coverage; see
     bench/accuracy_results.md.
 
+    Heavy loads by resale declarations (``heavy_resale=True``, off by default): the heavy
+    part of a stratum's non-declarer mean is multiplied by ``(D_h / M_h) / (D_S / M_S)``,
+    its resale declarations per non-declarer over its pool's (census counts), so a pool's
+    heavy total is allocated to the weeks and groups whose declarations show traders
+    crossing (:func:`_resale_share`; bench/accuracy_results.md, third round).
+
     Frequency post-strata (batch only, ``suitcase estimate --traveller-strata``; off by
     default because the live worker has no traveller lane): each departure ``i`` of
     traveller ``p`` at ``t_i`` gets ``k_i = #{j of p: t_i - 90 d < t_j <= t_i + A}`` over
@@ -496,7 +502,7 @@ class _Coefficients:
     """
 
     def __init__(self, index, post, group, week, window, min_sample, min_category, need, variance, heavy,
-                 robust="none", week_error=False):
+                 robust="none", week_error=False, heavy_resale=False):
         B = N_REPLICATES
         L = len(LEVELS)
         pools = [index.pooled(lv, post, group, week, window) for lv in LEVELS]
@@ -586,6 +592,7 @@ class _Coefficients:
         self.m0, self.m0b = np.zeros(C), np.zeros((B, C))
         if pools[main0].first[N_W] > 0 or wides[main0].first[N_W] > 0:
             src = pools if pools[main0].first[N_W] > 0 else wides
+            h_window = window
             if heavy is None:
                 hpools, hlevel = src, main0
             else:
@@ -619,6 +626,10 @@ class _Coefficients:
             # only level main0 (hlevel) is fitted: the other levels' sums are never read
             pl_, rl = fit0(src[main0], wides[main0], False)
             ph, rh = fit0(hpools[hlevel], wides[hlevel], True)
+            if heavy_resale and not index.classes:
+                f = _resale_share(index, LEVELS[hlevel], post, group, week,
+                                  (window if src is pools else None) if hpools is src else h_window)
+                ph, rh = ph * f, rh * f
             self.m0, self.m0b = pl_ + ph, np.ascontiguousarray(rl + rh)  # [B, C] as the sums below expect
             levels.add(hlevel)
             if robust != "none":
@@ -766,6 +777,34 @@ def _robust_shift(p: SampleState, m0, m0b, share: float, gap: bool = False):
     unit = (r[jb, np.arange(r.shape[1])] * wx[jb])[:, None] * (a[jb] - m0b) / Wb[:, None]  # [B, C]
     unit = np.where(have[:, None], unit, 0.0)
     return d, -share * (unit - wmax * W / Wb[:, None] * m0b)
+
+
+def _resale_share(index: _Index, level: str, post: str, group: str, week: str, window: int | None) -> float:
+    """Factor of a stratum's heavy non-declarer mean under ``heavy_resale``: its resale
+    declarations per non-declarer over those of the pool it was learnt from (census
+    counts), ``(D_h / M_h) / (D_S / M_S)``; 1 when either has none to compare.
+
+    Heavy loads are traders' loads, and traders declare for resale on some of their trips:
+    the week's resale declarations say how many traders crossed, which the pool's handful
+    of inspections cannot. Summed over the pool's strata the factor keeps the pool's heavy
+    total (``sum_h M_h m f_h = m M_S``, ``m`` the pool's mean), so it only allocates that total between the
+    weeks and groups of the pool, by the census."""
+    key = ("resale", level, post, group, week, window)
+    if key not in index._cache:
+        D = M = 0
+        for m in index.members(level, post, group, week, window):
+            c = index.states[m].census
+            D += int(c.resale_declarations.sum())
+            M += int(c.departures.sum() - c.declarations.sum())
+        index._cache[key] = (D, M)
+    D_S, M_S = index._cache[key]
+    st = index.states.get(Stratum(week, post, group))
+    if st is None or D_S <= 0 or M_S <= 0:
+        return 1.0
+    M_h = int(st.census.departures.sum() - st.census.declarations.sum())
+    if M_h <= 0:
+        return 1.0
+    return (int(st.census.resale_declarations.sum()) / M_h) / (D_S / M_S)
 
 
 def _between(n, res, var) -> float:
@@ -1045,6 +1084,7 @@ def estimate_weeks(
     synthetic_error: bool = True,
     robust: str = "none",
     week_error: bool = True,
+    heavy_resale: bool = False,
 ) -> pl.DataFrame:
     """Weekly estimates by domain with ``1 - alpha`` intervals (the pooled-ratio method).
 
@@ -1096,6 +1136,12 @@ def estimate_weeks(
         True (default): post-week rows also carry the between-week term (the week's own
         departure from the coefficients of its +-``window`` pool; :func:`_between` over
         the pool's weeks).
+    heavy_resale
+        False (default). True: each stratum's heavy non-declarer mean is scaled by its
+        resale declarations per non-declarer over its pool's (:func:`_resale_share`), so
+        the pool's heavy loads go to the weeks and groups whose census shows traders
+        crossing (model assumption: a stratum's heavy non-declarer loads are in proportion
+        to its resale declarations). Not with frequency classes (factor 1).
     robust
         ``"none"`` (default), ``"cb"``, ``"cb-full"`` or ``"gap"``: the outlier-robust
         non-declarer mean (:func:`_robust_shift`).
@@ -1175,7 +1221,7 @@ def estimate_weeks(
             need = {cls: {"R": un[cls][0].sum(0), "m2": un[cls][1].sum(0)} for cls in CLASSES}
             need["m0"] = U0.sum()
             co = _Coefficients(index, post, group, week, window, min_sample, min_category, need, variance, heavy,
-                               robust, week_error)
+                               robust, week_error, heavy_resale)
             known = _f(smp.assessed_declarer) + _f(smp.assessed_nondeclarer)  # [R, C]
             point = known + co.m0 * U0[:, None]
             reps = known[None] + co.m0b[:, None, :] * U0[None, :, None]  # [B, R, C]
