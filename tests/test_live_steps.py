@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,85 +59,124 @@ def test_an_attempt_cut_short_never_counts_and_its_redo_counts_once(tmp_path):
     assert worker.invalid_records() == {"app-partition-state-changelog": 1}
 
 
-def test_a_compacted_changelog_keeps_every_week_and_a_restart_resumes_from_it(tmp_path):
-    """The owner tombstones the step records nobody needs (StepLedger); what Kafka's
-    compaction leaves (the newest record per key, tombstoned keys gone) gives a new
-    worker the same states, and its rebuilt partition continues exactly."""
+def rate_records(n: int) -> list:
+    """``n`` exchange rates of one partition, one a minute: steps that carry no week."""
+    import datetime as dt
+
+    from streams.pipeline.contract import RATES
+    from streams.pipeline.partition import Record
+    from tests.events import line
+
+    start = dt.datetime(2026, 3, 2, tzinfo=dt.timezone(dt.timedelta(hours=3, minutes=30)))
+    return [Record(RATES, 0, i, 0.0, line(RATES, event_id=f"fx-{i}", currency="IRR", units_per_usd=600000 + i,
+                                          event_time=(start + dt.timedelta(minutes=i)).isoformat()))
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("key", [("crossings", 0), ("rates", 0)])
+def test_a_compacted_changelog_keeps_every_week_and_a_restart_resumes_from_it(tmp_path, key):
+    """An old writer that never tombstoned, then a new owner that does: it tombstones the
+    history its ledger found obsolete while it did not own the partition, and every step
+    record nobody needs after that. What Kafka's compaction leaves (the newest record
+    per key, tombstoned keys gone) gives a third worker the same states and the same
+    "how far" (the newest step is kept: the rates lane's steps carry no week), and its
+    rebuilt partition continues exactly."""
     from streams.kafka.worker import LiveWorker, WorkerSettings
     from streams.pipeline.partition import COMPACT_EVERY
 
     book, by_partition = records(tiny_archive(tmp_path / "tiny", travellers=1500))
-    key = ("crossings", 0)
-    recs = by_partition[key]
-    half = len(recs) // 2
+    recs = by_partition[key] if key[0] != "rates" else rate_records(600)
+    cut = len(recs) // 2
     log: list[tuple[bytes, bytes | None]] = []  # the changelog partition, in offset order
 
-    def owner(name: str) -> LiveWorker:
+    def reader(name: str) -> LiveWorker:
         worker = LiveWorker(WorkerSettings(bootstrap="127.0.0.1:9", app_id="steps", data_dir=tmp_path / name))
         worker._write = lambda partition, k, value: log.append((k, value))  # the changelog producer
         return worker
 
-    def run(worker: LiveWorker, state: PartitionState, batch: list) -> None:
-        worker.states[key] = state
-        for i in range(0, len(batch), 3):
-            step = state.process(batch[i:i + 3], book)
+    def read(worker: LiveWorker, records_) -> None:
+        for k, value in records_:
+            worker._add_segment(SimpleNamespace(topic="app-partition-state-changelog", key=k, value=value))
+
+    def run(worker: LiveWorker, state: PartitionState, batch: list, owner: bool) -> None:
+        for i in range(0, len(batch), 2):
+            step = state.process(batch[i:i + 2], book)
             step.dead.clear()  # dead letters go to their own topic, not under test here
-            read = len(log)
+            at = len(log)
+            worker.states[key] = state
             worker._commit(state, step)
-            for k, value in log[read:]:  # read back by the worker's changelog reader
-                worker._add_segment(SimpleNamespace(topic="app-partition-state-changelog", key=k, value=value))
+            if not owner:
+                worker.states.pop(key)  # its reader never sees it as the owner
+            read(worker, log[at:])  # read back by the worker's changelog reader
 
     def compacted() -> list[tuple[bytes, bytes]]:
         newest = {k: (offset, value) for offset, (k, value) in enumerate(log)}
         return [(k, value) for k, (_, value) in sorted(newest.items(), key=lambda kv: kv[1][0]) if value is not None]
 
-    first = owner("a")
-    run(first, PartitionState(*key), recs[:half])
-    steps = first._applied_seq[key]
-    assert steps > 2 * COMPACT_EVERY and first.tombstoned > 0
-    kept = compacted()
-    weeks = set(first.summaries.week_states(key))
-    # bounded by weeks and the steps since the snapshot, not by the steps written
-    step_records = [k for k, _ in kept if b"|base|" not in k]
-    assert len(step_records) <= COMPACT_EVERY + len(weeks) < steps
+    old = reader("old")
+    run(old, PartitionState(*key), recs[:cut], owner=False)
+    assert old.tombstoned == 0 and old._applied_seq[key] > 2 * COMPACT_EVERY
 
-    second = owner("b")
-    for k, value in kept:  # a new worker reads the compacted changelog
-        second._add_segment(SimpleNamespace(topic="app-partition-state-changelog", key=k, value=value))
-    assert second.summaries.tables == first.summaries.tables
-    rebuilt = PartitionState.rebuild(*key, second._latest[key], weeks=second.summaries.week_states(key))
-    assert rebuilt.offsets == first.states[key].offsets
-    run(second, rebuilt, recs[half:])
+    new = reader("new")
+    read(new, list(log))  # not yet the owner
+    assert new.tombstoned == 0
+    state = PartitionState.rebuild(*key, new._latest[key], weeks=new.summaries.week_states(key))
+    new.states[key] = state
+    new._tombstone(key)  # as _on_recover does once the partition is its own
+    assert new.tombstoned > 0
+    run(new, state, recs[cut:], owner=True)
+    steps = new._applied_seq[key]
+
+    kept = compacted()
+    step_records = [k for k, _ in kept if b"|base|" not in k]
+    weeks = set(new.summaries.week_states(key))
+    assert len(step_records) <= COMPACT_EVERY + len(weeks) + 1 < steps
+
+    fresh = reader("fresh")
+    read(fresh, kept)
+    assert fresh.summaries.tables == new.summaries.tables
+    assert fresh._applied[key] == new._applied[key] == state.offsets  # how far: the newest step
+    rebuilt = PartitionState.rebuild(*key, fresh._latest[key], weeks=fresh.summaries.week_states(key))
+    assert rebuilt.offsets == state.offsets
 
     whole = PartitionState(*key)
     expected = Tables()
-    for i in range(0, len(recs), 3):
-        for o in whole.process(recs[i:i + 3], book).observations:
+    for i in range(0, len(recs), 2):
+        for o in whole.process(recs[i:i + 2], book).observations:
             expected.update(o)
-    assert second.summaries.tables == expected
+    assert new.summaries.tables == expected
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.sets(st.sampled_from("abcde"), max_size=3), st.just("snapshot")), max_size=60),
+@given(st.lists(st.one_of(st.sets(st.sampled_from("abcde"), max_size=3), st.just("snapshot"), st.just("v2"),
+                          st.just("take")), max_size=60),
        st.integers(1, 3))
-def test_the_ledger_keeps_exactly_the_steps_a_rebuild_or_a_week_needs(ops, parts):
-    """After any sequence of steps and snapshots: every step after the snapshot and the
-    newest step of every week are kept, nothing else is, and each obsolete record was
-    named once with its parts."""
+def test_the_ledger_keeps_exactly_the_steps_a_rebuild_a_week_or_a_reader_needs(ops, parts):
+    """After any sequence of steps, version-2 steps, snapshots and takes: every step
+    after the snapshot, the newest step of every week, the newest step of all (its
+    offsets say how far the partition is) and every version-2 step are kept; every
+    other step is handed out for tombstoning exactly once, with its parts."""
     from streams.pipeline.partition import StepLedger
 
     ledger = StepLedger()
-    seq, base, newest, named = 0, 0, {}, []
+    seq, base, newest, v2, taken = 0, 0, {}, set(), []
     for op in ops:
         if op == "snapshot":
             base = seq
-            named += ledger.snapshot(seq)
+            ledger.snapshot(seq)
+        elif op == "take":
+            taken += ledger.take()
         else:
             seq += 1
-            for week in op:
+            weeks = set() if op == "v2" else op
+            if op == "v2":
+                v2.add(seq)
+            for week in weeks:
                 newest[week] = seq
-            named += ledger.step(seq, parts, op)
-        needed = set(range(base + 1, seq + 1)) | set(newest.values())
+            ledger.step(seq, parts, weeks, observations=op == "v2")
+        needed = set(range(base + 1, seq + 1)) | set(newest.values()) | {seq} - {0} | v2
         assert ledger.kept() == sorted(needed)
-        assert sorted(s for s, _ in named) == sorted(set(range(1, seq + 1)) - needed)
-        assert all(p == parts for _, p in named)
+        everything = taken + ledger.take()
+        taken = everything
+        assert sorted(s for s, _ in taken) == sorted(set(range(1, seq + 1)) - needed)
+        assert all(p == parts for _, p in taken)

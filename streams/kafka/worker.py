@@ -565,6 +565,8 @@ class LiveWorker:
             for key in assigned
         }
         log.info("recovered %d partition states", len(self.states))
+        for key in self.states:  # what the ledger found obsolete while nobody here owned it
+            self._tombstone(key)
         self._recovered.set()
         if self._raw is not None:
             await self._raw_assign()
@@ -665,33 +667,47 @@ class LiveWorker:
         if segment.lane not in LANES:
             self._skip(message.topic, "unknown_lane")
             return
-        self._keep(key, segment)
+        if self._keep(key, segment):  # a complete snapshot: what waited for it can merge
+            self._merge_ready(key, message.topic)
         if segment.base:
             return  # snapshots carry no observations
         applied = self._applied_seq.get(key, 0)
         if segment.seq <= applied:
             return  # merged already
         pending = self._pending.get(key)
-        if segment.parts == 1 and not pending:
+        if segment.parts == 1 and segment.seq == applied + 1 and not pending:
             self._merge(key, [segment])
             return
-        pending = self._pending.setdefault(key, [])
-        pending.append(segment)
-        # Complete steps merge in seq order; a gap (the obsolete steps a compacted
-        # changelog no longer holds, see StepLedger) is not waited for: each record
-        # holds its weeks' states whole, the newest superseding the rest.
-        for (base, seq), parts in complete_steps(pending).items():
-            if not base and seq > applied:
-                self._merge(key, parts)
-                applied = seq
+        self._pending.setdefault(key, []).append(segment)
+        self._merge_ready(key, message.topic)
+
+    def _merge_ready(self, key: tuple[str, int], topic: str) -> None:
+        """Merge the complete pending steps that may merge now, in seq order: the next
+        one, and any the newest complete snapshot covers. A compacted changelog lacks the
+        obsolete steps (StepLedger) at or below its snapshot, which comes after them: a
+        gap there is waited for until the snapshot is read, then passed; a gap above it
+        is a step still to come."""
+        pending = self._pending.get(key)
+        if not pending:
+            return
+        applied = self._applied_seq.get(key, 0)
+        base = self._ledger(key).base
+        for (is_base, seq), parts in complete_steps(pending).items():
+            if is_base or seq <= applied:
+                continue
+            if seq > max(applied, base) + 1:
+                break  # a step still to come
+            self._merge(key, parts)
+            applied = seq
         self._pending[key] = [s for s in pending if s.seq > applied]
         if len(self._pending[key]) > 10_000:
-            self._skip(message.topic, "gap", count=0)
+            self._skip(topic, "gap", count=0)
 
-    def _keep(self, key: tuple[str, int], segment) -> None:
+    def _keep(self, key: tuple[str, int], segment) -> bool:
         """Keep what rebuilding this partition's state needs: the newest complete
         snapshot and the records after it (without their observations; a week's states
-        only in the newest record that carries them, the others are superseded)."""
+        only in the newest record that carries them, the others are superseded). True
+        when ``segment`` completed a snapshot."""
         kept = self._latest.setdefault(key, [])
         if not segment.base:
             segment = msgspec.structs.replace(segment, observations=_NO_OBSERVATIONS, stamps=None)
@@ -700,7 +716,10 @@ class LiveWorker:
             parts = [s for s in kept if s.base and s.seq == segment.seq and s.attempt == segment.attempt]
             if len(parts) == segment.parts:
                 self._latest[key] = parts + [s for s in kept if not s.base and s.seq > segment.seq]
-                self._tombstone(key, self._ledger(key).snapshot(segment.seq))
+                self._ledger(key).snapshot(segment.seq)
+                self._tombstone(key)
+                return True
+        return False
 
     def _supersede(self, key: tuple[str, int], seq: int, weeks: set[str]) -> None:
         """Drop ``weeks``' states from the kept records before step ``seq`` (complete)."""
@@ -713,11 +732,11 @@ class LiveWorker:
         """A complete step: its week states supersede the partition's earlier ones
         (a version-2 step carried observations instead: added to them)."""
         weeks = [w for part in parts for w in part.weeks]
+        observations = [o for part in parts for o in part.observations]
         try:
             if weeks:
                 self.summaries.put(key, parts[0].seq, weeks)
                 self._supersede(key, parts[0].seq, {w.week for w in weeks})
-            observations = [o for part in parts for o in part.observations]
             if observations:
                 self.summaries.fold(key, parts[0].seq, observations)
             for part in parts:
@@ -731,7 +750,8 @@ class LiveWorker:
             self._skip(self.changelog_topic, f"internal_error:{type(error).__name__}")
         self._applied_seq[key] = parts[0].seq
         self._applied[key] = dict(parts[0].offsets)
-        self._tombstone(key, self._ledger(key).step(parts[0].seq, len(parts), {w.week for w in weeks}))
+        self._ledger(key).step(parts[0].seq, len(parts), {w.week for w in weeks}, observations=bool(observations))
+        self._tombstone(key)
 
     def _ledger(self, key: tuple[str, int]) -> StepLedger:
         ledger = self._ledgers.get(key)
@@ -739,11 +759,14 @@ class LiveWorker:
             ledger = self._ledgers[key] = StepLedger()
         return ledger
 
-    def _tombstone(self, key: tuple[str, int], obsolete: list[tuple[int, int]]) -> None:
-        """Tombstone a partition's obsolete step records, if this worker owns it (any
-        worker's ledger would name the same ones; one writer is enough)."""
-        if not obsolete or key not in self.states:
+    def _tombstone(self, key: tuple[str, int]) -> None:
+        """Tombstone a partition's obsolete step records, if this worker owns it (every
+        worker's ledger names the same ones and keeps them until an owner takes them:
+        one writer is enough)."""
+        if key not in self.states:
             return
+        ledger = self._ledgers.get(key)
+        obsolete = ledger.take() if ledger is not None else []
         lane, p = key
         for seq, parts in obsolete:
             for k in range(parts):

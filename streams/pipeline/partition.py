@@ -66,6 +66,7 @@ import datetime as _dt
 import hashlib
 import logging
 import random
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
@@ -283,53 +284,71 @@ class StepLedger:
     """Which step records of one lane partition the state changelog still needs.
 
     A step record (``lane|p|seq|part``) holds the partition's join-state change, needed
-    until a snapshot covers it (``seq <= base``), and the whole states of the weeks it
-    touched, each needed until a later step carries that week again. A record needed
-    for neither is obsolete: its owner tombstones it, so the compacted changelog keeps
-    one snapshot, the steps after it, and at most one step per week: its size grows with
-    weeks, not with steps (one per fetch, so with time). Every worker keeps a ledger per
-    partition from the complete steps it reads, so a new owner knows what the old one
-    left.
+    until a snapshot covers it (``seq <= base``), the whole states of the weeks it
+    touched, each needed until a later step carries that week again, and the
+    partition's offsets, which the newest step must keep saying (readers take "how far
+    is this partition" from it). A step that is none of these is obsolete: its owner
+    tombstones it, so the compacted changelog keeps one snapshot, the steps after it,
+    the newest step and at most one step per week: its size grows with weeks, not with
+    steps (one per fetch, so with time). A version-2 step (observations, added by
+    readers rather than superseding) is never obsolete.
+
+    Every worker keeps a ledger per partition from the complete steps it reads, owner or
+    not, and obsolete records wait in it until an owner takes them (:meth:`take`), so a
+    new owner tombstones what the old one left, and an upgrade tombstones the history.
     """
 
-    __slots__ = ("base", "_newest", "_steps")
+    __slots__ = ("base", "newest", "_week_step", "_steps", "_obsolete_seqs", "_obsolete_parts")
 
     def __init__(self) -> None:
         self.base = 0  # seq of the newest complete snapshot
-        self._newest: dict[str, int] = {}  # week -> seq of the newest step carrying it
-        self._steps: dict[int, tuple[int, set[str]]] = {}  # seq -> (parts, weeks it is newest for)
+        self.newest = 0  # seq of the newest step
+        self._week_step: dict[str, int] = {}  # week -> seq of the newest step carrying it
+        self._steps: dict[int, tuple[int, set[str] | None]] = {}  # seq -> (parts, weeks newest here; None: keep)
+        self._obsolete_seqs = array("q")  # obsolete records not yet taken by an owner
+        self._obsolete_parts = array("l")
 
-    def step(self, seq: int, parts: int, weeks) -> list[tuple[int, int]]:
-        """A complete step ``seq`` of ``parts`` records carrying ``weeks``; returns the
-        (seq, parts) of the records that became obsolete."""
+    def step(self, seq: int, parts: int, weeks, observations: bool = False) -> None:
+        """A complete step ``seq`` of ``parts`` records carrying ``weeks`` (and, for a
+        version-2 step, ``observations``)."""
         if seq in self._steps:
-            return []  # read twice
+            return  # read twice
         newest_here = set()
         for week in weeks:
-            old = self._newest.get(week, 0)
+            old = self._week_step.get(week, 0)
             if old > seq:
                 continue  # a later step carries it already
-            if old in self._steps:
-                self._steps[old][1].discard(week)
-            self._newest[week] = seq
+            held = self._steps.get(old)
+            if held is not None and held[1] is not None:
+                held[1].discard(week)
+            self._week_step[week] = seq
             newest_here.add(week)
-        self._steps[seq] = (parts, newest_here)
-        return self._obsolete()
+        self._steps[seq] = (parts, None if observations else newest_here)
+        self.newest = max(self.newest, seq)
+        self._sweep()
 
-    def snapshot(self, seq: int) -> list[tuple[int, int]]:
-        """A complete snapshot at ``seq``; returns the records it made obsolete."""
+    def snapshot(self, seq: int) -> None:
+        """A complete snapshot at ``seq``."""
         self.base = max(self.base, seq)
-        return self._obsolete()
+        self._sweep()
+
+    def take(self) -> list[tuple[int, int]]:
+        """The (seq, parts) of the obsolete records not taken before, oldest first."""
+        out = list(zip(self._obsolete_seqs, self._obsolete_parts))
+        del self._obsolete_seqs[:], self._obsolete_parts[:]
+        return out
 
     def kept(self) -> list[int]:
         """The seqs of the step records still needed, in order."""
         return sorted(self._steps)
 
-    def _obsolete(self) -> list[tuple[int, int]]:
-        gone = [(seq, parts) for seq, (parts, weeks) in self._steps.items() if seq <= self.base and not weeks]
-        for seq, _ in gone:
+    def _sweep(self) -> None:
+        gone = [(seq, parts) for seq, (parts, weeks) in self._steps.items()
+                if weeks is not None and not weeks and seq <= self.base and seq != self.newest]
+        for seq, parts in sorted(gone):
             del self._steps[seq]
-        return gone
+            self._obsolete_seqs.append(seq)
+            self._obsolete_parts.append(parts)
 
 
 @dataclass
