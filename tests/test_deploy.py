@@ -59,6 +59,7 @@ CONTRACT_METRICS = {
     "suitcase_estimates_published_total",
     "suitcase_worker_healthy",
     "suitcase_internal_records_invalid_total",
+    "suitcase_changelog_tombstones_total",
 }
 #: Label names that would identify a person, a card or a crossing: never in monitoring.
 IDENTIFYING = re.compile(r"travel|card|crossing|passport|person", re.IGNORECASE)

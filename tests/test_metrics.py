@@ -75,6 +75,9 @@ class View:
     def invalid_records(self):
         return {"suitcase-partition-state-changelog": 3}
 
+    def tombstones(self):
+        return 5
+
 
 @pytest.fixture
 def registry():
@@ -149,3 +152,4 @@ def test_health_and_invalid_internal_records_are_exported(registry):
     g = registry.get_sample_value
     assert g("suitcase_worker_healthy") == 0.0
     assert g("suitcase_internal_records_invalid_total", {"topic": "suitcase-partition-state-changelog"}) == 3
+    assert g("suitcase_changelog_tombstones_total") == 5

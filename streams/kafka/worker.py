@@ -438,6 +438,9 @@ class LiveWorker:
             raise SystemExit(70)
         job.result()
 
+    def tombstones(self) -> int:
+        return self.tombstoned
+
     def invalid_records(self) -> dict[str, int]:
         out = dict(self._invalid)
         if self.summaries.invalid:  # week states that did not decode (decoded when merged)

@@ -49,6 +49,7 @@ METRICS: Final[dict[str, tuple[str, tuple[str, ...], str]]] = {
     "suitcase_consumer_lag_messages": ("gauge", ("topic", "partition"), "Records in the partition not yet processed by this worker."),
     "suitcase_worker_healthy": ("gauge", (), "1 while every task of the worker runs; 0 once one failed (the process then exits non-zero)."),
     "suitcase_internal_records_invalid_total": ("counter", ("topic",), "Records on an internal topic that did not decode (skipped, never applied)."),
+    "suitcase_changelog_tombstones_total": ("counter", (), "Obsolete step records of the state changelog this worker tombstoned (so compaction removes them)."),
     "suitcase_event_lag_seconds": ("histogram", ("topic",), "Kafka record timestamp to processing, seconds."),
 }
 
@@ -88,6 +89,7 @@ class MetricsView(Protocol):
     def week_counts(self, week: str) -> tuple[dict, dict]: ...  # departures, random inspections
     def healthy(self) -> bool: ...
     def invalid_records(self) -> dict[str, int]: ...  # internal topic -> records skipped
+    def tombstones(self) -> int: ...  # obsolete changelog step records tombstoned
 
 
 def _family(name: str):
@@ -177,6 +179,9 @@ class SuitcaseCollector(Collector):
         fam = _family("suitcase_internal_records_invalid_total")
         for topic, n in sorted(v.invalid_records().items()):
             fam.add_metric([topic], n)
+        yield fam
+        fam = _family("suitcase_changelog_tombstones_total")
+        fam.add_metric([], v.tombstones())
         yield fam
 
         yield from self._estimates()
