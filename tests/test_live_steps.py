@@ -16,7 +16,7 @@ from tests.test_live_state import records, tiny_archive
 
 
 def message(raw: bytes | None):
-    return SimpleNamespace(topic="app-partition-state-changelog", value=raw)
+    return SimpleNamespace(topic="app-partition-state-changelog", key=None, value=raw)
 
 
 def test_an_attempt_cut_short_never_counts_and_its_redo_counts_once(tmp_path):
@@ -131,6 +131,10 @@ def test_a_compacted_changelog_keeps_every_week_and_a_restart_resumes_from_it(tm
     step_records = [k for k, _ in kept if b"|base|" not in k]
     weeks = set(new.summaries.week_states(key))
     assert len(step_records) <= COMPACT_EVERY + len(weeks) + 1 < steps
+
+    observer = reader("observer")  # owns nothing: holds only tombstones still on their way
+    read(observer, list(log))
+    assert observer.tombstoned == 0 and observer._ledgers[key].take() == []
 
     fresh = reader("fresh")
     read(fresh, kept)

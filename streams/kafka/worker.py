@@ -652,8 +652,9 @@ class LiveWorker:
         """Merge the observations of each partition's complete steps, in ``seq`` order,
         each exactly once (a step redone after a kill has the same ``seq`` as the
         incomplete attempt it replaces; see streams.pipeline.partition)."""
-        if message.value is None:
-            return  # a tombstone of an old snapshot
+        if message.value is None:  # a tombstone: of an old snapshot, or of an obsolete step
+            self._tombstone_read(message.key)
+            return
         own = self._own.pop(message.key, None) if self._own else None
         if own is not None and own[0] == message.value:
             # the very bytes this worker wrote: the segment they encode, checked as
@@ -755,6 +756,19 @@ class LiveWorker:
         self._applied[key] = dict(parts[0].offsets)
         self._ledger(key).step(parts[0].seq, len(parts), {w.week for w in weeks}, observations=bool(observations))
         self._tombstone(key)
+
+    def _tombstone_read(self, key: bytes | None) -> None:
+        """An obsolete step's tombstone (``lane|p|seq|part``) is in the changelog: its
+        ledger need not keep it for a future owner."""
+        fields = key.split(b"|") if isinstance(key, bytes) else []
+        if len(fields) != 4:
+            return  # a snapshot's (lane|p|base|seq|part), or not ours
+        try:
+            ledger = self._ledgers.get((fields[0].decode("ascii"), int(fields[1])))
+            if ledger is not None:
+                ledger.forget(int(fields[2]))
+        except (UnicodeDecodeError, ValueError):
+            return
 
     def _ledger(self, key: tuple[str, int]) -> StepLedger:
         ledger = self._ledgers.get(key)

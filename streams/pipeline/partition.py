@@ -66,7 +66,6 @@ import datetime as _dt
 import hashlib
 import logging
 import random
-from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
@@ -294,19 +293,20 @@ class StepLedger:
     readers rather than superseding) is never obsolete.
 
     Every worker keeps a ledger per partition from the complete steps it reads, owner or
-    not, and obsolete records wait in it until an owner takes them (:meth:`take`), so a
-    new owner tombstones what the old one left, and an upgrade tombstones the history.
+    not, and obsolete records wait in it until an owner takes them (:meth:`take`) or their
+    tombstone is read (:meth:`forget`), so a new owner tombstones what the old one left,
+    an upgrade tombstones the history, and a worker that owns nothing holds only the
+    obsolete records whose tombstones are still on their way.
     """
 
-    __slots__ = ("base", "newest", "_week_step", "_steps", "_obsolete_seqs", "_obsolete_parts")
+    __slots__ = ("base", "newest", "_week_step", "_steps", "_waiting")
 
     def __init__(self) -> None:
         self.base = 0  # seq of the newest complete snapshot
         self.newest = 0  # seq of the newest step
         self._week_step: dict[str, int] = {}  # week -> seq of the newest step carrying it
         self._steps: dict[int, tuple[int, set[str] | None]] = {}  # seq -> (parts, weeks newest here; None: keep)
-        self._obsolete_seqs = array("q")  # obsolete records not yet taken by an owner
-        self._obsolete_parts = array("l")
+        self._waiting: dict[int, int] = {}  # obsolete seq -> parts, not yet tombstoned
 
     def step(self, seq: int, parts: int, weeks, observations: bool = False) -> None:
         """A complete step ``seq`` of ``parts`` records carrying ``weeks`` (and, for a
@@ -333,10 +333,15 @@ class StepLedger:
         self._sweep()
 
     def take(self) -> list[tuple[int, int]]:
-        """The (seq, parts) of the obsolete records not taken before, oldest first."""
-        out = list(zip(self._obsolete_seqs, self._obsolete_parts))
-        del self._obsolete_seqs[:], self._obsolete_parts[:]
+        """The (seq, parts) of the obsolete records not taken or tombstoned before, oldest
+        first."""
+        out = sorted(self._waiting.items())
+        self._waiting.clear()
         return out
+
+    def forget(self, seq: int) -> None:
+        """Step ``seq``'s tombstone was read: nobody need write it."""
+        self._waiting.pop(seq, None)
 
     def kept(self) -> list[int]:
         """The seqs of the step records still needed, in order."""
@@ -345,10 +350,9 @@ class StepLedger:
     def _sweep(self) -> None:
         gone = [(seq, parts) for seq, (parts, weeks) in self._steps.items()
                 if weeks is not None and not weeks and seq <= self.base and seq != self.newest]
-        for seq, parts in sorted(gone):
+        for seq, parts in gone:
             del self._steps[seq]
-            self._obsolete_seqs.append(seq)
-            self._obsolete_parts.append(parts)
+            self._waiting[seq] = parts
 
 
 @dataclass
