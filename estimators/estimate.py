@@ -591,16 +591,15 @@ class _Coefficients:
         n_pooled += int(pools[main0].n_nondeclarer.sum())
         self.m0, self.m0b = np.zeros(C), np.zeros((B, C))
         if pools[main0].first[N_W] > 0 or wides[main0].first[N_W] > 0:
-            src = pools if pools[main0].first[N_W] > 0 else wides
-            h_window = window
+            src, src_window = (pools, window) if pools[main0].first[N_W] > 0 else (wides, None)
             if heavy is None:
-                hpools, hlevel = src, main0
+                hpools, hlevel, hwindow = src, main0, src_window
             else:
-                h_level, h_window = heavy
+                h_level, hwindow = heavy
                 hlevel = max(LEVELS.index(h_level), main0)
-                hpools = [index.pooled(lv, post, group, week, h_window) for lv in LEVELS]
+                hpools = [index.pooled(lv, post, group, week, hwindow) for lv in LEVELS]
                 if hpools[hlevel].first[N_W] <= 0:
-                    hpools, hlevel = src, main0
+                    hpools, hlevel, hwindow = src, main0, src_window
             def loads(p, heavy_part):
                 """Exact first moments and replicate sums [C, B] of the non-declarers' heavy
                 loads ``w a_c 1[A >= HEAVY]`` or light ones ``w a_c - w a_c 1[A >= HEAVY]``
@@ -627,8 +626,7 @@ class _Coefficients:
             pl_, rl = fit0(src[main0], wides[main0], False)
             ph, rh = fit0(hpools[hlevel], wides[hlevel], True)
             if heavy_resale and not index.classes:
-                f = _resale_share(index, LEVELS[hlevel], post, group, week,
-                                  (window if src is pools else None) if hpools is src else h_window)
+                f = _resale_share(index, LEVELS[hlevel], post, group, week, hwindow)
                 ph, rh = ph * f, rh * f
             self.m0, self.m0b = pl_ + ph, np.ascontiguousarray(rl + rh)  # [B, C] as the sums below expect
             levels.add(hlevel)
@@ -795,16 +793,21 @@ def _resale_share(index: _Index, level: str, post: str, group: str, week: str, w
         for m in index.members(level, post, group, week, window):
             c = index.states[m].census
             D += int(c.resale_declarations.sum())
-            M += int(c.departures.sum() - c.declarations.sum())
+            M += _nondeclarers(c)
         index._cache[key] = (D, M)
     D_S, M_S = index._cache[key]
     st = index.states.get(Stratum(week, post, group))
     if st is None or D_S <= 0 or M_S <= 0:
         return 1.0
-    M_h = int(st.census.departures.sum() - st.census.declarations.sum())
+    M_h = _nondeclarers(st.census)
     if M_h <= 0:
         return 1.0
     return (int(st.census.resale_declarations.sum()) / M_h) / (D_S / M_S)
+
+
+def _nondeclarers(census) -> int:
+    """Departures without a declaration (M) of a stratum's census."""
+    return int(census.departures.sum() - census.declarations.sum())
 
 
 def _between(n, res, var) -> float:
@@ -1365,7 +1368,7 @@ def textbook_weeks(
                 pk = ("0", week_levels[nl], tuple(members))
                 n = int(p.n_nondeclarer.sum())
                 M = sum(
-                    max(int(index.states[m].census.departures.sum() - index.states[m].census.declarations.sum()), 0)
+                    max(_nondeclarers(index.states[m].census), 0)
                     for m in members
                 )
                 fpc = max(1.0 - n / M, 0.0) if M > 0 else 1.0

@@ -32,8 +32,8 @@ Data flow (see :mod:`streams.pipeline.partition` for the state, :mod:`streams.ka
    the steps after it, and its week states from the newest record of each week, then
    continues them. The owner tombstones the step records that a snapshot covers and
    whose weeks a later step carries (:class:`~streams.pipeline.partition.StepLedger`),
-   so the compacted changelog holds one record per week plus the steps since the last
-   snapshot, however long the worker runs.
+   so the compacted changelog holds at most one step per week, the newest step and the
+   steps since the last snapshot, however long the worker runs.
 5. Every long-running task is supervised (:meth:`LiveWorker._supervise`): one that fails
    is logged with its traceback, ``suitcase_worker_healthy`` drops to 0 and
    ``suitcase worker`` exits non-zero, so an orchestrator restarts it.
@@ -736,11 +736,12 @@ class LiveWorker:
         """A complete step: its week states supersede the partition's earlier ones
         (a version-2 step carried observations instead: added to them)."""
         weeks = [w for part in parts for w in part.weeks]
+        week_names = {w.week for w in weeks}
         observations = [o for part in parts for o in part.observations]
         try:
             if weeks:
                 self.summaries.put(key, parts[0].seq, weeks)
-                self._supersede(key, parts[0].seq, {w.week for w in weeks})
+                self._supersede(key, parts[0].seq, week_names)
             if observations:
                 self.summaries.fold(key, parts[0].seq, observations)
             for part in parts:
@@ -754,7 +755,7 @@ class LiveWorker:
             self._skip(self.changelog_topic, f"internal_error:{type(error).__name__}")
         self._applied_seq[key] = parts[0].seq
         self._applied[key] = dict(parts[0].offsets)
-        self._ledger(key).step(parts[0].seq, len(parts), {w.week for w in weeks}, observations=bool(observations))
+        self._ledger(key).step(parts[0].seq, len(parts), week_names, observations=bool(observations))
         self._tombstone(key)
 
     def _tombstone_read(self, key: bytes | None) -> None:

@@ -250,12 +250,10 @@ def _long_or_deep_line(block: bytes, n: int) -> int | None:
     data = np.frombuffer(block, dtype=np.uint8)
     starts = np.r_[0, np.flatnonzero(data == 10) + 1]
     ends = np.r_[starts[1:] - 1, len(data)]
-    if shallow:
-        long = np.flatnonzero(ends - starts > BOUNDS.max_event_bytes)
-        return int(starts[long[0]]) if len(long) else None
-    opening = (data | 32) == 123  # "{" or "[", and no other byte
-    brackets = np.r_[0, np.cumsum(opening)]
-    odd = (brackets[ends] - brackets[starts] > MAX_DEPTH) | (ends - starts > BOUNDS.max_event_bytes)
+    odd = ends - starts > BOUNDS.max_event_bytes
+    if not shallow:
+        brackets = np.r_[0, np.cumsum((data | 32) == 123)]  # "{" or "[", and no other byte
+        odd |= brackets[ends] - brackets[starts] > MAX_DEPTH
     hit = np.flatnonzero(odd)
     return int(starts[hit[0]]) if len(hit) else None
 

@@ -159,10 +159,11 @@ def _epoch(data: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(epoch seconds of the ``YYYY-MM-DDTHH:MM:SS+HH:MM`` at each of ``at``, whether it is
     a real date within the plausibility bounds). The pattern made the digits digits.
 
-    The 25 characters are read as three little-endian 8-byte words and one byte per
-    time (an unaligned view of the buffer, no copy), and their digits taken by shifts."""
+    The 25 characters are read as three little-endian 8-byte words per time (an
+    unaligned view of the buffer, no copy; the third overlaps the second by its ":"), and
+    their digits taken by shifts."""
     words = np.ndarray(shape=(max(len(data) - 7, 0),), dtype="<u8", buffer=data, strides=(1,))
-    w0, w1, w2 = words[at], words[at + 8], words[at + 16]  # YYYY-MM- DDTHH:MM :SS+HH:M
+    w0, w1, w2 = words[at], words[at + 8], words[at + 17]  # YYYY-MM- DDTHH:MM SS+HH:MM
 
     def digit(word: np.ndarray, i: int) -> np.ndarray:
         return ((word >> np.uint64(8 * i)) & np.uint64(0xFF)).astype(np.int64) - 48
@@ -172,9 +173,9 @@ def _epoch(data: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     y = two(w0, 0) * 100 + two(w0, 2)
     m, day = two(w0, 5), two(w1, 0)
-    seconds = two(w1, 3) * 3600 + two(w1, 6) * 60 + two(w2, 1)
-    sign = np.where(((w2 >> np.uint64(24)) & np.uint64(0xFF)) == ord("-"), -1, 1)
-    offset = sign * (two(w2, 4) * 3600 + (digit(w2, 7) * 10 + data[at + 24].astype(np.int64) - 48) * 60)
+    seconds = two(w1, 3) * 3600 + two(w1, 6) * 60 + two(w2, 0)
+    sign = np.where(digit(w2, 2) == ord("-") - 48, -1, 1)
+    offset = sign * (two(w2, 3) * 3600 + two(w2, 6) * 60)
     leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
     real = (y >= 1) & (day <= _DAYS[m - 1] + (leap & (m == 2)))
     # days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)

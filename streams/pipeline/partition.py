@@ -49,9 +49,10 @@ changes nothing.
 The worker writes segments to the changelogged ``partition-state`` table under
 ``lane|p|seq|part``; every ``COMPACT_EVERY`` steps it writes a snapshot (a base segment,
 no observations, no week states) under ``lane|p|base|seq|part``. A step record that a
-snapshot covers and whose weeks a later step carries again is obsolete and tombstoned by
-the owner (:class:`StepLedger`), so the compacted topic grows with weeks, not with steps;
-readers merge complete steps in seq order without waiting for the gaps that leaves. Recovery is :meth:`PartitionState.restore` /
+snapshot covers, whose weeks a later step carries again and that is not the newest is
+obsolete and tombstoned by the owner (:class:`StepLedger`), so the compacted topic grows
+with weeks, not with steps; readers pass the gaps that leaves at or below the newest
+snapshot (``LiveWorker._merge_ready``). Recovery is :meth:`PartitionState.restore` /
 :meth:`PartitionState.rebuild` (the week states from the newest record of each week).
 
 Only states leave a partition (never ids: the inspection's ``unit_key``, the traveller
